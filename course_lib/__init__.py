@@ -1,0 +1,1 @@
+"""course_lib: the library behind the course."""

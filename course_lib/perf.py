@@ -1,0 +1,347 @@
+r"""The analytical model of LLM inference speed: pure formulas, SI units, no torch.
+
+Everything here is arithmetic on sizes and rates, so a slider can call it thousands of times a
+second and a test can check it by hand. Units: bytes, seconds, bytes/s, FLOP, FLOP/s.
+
+The one idea (batch-1 decode streams every weight once per token):
+
+.. math:: t_\text{token} \approx \frac{P \cdot b_\text{param} + \text{KV bytes}}{B_\text{mem}}
+
+It is a *lower bound*: real systems reach roughly 50-70 % of it (kernel launches, small ops,
+attention over the cache, imperfect overlap). Functions that take ``overhead`` or
+``launch_overhead`` let the course add those terms back honestly.
+
+Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
+outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+from . import precision as _precision
+
+__all__ = [
+    "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "fits", "min_devices",
+    "ridge_point", "critical_batch", "linear_intensity", "kv_cache_bytes_per_token",
+    "prefill_time", "speculative_expected_tokens", "speculative_speedup",
+    "tensor_parallel_decode_time", "allreduce_time", "activation_bytes",
+    "batched_decode_time", "decode_intensity", "launch_aware_decode_time",
+    "transformer_params", "matmul_params", "decode_weight_bytes", "forward_flops",
+    "decode_components", "decode_table", "MODEL_SIZES",
+]
+
+# Model sizes of the course's "models x GPUs" table (parameters).
+MODEL_SIZES: dict[str, float] = {"1.3B": 1.3e9, "7B": 7e9, "13B": 13e9, "70B": 70e9, "405B": 405e9}
+
+
+# ----------------------------------------------------------------------------- validation
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name}={value!r} must be a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    return value
+
+
+def _positive(name: str, value) -> float:
+    value = _number(name, value)
+    if value <= 0:
+        raise ValueError(f"{name}={value!r} must be greater than zero")
+    return value
+
+
+def _non_negative(name: str, value) -> float:
+    value = _number(name, value)
+    if value < 0:
+        raise ValueError(f"{name}={value!r} must be zero or more")
+    return value
+
+
+def _count(name: str, value, minimum: int = 1) -> int:
+    """A whole number >= minimum (floats such as 4.0 are accepted, 4.5 is not)."""
+    number = _number(name, value)
+    if number != int(number) or number < minimum:
+        raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
+    return int(number)
+
+
+# ----------------------------------------------------------------------------- sizes
+def bytes_per_param(precision: str) -> float:
+    """Bytes per parameter: fp32 4, fp16 2, bf16 2, fp8 1, int8 1, int4 0.5."""
+    return _precision.bytes_per_param(precision)
+
+
+def activation_bytes(precision: str) -> float:
+    """Bytes per activation value: 4 for fp32 models, else 2 (quantised weights keep 16-bit
+    activations, the common weight-only scheme)."""
+    return 4.0 if _precision.normalize(precision) == "fp32" else 2.0
+
+
+def weight_bytes(n_params, precision: str) -> float:
+    r"""Bytes of the weights: :math:`P \cdot b_\text{param}`."""
+    return _positive("n_params", n_params) * bytes_per_param(precision)
+
+
+def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> float:
+    r"""Bytes the KV cache holds for one token of context:
+    :math:`2 \cdot L \cdot h_{kv} \cdot d_\text{head} \cdot b` (K and V, every layer)."""
+    return (2 * _count("n_layers", n_layers) * _count("n_kv_heads", n_kv_heads)
+            * _count("head_dim", head_dim) * bytes_per_param(precision))
+
+
+# ----------------------------------------------------------------------------- decode, batch 1
+def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
+    r"""Seconds per token at batch 1, bandwidth-bound:
+    :math:`t = (P b + \text{kv\_bytes}) / B + \text{overhead}`.
+
+    ``kv_bytes`` is the KV cache read per step (context x bytes per token); ``overhead`` is a
+    fixed time per step (e.g. kernel launches). A lower bound: real runs are slower.
+    """
+    moved = weight_bytes(n_params, precision) + _non_negative("kv_bytes", kv_bytes)
+    return moved / _positive("bandwidth", bandwidth) + _non_negative("overhead", overhead)
+
+
+def tokens_per_second(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
+    """Upper bound on batch-1 tokens per second: ``1 / decode_time(...)``."""
+    return 1.0 / decode_time(n_params, precision, bandwidth, kv_bytes, overhead)
+
+
+def launch_aware_decode_time(weight_bytes, kv_bytes, bandwidth, n_kernels, launch_overhead) -> float:
+    r"""Decode step time with a launch term:
+    :math:`t = (\text{weights} + \text{kv}) / B + n_\text{kernels} \cdot t_\text{launch}`.
+
+    Small models on a GPU live in the second term: hundreds of tiny kernels at ~10 us each.
+    """
+    moved = _positive("weight_bytes", weight_bytes) + _non_negative("kv_bytes", kv_bytes)
+    return (moved / _positive("bandwidth", bandwidth)
+            + _count("n_kernels", n_kernels, 0) * _non_negative("launch_overhead", launch_overhead))
+
+
+def fits(n_params, precision: str, memory, kv_bytes=0.0) -> bool:
+    """Do the weights (plus ``kv_bytes`` of cache) fit in ``memory`` bytes?"""
+    needed = weight_bytes(n_params, precision) + _non_negative("kv_bytes", kv_bytes)
+    return needed <= _positive("memory", memory)
+
+
+def min_devices(n_params, precision: str, device_memory) -> int:
+    """Fewest devices whose memory holds the weights: ``ceil(weights / device_memory)``.
+
+    Weights only: the KV cache, activations and the runtime need room too, so real
+    deployments use more (and tensor parallelism likes powers of two).
+    """
+    ratio = weight_bytes(n_params, precision) / _positive("device_memory", device_memory)
+    return max(1, math.ceil(ratio - 1e-12))  # tolerance: 160e9 / 80e9 is exactly 2 devices
+
+
+# ----------------------------------------------------------------------------- roofline
+def ridge_point(peak_flops, bandwidth) -> float:
+    """Arithmetic intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
+    return _positive("peak_flops", peak_flops) / _positive("bandwidth", bandwidth)
+
+
+def critical_batch(peak_flops, bandwidth, precision: str) -> float:
+    r"""Batch size at which decode turns compute-bound (weights only, no KV reads):
+    :math:`b^* = \frac{\text{peak}}{B} \cdot \frac{b_\text{param}}{2}`, since each weight byte
+    serves :math:`2b / b_\text{param}` FLOPs at batch b."""
+    return ridge_point(peak_flops, bandwidth) * bytes_per_param(precision) / 2.0
+
+
+def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
+    r"""FLOP/byte of ``x @ W`` for n tokens, W of shape (d_in, d_out):
+
+    .. math:: I = \frac{2 n d_\text{in} d_\text{out}}
+                       {d_\text{in} d_\text{out} b_w + n (d_\text{in} + d_\text{out}) b_a}
+
+    ``weight_bytes`` and ``act_bytes`` are bytes per element. At n = 1 and 2-byte values this
+    is just under 1 FLOP/byte; it grows ~linearly with n until the activations dominate.
+    """
+    n = _count("n_tokens", n_tokens)
+    d_in, d_out = _count("d_in", d_in), _count("d_out", d_out)
+    b_w, b_a = _positive("weight_bytes", weight_bytes), _positive("act_bytes", act_bytes)
+    return 2.0 * n * d_in * d_out / (d_in * d_out * b_w + n * (d_in + d_out) * b_a)
+
+
+def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) -> float:
+    """FLOP/byte of one decode step for ``batch`` sequences: 2·P·batch FLOPs over the weights
+    read once plus each sequence's own KV cache (which does not amortise)."""
+    b = _count("batch", batch)
+    flops = 2.0 * _positive("n_params", n_params) * b
+    moved = weight_bytes(n_params, precision) + b * _non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
+    return flops / moved
+
+
+def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1,
+                        kv_bytes_per_seq=0.0, overhead=0.0) -> float:
+    r"""Seconds per decode step for ``batch`` sequences (roofline):
+    :math:`\max(2 P b / \text{peak},\ (P b_\text{param} + b \cdot \text{kv}) / B) + \text{overhead}`.
+
+    Tokens/s is ``batch / batched_decode_time(...)``: it rises ~linearly with the batch while
+    the step is memory-bound and flattens once it is compute-bound.
+    """
+    b = _count("batch", batch)
+    compute = 2.0 * _positive("n_params", n_params) * b / _positive("peak_flops", peak_flops)
+    moved = weight_bytes(n_params, precision) + b * _non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
+    return max(compute, moved / _positive("bandwidth", bandwidth)) + _non_negative("overhead", overhead)
+
+
+def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> float:
+    r"""Seconds to process an n-token prompt in one pass (roofline, attention ignored):
+    :math:`\max(2 P n / \text{peak},\ P b_\text{param} / B)`."""
+    n = _count("n_tokens", n_tokens)
+    compute = 2.0 * _positive("n_params", n_params) * n / _positive("peak_flops", peak_flops)
+    memory = weight_bytes(n_params, precision) / _positive("bandwidth", bandwidth)
+    return max(compute, memory)
+
+
+# ----------------------------------------------------------------------------- parallelism
+def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency) -> float:
+    r"""Ring all-reduce of ``message_bytes`` over N devices:
+    :math:`2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`; zero for one device."""
+    m = _positive("message_bytes", message_bytes)
+    n = _count("n_devices", n_devices)
+    beta, alpha = _positive("link_bandwidth", link_bandwidth), _non_negative("link_latency", link_latency)
+    if n == 1:
+        return 0.0
+    return 2 * (n - 1) * alpha + 2 * (n - 1) / n * m / beta
+
+
+def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
+                                link_bandwidth, link_latency, batch=1) -> float:
+    r"""Batch-1 (or ``batch``) decode step with Megatron-style tensor parallelism over N devices:
+
+    .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(\text{batch} \cdot d \cdot b_a)
+
+    Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden
+    state (after attention and after the MLP), whose latency sets a floor that no N removes.
+    """
+    n = _count("n_devices", n_devices)
+    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
+    b = _count("batch", batch)
+    compute = weight_bytes(n_params, precision) / (n * _positive("bandwidth", bandwidth))
+    message = b * d * activation_bytes(precision)
+    return compute + 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency)
+
+
+def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
+    a = _number("alpha", alpha)
+    if not 0.0 <= a < 1.0:
+        raise ValueError(f"alpha={alpha!r} must be in [0, 1): it is the chance a draft token is accepted")
+    return a, _count("gamma", gamma)
+
+
+def speculative_expected_tokens(alpha, gamma) -> float:
+    r"""Expected tokens per verification step with draft length gamma and acceptance rate alpha
+    (Leviathan et al., 2023): :math:`\frac{1 - \alpha^{\gamma+1}}{1 - \alpha}`."""
+    a, g = _alpha_gamma(alpha, gamma)
+    return (1.0 - a ** (g + 1)) / (1.0 - a)
+
+
+def speculative_speedup(alpha, gamma, cost_ratio) -> float:
+    r"""Wall-time speed-up over plain decoding: expected tokens / :math:`(\gamma c + 1)`, where c
+    is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
+    a, g = _alpha_gamma(alpha, gamma)
+    c = _non_negative("cost_ratio", cost_ratio)
+    return speculative_expected_tokens(a, g) / (g * c + 1.0)
+
+
+# ----------------------------------------------------------------------------- the toy model's shape
+def _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size):
+    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
+    heads, kv_heads = _count("n_heads", n_heads), _count("n_kv_heads", n_kv_heads)
+    ff, vocab = _count("d_ff", d_ff), _count("vocab_size", vocab_size)
+    if d % heads:
+        raise ValueError(f"d_model={d} must be divisible by n_heads={heads}")
+    if heads % kv_heads:
+        raise ValueError(f"n_heads={heads} must be divisible by n_kv_heads={kv_heads}")
+    return layers, d, heads, kv_heads, ff, vocab, d // heads
+
+
+def _layer_matrix_params(d, heads, kv_heads, ff, head_dim) -> int:
+    qkv = d * (heads + 2 * kv_heads) * head_dim
+    out = heads * head_dim * d
+    return qkv + out + 2 * d * ff
+
+
+def matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size) -> int:
+    """Parameters in weight matrices that a forward pass multiplies with (every layer's
+    projections and MLP, plus the LM head): no embedding table, no norm weights."""
+    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
+    return layers * _layer_matrix_params(d, heads, kv_heads, ff, hd) + d * vocab
+
+
+def transformer_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, embedding=True) -> int:
+    """Exact parameter count of the course's toy GPT (see docs/ARCHITECTURE.md): matrices,
+    two RMSNorm weights per layer, the final norm, and (if ``embedding``) the embedding table."""
+    layers, d, *_ = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
+    norms = (2 * layers + 1) * d
+    table = int(vocab_size) * d if embedding else 0
+    return matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size) + norms + table
+
+
+def decode_weight_bytes(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, precision: str) -> float:
+    """Weight bytes one decode step streams: every parameter except the embedding table (a
+    lookup reads only one row of it)."""
+    n = transformer_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, embedding=False)
+    return n * bytes_per_param(precision)
+
+
+def forward_flops(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, n_tokens, past=0, batch=1) -> float:
+    r"""Matmul FLOPs of a forward pass over ``n_tokens`` new tokens after ``past`` cached ones:
+
+    .. math:: 2\,b\,n\,P_\text{matmul} + 4\,b\,L\,h\,d_\text{head}\,n\,(\text{past} + n)
+
+    The second term is attention (QK^T and AV over every key position, causal mask not
+    subtracted, as a dense kernel computes it). Norms, softmax, GELU and residual adds are left
+    out: they are a fraction of a percent of the total.
+    """
+    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
+    n, b = _count("n_tokens", n_tokens), _count("batch", batch)
+    keys = _count("past", past, 0) + n
+    dense = 2.0 * b * n * matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
+    return dense + 4.0 * b * layers * heads * hd * n * keys
+
+
+def decode_components(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, precision: str,
+                      context_len=0) -> dict[str, float]:
+    """Bytes read by one batch-1 decode step, by component, in the order the step runs.
+
+    The embedding reads one row; each layer reads its Q/K/V and output projections, the cached
+    K and V of ``context_len`` earlier tokens, and the two MLP matrices; then the norms and the
+    LM head (vocabulary projection).
+    """
+    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
+    b = bytes_per_param(precision)
+    ctx = _count("context_len", context_len, 0)
+    return {
+        "embedding lookup (one row)": d * b,
+        "attention projections (Q, K, V, output)": layers * (d * (heads + 2 * kv_heads) * hd + heads * hd * d) * b,
+        "KV cache reads": ctx * kv_cache_bytes_per_token(layers, kv_heads, hd, precision),
+        "MLP (up and down)": layers * 2 * d * ff * b,
+        "norms": (2 * layers + 1) * d * b,
+        "LM head (vocabulary projection)": d * vocab * b,
+    }
+
+
+def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
+    """The "models x GPUs" table as records: for every model size and device, the batch-1
+    bandwidth bound (ms/token, tokens/s), the weights' bytes and whether they fit.
+
+    ``hardware_list`` holds objects with ``name``, ``bandwidth`` and ``memory`` (hardware.Hardware).
+    """
+    sizes = MODEL_SIZES if model_sizes is None else model_sizes
+    rows = []
+    for label, n_params in sizes.items():
+        for hw in hardware_list:
+            t = decode_time(n_params, precision, hw.bandwidth)
+            rows.append({
+                "model": label, "n_params": float(n_params), "hardware": hw.name,
+                "precision": _precision.normalize(precision),
+                "weight_bytes": weight_bytes(n_params, precision),
+                "ms_per_token": t * 1e3, "tokens_per_s": 1.0 / t,
+                "fits": fits(n_params, precision, hw.memory),
+                "min_devices": min_devices(n_params, precision, hw.memory),
+            })
+    return rows

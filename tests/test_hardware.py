@@ -1,0 +1,58 @@
+"""hardware: the catalogue is complete, sourced and resolvable."""
+
+import pytest
+
+from course_lib import hardware
+
+REQUIRED = ["A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "L4", "RTX-4090", "MI300X",
+            "Apple-M2", "DDR5-desktop"]
+
+
+def test_required_devices_present():
+    assert set(REQUIRED) <= set(hardware.names())
+
+
+def test_every_entry_has_a_source_and_positive_figures():
+    for hw in hardware.catalog():
+        assert len(hw.source) > 20, hw.name
+        assert hw.bandwidth > 0 and hw.memory > 0
+        assert hw.precisions and all(v > 0 for _, v in hw.peak)
+
+
+def test_aliases_resolve():
+    assert hardware.get("A100").name == "A100-80GB"
+    assert hardware.get("h100").name == "H100-SXM"
+    assert hardware.get(" H100-sxm ").name == "H100-SXM"
+
+
+def test_datasheet_figures_from_the_brief():
+    assert hardware.get("A100-40GB").bandwidth == 1.555e12
+    assert hardware.get("A100-80GB").bandwidth == 2.039e12
+    assert hardware.get("H100").bandwidth == 3.35e12 and hardware.get("H100").peak_flops("bf16") == 989e12
+    assert hardware.get("H100-PCIe").peak_flops("FP16") == 756e12
+    assert hardware.get("H200").memory == 141e9 and hardware.get("H200").bandwidth == 4.8e12
+    assert hardware.get("L4").bandwidth == 0.30e12
+    assert hardware.get("MI300X").peak_flops("fp16") == 1307.4e12
+    assert hardware.get("DDR5-desktop").bandwidth == pytest.approx(5600e6 * 8 * 2)
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(ValueError, match="A100-80GB") as err:
+        hardware.get("B9000")
+    assert "hardware='B9000'" in str(err.value)
+    with pytest.raises(ValueError):
+        hardware.get(None)
+
+
+def test_missing_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match="no peak FLOP/s"):
+        hardware.get("Apple-M2").peak_flops("fp8")
+    with pytest.raises(ValueError, match="precision"):
+        hardware.get("H100").peak_flops("fp7")
+
+
+def test_custom_entry_and_validation():
+    me = hardware.custom("this machine (measured)", 12.4e9, 2e9, {"FP32": 5e10})
+    assert me.peak_flops("fp32") == 5e10 and me.kind == "measured"
+    with pytest.raises(ValueError, match="bandwidth"):
+        hardware.custom("bad", -1, 1)

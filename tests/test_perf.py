@@ -1,0 +1,265 @@
+"""perf: every worked number of the course brief, hand-checked values, and property tests."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import hardware, perf
+
+# ---------------------------------------------------------------- worked numbers (COURSE_BRIEF.md)
+
+
+def test_7b_fp16_on_a100_teaching_figure():
+    # 7e9 params x 2 B = 14 GB; 14e9 / 2e12 = 7 ms; 1 / 7 ms = 142.86 tok/s ("about 140")
+    assert perf.weight_bytes(7e9, "fp16") == 14e9
+    assert perf.decode_time(7e9, "fp16", 2e12) == pytest.approx(7e-3)
+    assert perf.tokens_per_second(7e9, "fp16", 2e12) == pytest.approx(142.857, rel=1e-4)
+
+
+def test_70b_fp16_does_not_fit_one_80gb_gpu():
+    assert perf.weight_bytes(70e9, "fp16") == 140e9
+    assert perf.decode_time(70e9, "fp16", 2e12) == pytest.approx(70e-3)
+    assert perf.tokens_per_second(70e9, "fp16", 2e12) == pytest.approx(14.2857, rel=1e-4)
+    assert not perf.fits(70e9, "fp16", 80e9)
+    assert perf.min_devices(70e9, "fp16", 80e9) == 2
+
+
+def test_70b_on_h100():
+    # 140e9 / 3.35e12 = 41.79 ms -> 23.93 tok/s
+    assert perf.decode_time(70e9, "fp16", 3.35e12) == pytest.approx(41.791e-3, rel=1e-4)
+    assert perf.tokens_per_second(70e9, "fp16", 3.35e12) == pytest.approx(23.93, rel=1e-3)
+
+
+def test_70b_int4_on_a100_fits():
+    # 70e9 x 0.5 = 35 GB; 35e9 / 2e12 = 17.5 ms -> 57.1 tok/s
+    assert perf.decode_time(70e9, "int4", 2e12) == pytest.approx(17.5e-3)
+    assert perf.tokens_per_second(70e9, "int4", 2e12) == pytest.approx(57.14, rel=1e-3)
+    assert perf.fits(70e9, "int4", 80e9)
+
+
+def test_13b_fp16_at_3tbs():
+    # 26e9 / 3e12 = 8.667 ms -> 115.4 tok/s
+    assert perf.decode_time(13e9, "fp16", 3e12) == pytest.approx(8.6667e-3, rel=1e-4)
+    assert perf.tokens_per_second(13e9, "fp16", 3e12) == pytest.approx(115.38, rel=1e-3)
+
+
+def test_h100_vs_a100_speedup_is_the_bandwidth_ratio():
+    ratio = perf.tokens_per_second(7e9, "fp16", 3.35e12) / perf.tokens_per_second(7e9, "fp16", 2e12)
+    assert ratio == pytest.approx(1.675)
+
+
+def test_ridge_points():
+    assert perf.ridge_point(312e12, 2.0e12) == pytest.approx(156)
+    assert perf.ridge_point(312e12, 1.555e12) == pytest.approx(200.6, rel=1e-3)
+    assert perf.ridge_point(989e12, 3.35e12) == pytest.approx(295.2, rel=1e-3)
+
+
+def test_speculative_worked_example():
+    # (1 - 0.8^5) / 0.2 = (1 - 0.32768) / 0.2 = 3.3616
+    assert perf.speculative_expected_tokens(0.8, 4) == pytest.approx(3.3616)
+    # c = 0.1: 3.3616 / 1.4 = 2.4011
+    assert perf.speculative_speedup(0.8, 4, 0.1) == pytest.approx(2.40114, rel=1e-5)
+    assert perf.speculative_expected_tokens(0.0, 4) == 1.0  # nothing accepted: the verified token only
+    assert perf.speculative_speedup(0.0, 4, 0.5) == pytest.approx(1 / 3)  # a slow-down
+
+
+# ---------------------------------------------------------------- other hand-checked values
+
+
+def test_bytes_per_param_table():
+    assert [perf.bytes_per_param(p) for p in ("fp32", "fp16", "bf16", "fp8", "int8", "int4")] == [4, 2, 2, 1, 1, 0.5]
+    assert perf.bytes_per_param("BF16") == 2
+
+
+def test_decode_time_with_kv_and_overhead():
+    # (14e9 + 1e9) / 2e12 + 1e-3 = 8.5 ms
+    assert perf.decode_time(7e9, "fp16", 2e12, kv_bytes=1e9, overhead=1e-3) == pytest.approx(8.5e-3)
+
+
+def test_launch_aware_decode_time():
+    # 100e6 / 1e12 = 0.1 ms, plus 200 kernels x 10 us = 2 ms
+    assert perf.launch_aware_decode_time(100e6, 0, 1e12, 200, 10e-6) == pytest.approx(2.1e-3)
+
+
+def test_critical_batch():
+    # A100 fp16: 156 FLOP/B x 2 B / 2 = 156 sequences; fp32 doubles bytes per weight -> 312
+    assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
+    assert perf.critical_batch(312e12, 2e12, "fp32") == pytest.approx(312)
+    assert perf.critical_batch(312e12, 2e12, "int4") == pytest.approx(39)
+
+
+def test_linear_intensity():
+    # n=1, 4096x4096, 2-byte: 2*4096^2 / (4096^2*2 + 8192*2) = 33554432 / 33570816 = 0.99951
+    assert perf.linear_intensity(1, 4096, 4096, 2, 2) == pytest.approx(0.999512, rel=1e-5)
+    # n=512: 2*512*4096^2 / (4096^2*2 + 512*8192*2) = 1.718e10 / 4.194e7 = 409.6
+    assert perf.linear_intensity(512, 4096, 4096, 2, 2) == pytest.approx(409.6)
+
+
+def test_kv_cache_bytes_per_token():
+    # 7B-like: 2 x 32 layers x 32 heads x 128 x 2 B = 524288 B = 0.5 MiB
+    assert perf.kv_cache_bytes_per_token(32, 32, 128, "fp16") == 524288
+    # GQA with 8 KV heads: a quarter
+    assert perf.kv_cache_bytes_per_token(32, 8, 128, "fp16") == 131072
+
+
+def test_prefill_time_roofline():
+    # 7B fp16 on A100: memory 7 ms; compute 2*7e9*n/312e12 -> compute-bound above n ~ 156
+    assert perf.prefill_time(7e9, 1, "fp16", 2e12, 312e12) == pytest.approx(7e-3)
+    assert perf.prefill_time(7e9, 1000, "fp16", 2e12, 312e12) == pytest.approx(2 * 7e9 * 1000 / 312e12)
+
+
+def test_batched_decode_time():
+    # below the knee: step time = weights / bandwidth; above: compute
+    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8) == pytest.approx(7e-3)
+    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=1000) == pytest.approx(2 * 7e9 * 1000 / 312e12)
+    # KV reads add per sequence: 8 x 1e9 B / 2e12 = +4 ms
+    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8, kv_bytes_per_seq=1e9) == pytest.approx(11e-3)
+
+
+def test_decode_intensity():
+    assert perf.decode_intensity(7e9, "fp16", batch=1) == pytest.approx(1.0)
+    assert perf.decode_intensity(7e9, "fp16", batch=32) == pytest.approx(32.0)
+    assert perf.decode_intensity(7e9, "fp16", batch=2, kv_bytes_per_seq=7e9) == pytest.approx(28e9 / 28e9)
+
+
+def test_min_devices_405b():
+    # 810 GB / 80 GB = 10.125 -> 11 GPUs for the weights alone
+    assert perf.min_devices(405e9, "fp16", 80e9) == 11
+    assert perf.min_devices(1e9, "fp16", 80e9) == 1
+    assert perf.min_devices(80e9, "fp16", 80e9) == 2
+
+
+def test_allreduce_and_tensor_parallel():
+    # ring, N=2: 2 steps of latency + 2*(1/2) * m / beta
+    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5) == pytest.approx(2e-5 + 1e-3)
+    assert perf.allreduce_time(1e6, 1, 1e9, 1e-5) == 0.0
+    one = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 1, 32, 4096, 300e9, 5e-6)
+    assert one == pytest.approx(7e-3)
+    # N=2: 3.5 ms + 64 all-reduces of 8192 B: each 2*5us + 8192/300e9 = 10.0273 us -> 0.6417 ms
+    two = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6)
+    assert two == pytest.approx(3.5e-3 + 64 * (1e-5 + 8192 / 300e9))
+
+
+def test_tensor_parallel_latency_floor():
+    # however many devices, the per-layer all-reduce latency remains
+    floor = 2 * 32 * 2 * 7 * 5e-6  # N=8: 2(N-1) latency terms per all-reduce, 64 all-reduces
+    t8 = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 8, 32, 4096, 300e9, 5e-6)
+    assert t8 > floor
+
+
+def test_model_shape_counts_by_hand():
+    # 1 layer, d 8, 2 heads, 1 kv head, ff 32, vocab 10; head_dim 4
+    # qkv 8*(2+2)*4 = 128, out 8*8 = 64, mlp 2*8*32 = 512 -> 704; lm head 80 -> matmul 784
+    assert perf.matmul_params(1, 8, 2, 1, 32, 10) == 784
+    # norms (2*1+1)*8 = 24, embedding 80
+    assert perf.transformer_params(1, 8, 2, 1, 32, 10) == 784 + 24 + 80
+    assert perf.transformer_params(1, 8, 2, 1, 32, 10, embedding=False) == 808
+    assert perf.decode_weight_bytes(1, 8, 2, 1, 32, 10, "fp32") == 808 * 4
+    # 2*1*3*784 dense + attention 4*1*2*4*3*(2+3)
+    assert perf.forward_flops(1, 8, 2, 1, 32, 10, n_tokens=3, past=2) == 2 * 3 * 784 + 4 * 2 * 4 * 3 * 5
+
+
+def test_decode_components_sum_to_streamed_bytes_plus_kv():
+    parts = perf.decode_components(32, 4096, 32, 32, 16384, 32000, "bf16", context_len=100)
+    streamed = perf.decode_weight_bytes(32, 4096, 32, 32, 16384, 32000, "bf16")
+    kv = 100 * perf.kv_cache_bytes_per_token(32, 32, 128, "bf16")
+    assert sum(parts.values()) == pytest.approx(streamed + kv + 4096 * 2)  # + the embedding row
+    assert parts["KV cache reads"] == kv
+
+
+def test_decode_table_marks_oom():
+    gpus = [hardware.get(n) for n in ("A100", "H100", "H200")]
+    rows = perf.decode_table(gpus, precision="fp16")
+    assert len(rows) == 15
+    by = {(r["model"], r["hardware"]): r for r in rows}
+    assert by[("7B", "A100-80GB")]["fits"] and not by[("70B", "A100-80GB")]["fits"]
+    assert by[("70B", "H200")]["fits"]  # 140 GB < 141 GB
+    assert not by[("405B", "H200")]["fits"] and by[("405B", "H200")]["min_devices"] == 6
+    assert by[("13B", "H100-SXM")]["ms_per_token"] == pytest.approx(26e9 / 3.35e12 * 1e3)
+
+
+# ---------------------------------------------------------------- invalid input raises ValueError, naming the argument
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: perf.decode_time(-1, "fp16", 2e12), "n_params"),
+    (lambda: perf.decode_time(7e9, "fp16", 0), "bandwidth"),
+    (lambda: perf.decode_time(7e9, "fp16", float("nan")), "bandwidth"),
+    (lambda: perf.decode_time(7e9, "fp5", 2e12), "precision"),
+    (lambda: perf.decode_time(7e9, "fp16", 2e12, kv_bytes=-1), "kv_bytes"),
+    (lambda: perf.fits(7e9, "fp16", 0), "memory"),
+    (lambda: perf.min_devices(7e9, "fp16", float("inf")), "device_memory"),
+    (lambda: perf.ridge_point(0, 1), "peak_flops"),
+    (lambda: perf.critical_batch(1, 1, None), "precision"),
+    (lambda: perf.linear_intensity(0, 1, 1, 2, 2), "n_tokens"),
+    (lambda: perf.linear_intensity(1.5, 1, 1, 2, 2), "n_tokens"),
+    (lambda: perf.kv_cache_bytes_per_token(32, 0, 128, "fp16"), "n_kv_heads"),
+    (lambda: perf.prefill_time(7e9, 10, "fp16", 2e12, -1), "peak_flops"),
+    (lambda: perf.speculative_expected_tokens(1.0, 4), "alpha"),
+    (lambda: perf.speculative_expected_tokens(-0.1, 4), "alpha"),
+    (lambda: perf.speculative_expected_tokens(0.5, 0), "gamma"),
+    (lambda: perf.speculative_speedup(0.5, 4, -1), "cost_ratio"),
+    (lambda: perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 0, 32, 4096, 3e11, 5e-6), "n_devices"),
+    (lambda: perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 3e11, -5e-6), "link_latency"),
+    (lambda: perf.decode_time(True, "fp16", 2e12), "n_params"),
+    (lambda: perf.decode_time("7e9", "fp16", 2e12), "n_params"),
+    (lambda: perf.transformer_params(1, 10, 3, 1, 4, 4), "d_model"),
+])
+def test_invalid_input_names_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+anything = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.integers(-10**6, 10**6),
+                     st.floats(allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=anything, prec=st.one_of(st.sampled_from(["fp16", "int4", "FP32", "fp5", ""]), anything),
+       bw=anything, kv=anything)
+def test_decode_time_raises_only_value_error(n, prec, bw, kv):
+    try:
+        t = perf.decode_time(n, prec, bw, kv_bytes=kv)
+    except ValueError:
+        return
+    assert t > 0 and math.isfinite(t)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=anything, g=anything, c=anything)
+def test_speculative_raises_only_value_error(a, g, c):
+    try:
+        s = perf.speculative_speedup(a, g, c)
+    except ValueError:
+        return
+    assert s > 0
+
+
+positive = st.floats(min_value=1e3, max_value=1e15, allow_nan=False, allow_infinity=False)
+precisions = st.sampled_from(["fp32", "fp16", "bf16", "fp8", "int8", "int4"])
+
+
+@given(n=positive, p=precisions, bw=positive, factor=st.floats(1.0, 100.0))
+def test_more_bandwidth_is_never_slower(n, p, bw, factor):
+    assert perf.decode_time(n, p, bw * factor) <= perf.decode_time(n, p, bw)
+
+
+@given(n=positive, p=precisions, bw=positive, factor=st.floats(1.0, 100.0), kv=st.floats(0, 1e12))
+def test_more_bytes_is_never_faster(n, p, bw, factor, kv):
+    assert perf.decode_time(n * factor, p, bw, kv) >= perf.decode_time(n, p, bw, kv)
+    assert perf.decode_time(n, p, bw, kv * factor) >= perf.decode_time(n, p, bw, kv)
+
+
+@given(a=st.floats(0, 0.999), g=st.integers(1, 16))
+def test_speculative_expected_tokens_bounds(a, g):
+    e = perf.speculative_expected_tokens(a, g)
+    assert 1.0 <= e <= g + 1 + 1e-9
+
+
+@given(b=st.integers(1, 4096))
+def test_batched_throughput_never_falls_with_batch(b):
+    t1 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b)
+    t2 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b + 1)
+    assert (b + 1) / t2 >= b / t1 - 1e-9

@@ -1,0 +1,42 @@
+"""precision names and device selection."""
+
+import pytest
+import torch
+
+from course_lib import devices, precision
+
+
+def test_normalize_and_dtypes():
+    assert precision.normalize(" BF16 ") == "bf16"
+    assert precision.torch_dtype("fp16") is torch.float16
+    with pytest.raises(ValueError, match="cannot run"):
+        precision.torch_dtype("int4")
+    with pytest.raises(ValueError, match="fp32, fp16"):
+        precision.normalize("half")
+
+
+def test_pick_device_defaults_and_overrides(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert devices.pick_device().type == devices.available_kinds()[0]
+    assert devices.pick_device("CPU").type == "cpu"
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert devices.pick_device().type == "cpu"
+    with pytest.raises(ValueError, match="device='tpu'"):
+        devices.pick_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_unavailable_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="not available"):
+        devices.pick_device("cuda")
+
+
+def test_memory_and_precisions_on_cpu():
+    cpu = torch.device("cpu")
+    assert 0 < devices.free_memory(cpu) <= devices.total_memory(cpu)
+    assert "fp32" in devices.supported_precisions(cpu)
+    assert devices.check_precision_supported(cpu, "FP32") == "fp32"
+    with pytest.raises(ValueError):
+        devices.check_precision_supported(cpu, "int8")
+    assert devices.device_name(cpu)
+    devices.synchronize(cpu)
