@@ -23,7 +23,7 @@ from numbers import Integral, Real
 from . import precision as _precision
 
 __all__ = [
-    "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "fits", "min_devices",
+    "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "params_for_speed", "fits", "min_devices",
     "ridge_point", "critical_batch", "linear_intensity", "kv_cache_bytes_per_token",
     "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "allreduce_time", "activation_bytes",
@@ -107,6 +107,12 @@ def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0)
 def tokens_per_second(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
     """Upper bound on batch-1 tokens per second: ``1 / decode_time(...)``."""
     return 1.0 / decode_time(n_params, precision, bandwidth, kv_bytes, overhead)
+
+
+def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
+    r"""Largest model (parameters) that can still reach ``tokens_per_s`` at batch 1:
+    :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
+    return _positive("bandwidth", bandwidth) / (_positive("tokens_per_s", tokens_per_s) * bytes_per_param(precision))
 
 
 def launch_aware_decode_time(weight_bytes, kv_bytes, bandwidth, n_kernels, launch_overhead) -> float:

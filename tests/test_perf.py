@@ -78,6 +78,14 @@ def test_decode_time_with_kv_and_overhead():
     assert perf.decode_time(7e9, "fp16", 2e12, kv_bytes=1e9, overhead=1e-3) == pytest.approx(8.5e-3)
 
 
+def test_params_for_speed_inverts_the_bound():
+    # 89.6 GB/s, 20 tok/s, int4: 89.6e9 / 20 / 0.5 = 8.96e9 parameters
+    assert perf.params_for_speed(20, "int4", 89.6e9) == pytest.approx(8.96e9)
+    assert perf.tokens_per_second(perf.params_for_speed(143, "fp16", 2e12), "fp16", 2e12) == pytest.approx(143)
+    with pytest.raises(ValueError, match="tokens_per_s"):
+        perf.params_for_speed(0, "fp16", 2e12)
+
+
 def test_launch_aware_decode_time():
     # 100e6 / 1e12 = 0.1 ms, plus 200 kernels x 10 us = 2 ms
     assert perf.launch_aware_decode_time(100e6, 0, 1e12, 200, 10e-6) == pytest.approx(2.1e-3)

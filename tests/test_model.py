@@ -1,0 +1,263 @@
+"""Tests for course_lib.model: config validation, presets, exact size/byte/FLOP counts against
+perf, KV-cache exactness, building and the memory guard. All fast: "tiny" or meta tensors."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_lib import devices, perf
+from course_lib import model as model_mod
+from course_lib.model import PRESETS, ToyConfig, ToyGPT, build_model
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Cached vs full-recompute logits differ only by summation order; logits have unit scale.
+# Measured on CPU (tiny, cpu-xs): fp32 <= 3e-6, fp16 <= 5e-3, bf16 <= 4e-2 (max abs).
+TOLERANCE = {
+    "fp32": {"rtol": 1e-5, "atol": 1e-5},
+    "fp16": {"rtol": 5e-3, "atol": 1e-2},
+    "bf16": {"rtol": 2e-2, "atol": 6e-2},
+}
+RUNNABLE_HERE = [p for p in DTYPES if p in devices.supported_precisions("cpu")]
+
+
+def tokens(batch, length, vocab=256, seed=1):
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def meta_model(config, precision="fp32", max_batch=1):
+    """The real module tree with shapes only: exact counts for any preset, nothing allocated."""
+    with torch.device("meta"):
+        return ToyGPT(config, max_batch=max_batch, dtype=DTYPES[precision])
+
+
+def cache_buffers(model):
+    return [b for name, b in model.named_buffers() if name.endswith(("k_cache", "v_cache"))]
+
+
+def nbytes(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+# ----------------------------------------------------------------------------- ToyConfig
+BASE = {"vocab_size": 256, "n_layers": 2, "d_model": 64, "n_heads": 4, "max_seq_len": 64}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("vocab_size", 0), ("n_layers", -1), ("d_model", 0), ("n_heads", 0), ("n_kv_heads", 0),
+    ("d_ff", -4), ("max_seq_len", 0), ("n_layers", 2.5), ("d_model", True), ("max_seq_len", "64"),
+    ("norm_eps", 0.0),
+])
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        ToyConfig(**{**BASE, field: value})
+
+
+def test_config_rejects_indivisible_heads():
+    with pytest.raises(ValueError, match="d_model=64 must be divisible by n_heads=3"):
+        ToyConfig(**{**BASE, "n_heads": 3})
+    with pytest.raises(ValueError, match="n_heads=4 must be divisible by n_kv_heads=3"):
+        ToyConfig(**{**BASE, "n_kv_heads": 3})
+
+
+def test_config_defaults_and_frozen():
+    config = ToyConfig(**BASE)
+    assert (config.n_kv_heads, config.d_ff, config.head_dim) == (4, 256, 16)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.d_model = 128
+
+
+# ----------------------------------------------------------------------------- presets
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_counts_match_perf_exactly(name):
+    config = PRESETS[name]
+    model = meta_model(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == perf.transformer_params(**config.perf_shape) == config.n_params()
+    assert config.n_params(embedding=False) == n_params - model.embedding.weight.numel()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_bytes_match_perf_exactly(name, precision):
+    config = PRESETS[name]
+    model = meta_model(config, precision, max_batch=2)
+    streamed = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    assert nbytes(streamed) == config.weight_bytes(precision)
+    caches = cache_buffers(model)
+    assert len(caches) == 2 * config.n_layers
+    per_token = perf.kv_cache_bytes_per_token(config.n_layers, config.n_kv_heads, config.head_dim, precision)
+    assert nbytes(caches) / config.max_seq_len / 2 == per_token
+    assert nbytes(caches) == config.kv_cache_bytes(2, precision)
+    assert nbytes(model.parameters()) + nbytes(caches) == config.total_bytes(2, precision)
+
+
+@pytest.mark.parametrize("name, low, high", [
+    ("cpu-xs", 4e6, 8e6), ("cpu-s", 30e6, 60e6), ("cpu-m", 100e6, 130e6), ("cpu-l", 230e6, 260e6),
+])
+def test_cpu_ladder_streams_the_intended_fp32_bytes(name, low, high):
+    assert low <= PRESETS[name].weight_bytes("fp32") <= high
+
+
+def test_7b_preset_streams_13_1_gb_in_bf16():
+    assert PRESETS["7b"].weight_bytes("bf16") == pytest.approx(13.1e9, rel=0.01)
+
+
+# ----------------------------------------------------------------------------- FLOPs
+# FlopCounterMode counts matmuls (aten.mm/bmm) exactly; neither it nor perf counts norms,
+# softmax, GELU or residual adds. On the CPU, SDPA runs aten._scaled_dot_product_flash_attention_for_cpu,
+# for which FlopCounterMode (torch 2.13) has no formula: it counts attention as 0 FLOPs. Under the
+# math backend SDPA decomposes into bmm's that the counter sees, over every key position (masked
+# ones too, as perf assumes). On CUDA (checked with torch 2.11 on an H200) the counter has
+# formulas for the flash, efficient and cuDNN kernels and sees the whole forward: see the CUDA test.
+def count_flops(fn, math_backend):
+    with FlopCounterMode(display=False) as counter:
+        if math_backend:
+            with sdpa_kernel(SDPBackend.MATH):
+                fn()
+        else:
+            fn()
+    return counter.get_total_flops()
+
+
+@pytest.fixture(scope="module")
+def tiny2():
+    return build_model("tiny", device="cpu", max_batch=2)
+
+
+@pytest.mark.parametrize("n_tokens, past", [(24, 0), (1, 24), (5, 24)], ids=["prefill", "decode", "chunk"])
+def test_forward_flops_match_flop_counter(tiny2, n_tokens, past):
+    shape = tiny2.config.perf_shape
+    batch = tokens(2, n_tokens)
+    with torch.inference_mode():
+        run = lambda: tiny2(batch, start_pos=past)
+        expected = perf.forward_flops(**shape, n_tokens=n_tokens, past=past, batch=2)
+        assert count_flops(run, math_backend=True) == expected
+        attention = expected - 2 * 2 * n_tokens * perf.matmul_params(**shape)
+        assert attention > 0
+        assert count_flops(run, math_backend=False) == expected - attention  # CPU flash: not counted
+
+
+# ----------------------------------------------------------------------------- exactness of the cache
+def step_by_step_logits(model, seq, prompt_len, chunk=None):
+    """Logits at positions prompt_len-1 .. end-1 via the cache: prefill, optionally one
+    multi-token chunk, then one token at a time."""
+    with torch.inference_mode():
+        out = [model(seq[:, :prompt_len], start_pos=0)[:, -1:]]
+        pos = prompt_len
+        if chunk:
+            out.append(model(seq[:, pos:pos + chunk], start_pos=pos))
+            pos += chunk
+        out += [model(seq[:, p:p + 1], start_pos=p) for p in range(pos, seq.shape[1])]
+    return torch.cat(out, dim=1)  # (B, end - prompt_len + 1, vocab)
+
+
+@pytest.mark.parametrize("precision", RUNNABLE_HERE)
+def test_cached_decode_matches_full_recompute(precision):
+    model = build_model("tiny", device="cpu", precision=precision, max_batch=2)
+    seq = tokens(2, 40)
+    want = model.forward_no_cache(seq)[:, 9:]
+    torch.testing.assert_close(step_by_step_logits(model, seq, 10), want, **TOLERANCE[precision])
+    torch.testing.assert_close(step_by_step_logits(model, seq, 10, chunk=7), want, **TOLERANCE[precision])
+
+
+def test_exactness_check_can_fail():
+    """Negative control: a different early token moves later logits far beyond the tolerance,
+    so a cache that lost or misplaced a position would be caught."""
+    model = build_model("tiny", device="cpu")
+    seq = tokens(1, 40)
+    other = seq.clone()
+    other[0, 0] = (other[0, 0] + 1) % 256
+    diff = (model.forward_no_cache(seq) - model.forward_no_cache(other))[:, 20:].abs().max()
+    assert diff > 10 * TOLERANCE["bf16"]["atol"]
+
+
+def test_static_kv_path_matches_full_recompute():
+    model = build_model("tiny", device="cpu", max_batch=2)
+    seq = tokens(2, 30)
+    with torch.inference_mode():
+        steps = [model(seq[:, :8], torch.tensor(0), static_kv=True)[:, -1:]]
+        steps += [model(seq[:, p:p + 1], torch.tensor(p), static_kv=True) for p in range(8, 30)]
+    torch.testing.assert_close(torch.cat(steps, 1), model.forward_no_cache(seq)[:, 7:], **TOLERANCE["fp32"])
+
+
+def test_forward_rejects_too_long_or_too_wide_input():
+    model = build_model("tiny", device="cpu")
+    with pytest.raises(ValueError, match="max_seq_len=64"):
+        model(tokens(1, 10), start_pos=60)
+    with pytest.raises(ValueError, match="max_batch=1"):
+        model(tokens(2, 4), start_pos=0)
+    with pytest.raises(ValueError, match="start_pos"):
+        model(tokens(1, 4), start_pos=-1)
+
+
+# ----------------------------------------------------------------------------- build_model
+def test_build_model_is_ready_to_run():
+    model = build_model("tiny", device="cpu", precision="BF16" if "bf16" in RUNNABLE_HERE else "fp32")
+    assert not model.training
+    assert model.device == torch.device("cpu")
+    assert all(not p.requires_grad for p in model.parameters())
+    assert all(p.dtype == model.dtype for p in model.parameters())
+    assert all(torch.all(b == 0) for b in cache_buffers(model))
+    weights = model.layers[0].w_up.weight.float()
+    assert weights.std().item() == pytest.approx(0.02, rel=0.1)
+    assert torch.all(model.final_norm.weight == 1)
+
+
+def test_build_model_is_seeded():
+    a, b, c = (build_model("tiny", device="cpu", seed=s) for s in (0, 0, 1))
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.lm_head.weight, c.lm_head.weight)
+
+
+def test_real_build_matches_meta_counts():
+    model = build_model("cpu-xs", device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == PRESETS["cpu-xs"].n_params()
+    assert nbytes(cache_buffers(model)) == PRESETS["cpu-xs"].kv_cache_bytes(1, "fp32")
+
+
+def test_build_model_rejects_unknown_preset_and_precision():
+    with pytest.raises(ValueError, match="cpu-l"):
+        build_model("gpt-5", device="cpu")
+    with pytest.raises(ValueError, match="int4"):
+        build_model("tiny", device="cpu", precision="int4")
+    with pytest.raises(ValueError, match="max_batch"):
+        build_model("tiny", device="cpu", max_batch=0)
+
+
+def test_memory_guard_refuses_before_allocating(monkeypatch):
+    def no_construction(*args, **kwargs):
+        raise AssertionError("the memory guard let the model be built")
+
+    monkeypatch.setattr(devices, "free_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(model_mod.ToyGPT, "__init__", no_construction)
+    with pytest.raises(ValueError, match=r"needs 0\.017 GB .* only 0\.001 GB is free.*smaller preset"):
+        build_model("cpu-xs", device="cpu")
+
+
+def test_memory_guard_refuses_an_absurd_config():
+    huge = dataclasses.replace(PRESETS["7b"], n_layers=100_000)  # ~20 TB of weights
+    with pytest.raises(ValueError, match="needs .* GB .* free"):
+        build_model(huge, device="cpu")
+
+
+TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("n_kv_heads", [
+    pytest.param(2, id="gqa", marks=pytest.mark.skipif(
+        TORCH_VERSION < (2, 13), reason="FlopCounterMode in torch 2.11 rejects grouped-query SDPA; 2.13 counts it")),
+    pytest.param(4, id="mha"),
+])
+@pytest.mark.parametrize("n_tokens, past", [(24, 0), (1, 24)], ids=["prefill", "decode"])
+def test_forward_flops_match_flop_counter_on_cuda(n_kv_heads, n_tokens, past):
+    config = dataclasses.replace(PRESETS["tiny"], n_kv_heads=n_kv_heads)
+    model = build_model(config, device="cuda", precision="bf16", max_batch=2)
+    batch = tokens(2, n_tokens).cuda()
+    with torch.inference_mode():
+        counted = count_flops(lambda: model(batch, start_pos=past), math_backend=False)
+    assert counted == perf.forward_flops(**config.perf_shape, n_tokens=n_tokens, past=past, batch=2)
