@@ -24,13 +24,21 @@ from . import precision as _precision
 
 __all__ = [
     "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "params_for_speed", "fits", "min_devices",
-    "ridge_point", "critical_batch", "linear_intensity", "kv_cache_bytes_per_token",
+    "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity", "kv_cache_bytes_per_token",
     "prefill_time", "speculative_expected_tokens", "speculative_speedup",
-    "tensor_parallel_decode_time", "allreduce_time", "activation_bytes",
+    "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
     "batched_decode_time", "decode_intensity", "launch_aware_decode_time",
     "transformer_params", "matmul_params", "decode_weight_bytes", "forward_flops",
-    "decode_components", "decode_table", "MODEL_SIZES",
+    "decode_components", "decode_table", "MODEL_SIZES", "REFERENCE_SHAPES",
 ]
+
+# Shapes of public model families for the tensor-parallel explorer: (parameters, layers, d_model).
+# Llama 2 7B and 70B, Llama 3.1 405B, from their published model configurations.
+REFERENCE_SHAPES: dict[str, tuple[float, int, int]] = {
+    "7B (32 layers, d 4096)": (7e9, 32, 4096),
+    "70B (80 layers, d 8192)": (70e9, 80, 8192),
+    "405B (126 layers, d 16384)": (405e9, 126, 16384),
+}
 
 # Model sizes of the course's "models x GPUs" table (parameters).
 MODEL_SIZES: dict[str, float] = {"1.3B": 1.3e9, "7B": 7e9, "13B": 13e9, "70B": 70e9, "405B": 405e9}
@@ -170,6 +178,22 @@ def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
     return 2.0 * n * d_in * d_out / (d_in * d_out * b_w + n * (d_in + d_out) * b_a)
 
 
+def attainable_flops(intensity, peak_flops, bandwidth) -> float:
+    r"""The roofline: :math:`\min(\text{peak},\ I \cdot B)` FLOP/s at arithmetic intensity I."""
+    return min(_positive("peak_flops", peak_flops), _positive("intensity", intensity) * _positive("bandwidth", bandwidth))
+
+
+def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
+    r"""FLOP/byte of attention during decode: each query head does 4·d_head FLOPs per cached
+    token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head, so
+    :math:`I = 2 (h / h_{kv}) / b`, whatever the context or batch (each sequence has its own cache).
+    Grouped-query attention (fewer KV heads) is what raises it."""
+    heads, kv_heads = _count("n_heads", n_heads), _count("n_kv_heads", n_kv_heads)
+    if heads % kv_heads:
+        raise ValueError(f"n_heads={heads} must be divisible by n_kv_heads={kv_heads}")
+    return 2.0 * heads / kv_heads / bytes_per_param(precision)
+
+
 def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) -> float:
     """FLOP/byte of one decode step for ``batch`` sequences: 2·P·batch FLOPs over the weights
     read once plus each sequence's own KV cache (which does not amortise)."""
@@ -214,6 +238,18 @@ def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency) -> fl
     return 2 * (n - 1) * alpha + 2 * (n - 1) / n * m / beta
 
 
+def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
+                               link_bandwidth, link_latency, batch=1) -> tuple[float, float]:
+    """(streaming seconds, communication seconds) of one tensor-parallel decode step; their sum
+    is ``tensor_parallel_decode_time``."""
+    n = _count("n_devices", n_devices)
+    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
+    b = _count("batch", batch)
+    stream = weight_bytes(n_params, precision) / (n * _positive("bandwidth", bandwidth))
+    message = b * d * activation_bytes(precision)
+    return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency)
+
+
 def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
                                 link_bandwidth, link_latency, batch=1) -> float:
     r"""Batch-1 (or ``batch``) decode step with Megatron-style tensor parallelism over N devices:
@@ -223,12 +259,8 @@ def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, 
     Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden
     state (after attention and after the MLP), whose latency sets a floor that no N removes.
     """
-    n = _count("n_devices", n_devices)
-    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
-    b = _count("batch", batch)
-    compute = weight_bytes(n_params, precision) / (n * _positive("bandwidth", bandwidth))
-    message = b * d * activation_bytes(precision)
-    return compute + 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency)
+    return sum(tensor_parallel_components(n_params, precision, bandwidth, n_devices, n_layers, d_model,
+                                          link_bandwidth, link_latency, batch))
 
 
 def _alpha_gamma(alpha, gamma) -> tuple[float, int]:

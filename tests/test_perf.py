@@ -126,6 +126,16 @@ def test_batched_decode_time():
     assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8, kv_bytes_per_seq=1e9) == pytest.approx(11e-3)
 
 
+def test_roofline_and_attention_intensity():
+    assert perf.attainable_flops(1.0, 312e12, 2e12) == 2e12            # memory-bound: I x B
+    assert perf.attainable_flops(1000, 312e12, 2e12) == 312e12          # compute-bound: the peak
+    assert perf.attainable_flops(156, 312e12, 2e12) == pytest.approx(312e12)  # the ridge
+    assert perf.decode_attention_intensity(32, 32, "fp16") == 1.0      # 2 x 1 / 2 bytes
+    assert perf.decode_attention_intensity(32, 8, "fp16") == 4.0       # GQA: 4 query heads share a KV head
+    with pytest.raises(ValueError, match="intensity"):
+        perf.attainable_flops(0, 1, 1)
+
+
 def test_decode_intensity():
     assert perf.decode_intensity(7e9, "fp16", batch=1) == pytest.approx(1.0)
     assert perf.decode_intensity(7e9, "fp16", batch=32) == pytest.approx(32.0)
@@ -271,3 +281,10 @@ def test_batched_throughput_never_falls_with_batch(b):
     t1 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b)
     t2 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b + 1)
     assert (b + 1) / t2 >= b / t1 - 1e-9
+
+
+def test_tensor_parallel_components_sum():
+    s, c = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6)
+    assert s == pytest.approx(140e9 / (4 * 3.35e12))
+    assert s + c == pytest.approx(perf.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6))
+    assert set(perf.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in perf.REFERENCE_SHAPES.values())

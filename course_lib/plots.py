@@ -1,0 +1,239 @@
+"""Pure figure builders: data in, ``plotly.graph_objects.Figure`` out.
+
+No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
+measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
+it, and falls back to the static figure (with a note) where it does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from . import perf
+
+TEMPLATE = "plotly_white"
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=False, logy=False, height=420) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=60, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_xaxes(title=x, type="log" if logx else "linear")
+    fig.update_yaxes(title=y, type="log" if logy else "linear")
+    return fig
+
+
+def as_widget(fig: go.Figure):
+    """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
+    try:
+        return go.FigureWidget(fig)
+    except Exception as err:  # e.g. anywidget missing or a front end without widget support
+        print(f"(Interactive chart unavailable here: {err.__class__.__name__}. Showing a static chart; "
+              "re-run the cell after changing a control.)")
+        return fig
+
+
+# ----------------------------------------------------------------------------- notebook 00
+def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label="this machine (measured)") -> go.Figure:
+    """Horizontal bars of memory bandwidth (GB/s, log scale): the catalogue and this machine."""
+    names = [hw.label or hw.name for hw in hardware_list] + [measured_label]
+    values = [hw.bandwidth / 1e9 for hw in hardware_list] + [measured_bandwidth / 1e9]
+    colors = [COLORS[0]] * len(hardware_list) + [COLORS[1]]
+    order = np.argsort(values)
+    fig = go.Figure(go.Bar(x=[values[i] for i in order], y=[names[i] for i in order], orientation="h",
+                           marker_color=[colors[i] for i in order],
+                           text=[f"{values[i]:,.0f} GB/s" for i in order], textposition="outside"))
+    return _layout(fig, "Memory bandwidth: your machine vs datasheets", "GB/s (log scale)", "", logx=True,
+                   height=120 + 32 * len(names))
+
+
+# ----------------------------------------------------------------------------- notebook 01
+def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
+    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced."""
+    sizes = np.logspace(math.log10(n_min), math.log10(n_max), points)
+    return sizes, np.array([perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
+
+
+def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
+    """tokens/s vs model size (log-log) for one precision and bandwidth, current model marked.
+    Trace 0 is the curve, trace 1 the marker (widgets.py updates both in place)."""
+    sizes, tps = size_curve(precision, bandwidth)
+    point = perf.tokens_per_second(n_params, precision, bandwidth)
+    fig = go.Figure([
+        go.Scatter(x=sizes, y=tps, mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
+                   line=dict(color=COLORS[0])),
+        go.Scatter(x=[n_params], y=[point], mode="markers", name="your model" if fits else "your model (does not fit!)",
+                   marker=dict(size=14, color=COLORS[2] if fits else COLORS[1], symbol="circle" if fits else "x")),
+    ])
+    return _layout(fig, "Batch-1 decode: the bandwidth bound", "parameters", "tokens/s (upper bound)",
+                   logx=True, logy=True)
+
+
+def decode_table_figure(rows: list[dict]) -> go.Figure:
+    """The models x GPUs table (rows from perf.decode_table) as a plotly Table, OOM marked."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    gpus = list(dict.fromkeys(r["hardware"] for r in rows))
+    cell = {(r["model"], r["hardware"]): r for r in rows}
+
+    def text(r):
+        return f"{r['ms_per_token']:.1f} ms · {r['tokens_per_s']:.0f} tok/s" + ("" if r["fits"] else
+               f" · OOM (needs {r['min_devices']})")
+
+    columns = [models] + [[text(cell[(m, g)]) for m in models] for g in gpus]
+    fills = [["white"] * len(models)] + [["#fde0dd" if not cell[(m, g)]["fits"] else "white" for m in models]
+                                         for g in gpus]
+    fig = go.Figure(go.Table(header=dict(values=["model (weights)"] + gpus, fill_color="#e8eef7", align="left"),
+                             cells=dict(values=columns, fill_color=fills, align="left", height=28)))
+    fig.update_layout(height=90 + 30 * len(models), margin=dict(l=10, r=10, t=40, b=10),
+                      title=f"Batch-1 bound at {rows[0]['precision'].upper()} (pink: the weights do not fit in one device)")
+    return fig
+
+
+def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
+    """Share of a decode step's bytes per component, one stacked bar per model."""
+    fig = go.Figure()
+    names = list(next(iter(parts_by_model.values())))
+    for i, comp in enumerate(names):
+        totals = [sum(p.values()) for p in parts_by_model.values()]
+        shares = [100 * p[comp] / t for p, t in zip(parts_by_model.values(), totals)]
+        fig.add_bar(y=list(parts_by_model), x=shares, name=comp, orientation="h", marker_color=COLORS[i % 8],
+                    hovertemplate=comp + ": %{x:.2f} %<extra></extra>")
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "Where a decode step's bytes come from", "% of bytes read per token", "",
+                   height=150 + 60 * len(parts_by_model))
+
+
+def measured_vs_bytes(records: list[dict], bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
+    """Measured ms/token against bytes per token, with the line bytes / bandwidth and, where
+    records carry it, the launch-aware prediction. Points in cache are drawn hollow."""
+    xs = np.array([r["bytes_per_token"] for r in records], dtype=float)
+    grid = np.linspace(0, xs.max() * 1.1, 50)
+    fig = go.Figure()
+    fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
+                    line=dict(color=COLORS[0], dash="dash"))
+    if all("launch_aware_ms" in r for r in records):
+        fig.add_scatter(x=xs / 1e6, y=[r["launch_aware_ms"] for r in records], mode="markers",
+                        name="launch-aware prediction", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
+    cached = [bool(r.get("fits_in_cache")) for r in records]
+    fig.add_scatter(x=xs / 1e6, y=[r["ms_per_token"] for r in records], mode="markers+text",
+                    text=[r.get("preset", "") for r in records], textposition="top left", name="measured (median)",
+                    marker=dict(size=11, color=COLORS[1], symbol=["circle-open" if c else "circle" for c in cached]))
+    return _layout(fig, title, "MB read per token (weights + KV cache)", "ms per token")
+
+
+# ----------------------------------------------------------------------------- notebook 02
+def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: float, ridges: dict[str, float],
+                        n_max: int = 4096) -> go.Figure:
+    """Arithmetic intensity of x @ W against the number of tokens n, with device ridge points."""
+    ns = np.unique(np.logspace(0, math.log10(n_max), 80).astype(int))
+    fig = go.Figure(go.Scatter(x=ns, y=[perf.linear_intensity(int(n), d_in, d_out, weight_bytes, act_bytes) for n in ns],
+                               mode="lines", name=f"linear {d_in}x{d_out}", line=dict(color=COLORS[0], width=3)))
+    for i, (name, ridge) in enumerate(ridges.items()):
+        fig.add_hline(y=ridge, line=dict(dash="dot", color=COLORS[(i + 1) % 8]),
+                      annotation_text=f"{name} ridge {ridge:.0f}", annotation_position="top left")
+    return _layout(fig, "Arithmetic intensity grows with the tokens per weight load", "tokens processed together (n)",
+                   "FLOP per byte", logx=True, logy=True)
+
+
+def prefill_curve(records: list[dict], x="prompt_len", y="ms", predicted="predicted_ms",
+                  title="Prefill time vs prompt length") -> go.Figure:
+    """Measured prefill time (and optional prediction) against prompt length."""
+    fig = go.Figure(go.Scatter(x=[r[x] for r in records], y=[r[y] for r in records], mode="lines+markers",
+                               name="measured (median)", marker=dict(color=COLORS[1])))
+    if all(predicted in r for r in records):
+        fig.add_scatter(x=[r[x] for r in records], y=[r[predicted] for r in records], mode="lines",
+                        name="roofline prediction", line=dict(color=COLORS[0], dash="dash"))
+    return _layout(fig, title, "prompt length (tokens)", "ms")
+
+
+def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, label: str) -> go.Figure:
+    """Bytes read per decode step: weights (flat) and KV cache (growing with the context)."""
+    ctx = np.asarray(context_lens, dtype=float)
+    fig = go.Figure([
+        go.Scatter(x=ctx, y=np.full_like(ctx, weight_bytes / 1e9), name="weights", mode="lines", line=dict(color=COLORS[0])),
+        go.Scatter(x=ctx, y=ctx * kv_bytes_per_token / 1e9, name="KV cache", mode="lines", line=dict(color=COLORS[1])),
+    ])
+    return _layout(fig, f"{label}: bytes read per decode step", "context length (tokens)", "GB per step")
+
+
+# ----------------------------------------------------------------------------- notebook 03
+INTENSITY_RANGE = (0.1, 1e4)
+
+
+def roofline_xy(peak_flops: float, bandwidth: float, points: int = 120):
+    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE."""
+    xs = np.logspace(math.log10(INTENSITY_RANGE[0]), math.log10(INTENSITY_RANGE[1]), points)
+    return xs, np.array([perf.attainable_flops(x, peak_flops, bandwidth) for x in xs])
+
+
+def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
+    """Log-log roofline chart. ``rooflines``: dicts with name, peak (FLOP/s), bandwidth (B/s) and
+    optional dash; ``points``: dicts with label, intensity (FLOP/B) and flops (attained FLOP/s)."""
+    fig = go.Figure()
+    for i, roof in enumerate(rooflines):
+        xs, ys = roofline_xy(roof["peak"], roof["bandwidth"])
+        ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
+        fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
+                        line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
+    for j, p in enumerate(points):
+        fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
+                        text=[p["label"]], textposition="top center", showlegend=False,
+                        marker=dict(size=12, symbol="diamond", color=COLORS[(j + 4) % 8]))
+    return _layout(fig, "The roofline: attainable FLOP/s = min(peak, intensity × bandwidth)",
+                   "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
+
+
+def batch_sweep_figure(records: list[dict], predicted: list[dict], title="Batching on this machine") -> go.Figure:
+    """Measured (and predicted) decode step time and tokens/s against the batch size.
+    Records carry batch, ms_per_step, tokens_per_s, and optionally context_len (one line each)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
+    groups = {}
+    for r in list(records) + list(predicted):
+        key = (r.get("label") or "measured", r.get("context_len"))
+        groups.setdefault(key, []).append(r)
+    for i, ((label, ctx), rows) in enumerate(groups.items()):
+        name = label if ctx is None else f"{label}, context {ctx}"
+        style = dict(dash="dash") if label.startswith("predicted") else {}
+        rows = sorted(rows, key=lambda r: r["batch"])
+        xs = [r["batch"] for r in rows]
+        for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
+            fig.add_scatter(x=xs, y=[r[key] for r in rows], mode="lines+markers", name=name, legendgroup=name,
+                            showlegend=col == 1, line=dict(color=COLORS[i % 8], **style), row=1, col=col)
+    fig.update_xaxes(type="log", title="batch size")
+    fig.update_yaxes(type="log")
+    fig.update_layout(template=TEMPLATE, title=title, height=430, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# ----------------------------------------------------------------------------- notebook 04
+def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link_bandwidth, link_latency,
+                         max_devices=16) -> go.Figure:
+    """Stacked bars of the tensor-parallel decode step for N = 1..max_devices: weight streaming
+    (shrinks as 1/N) and all-reduce communication (grows, then floors at the latency)."""
+    ns = list(range(1, max_devices + 1))
+    parts = [perf.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
+                                             link_bandwidth, link_latency) for n in ns]
+    fig = go.Figure([go.Bar(x=ns, y=[s * 1e3 for s, _ in parts], name="streaming weights (÷ N)", marker_color=COLORS[0]),
+                     go.Bar(x=ns, y=[c * 1e3 for _, c in parts], name="all-reduces (2 per layer)", marker_color=COLORS[1])])
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "Tensor-parallel decode step", "devices (N)", "ms per token")
+
+
+def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alphas=(0.5, 0.7, 0.9)) -> go.Figure:
+    """Speed-up of speculative decoding against the draft length γ, for a few acceptance rates
+    (thin) and the chosen one (thick). Trace 0 is the chosen α (widgets update it in place)."""
+    gammas = list(range(1, max_gamma + 1))
+    fig = go.Figure()
+    fig.add_scatter(x=gammas, y=[perf.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
+                    name=f"α = {alpha:.2f} (yours)", line=dict(color=COLORS[1], width=4))
+    for i, a in enumerate(alphas):
+        fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
+                        name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
+    fig.add_hline(y=1.0, line=dict(color="gray"), annotation_text="no speed-up")
+    return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",
+                   "draft length γ", "speed-up over plain decoding")

@@ -1,0 +1,337 @@
+"""Interactive controls: sliders and dropdowns -> perf -> a FigureWidget updated in place.
+
+Callbacks here do arithmetic only (perf formulas), never measurements, so they answer in well
+under 50 ms at any setting. Text is produced by pure functions (``describe_decode``) that the
+tests call directly; bad values end up as a friendly message, never as an exception.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+
+from . import hardware, perf, plots
+
+MEASURED = "this machine (measured)"
+CUSTOM = "custom"
+
+
+def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
+    """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
+    try:
+        wbytes = perf.weight_bytes(n_params, precision)
+        t = perf.decode_time(n_params, precision, bandwidth)
+        fits = True if memory is None else perf.fits(n_params, precision, memory)
+    except ValueError as err:
+        return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}", False
+    lines = [
+        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {perf.bytes_per_param(precision):g} B "
+        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
+        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
+        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; real systems reach roughly 50–70 % of this)",
+    ]
+    if memory is not None:
+        if fits:
+            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
+                         "(the KV cache and activations need room too)")
+        else:
+            need = perf.min_devices(n_params, precision, memory)
+            int4 = perf.weight_bytes(n_params, "int4") / 1e9
+            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
+                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
+                         f"(int4: {int4:,.1f} GB).")
+    return "<br>".join(lines), fits
+
+
+class DecodeCalculator:
+    """The notebook-01 calculator: model size, precision, bandwidth and a hardware preset."""
+
+    def __init__(self, n_params=7e9, precision="fp16", preset="A100-80GB", measured=None):
+        """``measured``: an optional hardware.Hardware for "this machine (measured)"."""
+        self.measured = measured
+        self.presets = {hw.name: hw for hw in hardware.catalog()}
+        if measured is not None:
+            self.presets[MEASURED] = measured
+        hw = self.presets[preset]
+        style = dict(description_width="110px")
+        layout = W.Layout(width="520px")
+        self.size = W.FloatLogSlider(value=n_params, base=10, min=8, max=12, step=0.01, description="parameters",
+                                     readout_format=".3g", style=style, layout=layout)
+        self.precision = W.Dropdown(options=list(perf._precision.NAMES), value=precision, description="precision",
+                                    style=style)
+        self.preset = W.Dropdown(options=list(self.presets) + [CUSTOM], value=preset, description="hardware",
+                                 style=style)
+        self.bandwidth = W.FloatLogSlider(value=hw.bandwidth / 1e9, base=10, min=0, max=4, step=0.01,
+                                          description="bandwidth GB/s", readout_format=",.0f", style=style, layout=layout)
+        self.memory = W.FloatLogSlider(value=hw.memory / 1e9, base=10, min=0, max=3.3, step=0.01,
+                                       description="memory GB", readout_format=",.0f", style=style, layout=layout)
+        self.readout = W.HTML()
+        self.figure = plots.as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
+        self._syncing = False
+        for control in (self.size, self.precision, self.bandwidth, self.memory):
+            control.observe(self._on_change, names="value")
+        self.preset.observe(self._on_preset, names="value")
+        self.update()
+
+    @property
+    def widget(self) -> W.Widget:
+        return W.VBox([self.preset, self.size, self.precision, self.bandwidth, self.memory, self.readout, self.figure])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_preset(self, change):
+        hw = self.presets.get(change["new"])
+        if hw is None:  # "custom": keep the sliders where they are
+            return
+        self._syncing = True
+        try:
+            self.bandwidth.value, self.memory.value = hw.bandwidth / 1e9, hw.memory / 1e9
+        finally:
+            self._syncing = False
+        self.update()
+
+    def _on_change(self, change):
+        if self._syncing:
+            return
+        hw = self.presets.get(self.preset.value)
+        moved = change["owner"] in (self.bandwidth, self.memory)
+        if moved and hw is not None and (abs(hw.bandwidth / 1e9 - self.bandwidth.value) > 1e-6
+                                         or abs(hw.memory / 1e9 - self.memory.value) > 1e-6):
+            self.preset.unobserve(self._on_preset, names="value")
+            self.preset.value = CUSTOM  # the user moved away from the preset's datasheet figures
+            self.preset.observe(self._on_preset, names="value")
+        self.update()
+
+    def update(self):
+        """Recompute the readout and redraw the curve and the marker in place."""
+        n, prec = self.size.value, self.precision.value
+        bw, mem = self.bandwidth.value * 1e9, self.memory.value * 1e9
+        text, fits = describe_decode(n, prec, bw, mem)
+        self.readout.value = text
+        try:
+            sizes, tps = plots.size_curve(prec, bw)
+            point = perf.tokens_per_second(n, prec, bw)
+        except ValueError:
+            return
+        fig = self.figure
+        with _batch_update(fig):
+            fig.data[0].x, fig.data[0].y = sizes, tps
+            fig.data[0].name = f"bound at {bw / 1e9:,.0f} GB/s, {prec}"
+            fig.data[1].x, fig.data[1].y = [n], [point]
+            fig.data[1].name = "your model" if fits else "your model (does not fit!)"
+            fig.data[1].marker.color = plots.COLORS[2] if fits else plots.COLORS[1]
+            fig.data[1].marker.symbol = "circle" if fits else "x"
+
+
+def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
+    """A button that reveals exercise solutions. Each solution is a callable returning text, so
+    its numbers are computed (by course_lib) when revealed, never typed in."""
+    button, out = W.Button(description=label, button_style="info"), W.HTML()
+
+    def show(_):
+        items = []
+        for solution in solutions:
+            try:
+                items.append(html.escape(solution()))
+            except Exception as err:  # e.g. a measurement cell above was not run
+                items.append(f"(run the cells above first: {html.escape(str(err))})")
+        out.value = "<br>".join(items)
+        button.layout.display = "none"
+
+    button.on_click(show)
+    return W.VBox([button, out])
+
+
+def _batch_update(fig):
+    return fig.batch_update() if hasattr(fig, "batch_update") else _nullcontext()
+
+
+def _slider(cls, description, **kwargs):
+    style = dict(description_width="130px")
+    return cls(description=description, style=style, layout=W.Layout(width="520px"), continuous_update=True, **kwargs)
+
+
+class RooflineExplorer:
+    """Notebook 03: a 7B-class model's decode step on a chosen device's roofline; batch and
+    context sliders move the point (KV reads do not amortise, so context pulls it left)."""
+
+    SHAPE = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=32, d_ff=16384, vocab_size=32000)
+
+    def __init__(self, device="A100-80GB", measured=None):
+        self.devices = {hw.name: hw for hw in hardware.catalog()}
+        if measured is not None:
+            self.devices[MEASURED] = measured
+        self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
+        self.precision = W.Dropdown(options=self.devices[device].precisions, value="fp16"
+                                    if "fp16" in self.devices[device].precisions else self.devices[device].precisions[0],
+                                    description="precision")
+        self.batch = _slider(W.IntSlider, "batch size", value=1, min=1, max=1024)
+        self.context = _slider(W.IntSlider, "context (tokens)", value=0, min=0, max=32768, step=256)
+        self.readout = W.HTML()
+        hw = self.devices[device]
+        self.figure = plots.as_widget(plots.roofline([{"name": hw.name, "peak": hw.peak_flops(self.precision.value),
+                                                       "bandwidth": hw.bandwidth}],
+                                                     [{"label": "your batch", "intensity": 1.0, "flops": 1e12}]))
+        self.device.observe(self._on_device, names="value")
+        for control in (self.precision, self.batch, self.context):
+            control.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    @property
+    def widget(self):
+        return W.VBox([W.HBox([self.device, self.precision]), self.batch, self.context, self.readout, self.figure])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_device(self, change):
+        options = self.devices[change["new"]].precisions
+        keep = self.precision.value if self.precision.value in options else options[0]
+        self.precision.options = options
+        self.precision.value = keep
+        self.update()
+
+    def state(self) -> dict:
+        """The numbers behind the view (pure arithmetic on the current controls)."""
+        hw, prec, b = self.devices[self.device.value], self.precision.value, self.batch.value
+        n_params = perf.transformer_params(**self.SHAPE, embedding=False)
+        kv = self.context.value * perf.kv_cache_bytes_per_token(32, 32, 128, prec)
+        peak = hw.peak_flops(prec)
+        intensity = perf.decode_intensity(n_params, prec, b, kv)
+        step = perf.batched_decode_time(n_params, prec, hw.bandwidth, peak, b, kv)
+        return {"hw": hw, "peak": peak, "intensity": intensity, "step_s": step, "tokens_per_s": b / step,
+                "memory_needed": perf.weight_bytes(n_params, prec) + b * kv,
+                "attained": perf.attainable_flops(intensity, peak, hw.bandwidth),
+                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": perf.critical_batch(peak, hw.bandwidth, prec),
+                "batch1_step_s": perf.batched_decode_time(n_params, prec, hw.bandwidth, peak, 1, kv)}
+
+    def update(self):
+        try:
+            s = self.state()
+        except ValueError as err:
+            self.readout.value = f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+            return
+        regime = "compute-bound" if s["intensity"] >= s["ridge"] else "memory-bound"
+        self.readout.value = (
+            f"intensity <b>{s['intensity']:,.1f} FLOP/byte</b> vs ridge {s['ridge']:,.0f} → <b>{regime}</b>; "
+            f"critical batch (no KV reads) ≈ {s['critical_batch']:,.0f}<br>"
+            f"step {s['step_s'] * 1e3:,.2f} ms (batch 1: {s['batch1_step_s'] * 1e3:,.2f} ms) → "
+            f"<b>{s['tokens_per_s']:,.0f} tokens/s</b> in total, {1 / s['step_s']:,.1f} per sequence")
+        if s["memory_needed"] > s["hw"].memory:
+            self.readout.value += (f"<br><b style='color:#b00'>⚠ Out of memory:</b> weights + KV caches need "
+                                   f"{s['memory_needed'] / 1e9:,.0f} GB, the device has {s['hw'].memory / 1e9:,.0f} GB")
+        xs, ys = plots.roofline_xy(s["peak"], s["hw"].bandwidth)
+        with _batch_update(self.figure):
+            self.figure.data[0].x, self.figure.data[0].y = xs, ys / 1e12
+            self.figure.data[0].name = f"{s['hw'].name} {self.precision.value} (ridge {s['ridge']:,.0f})"
+            self.figure.data[1].x, self.figure.data[1].y = [s["intensity"]], [s["attained"] / 1e12]
+            self.figure.data[1].text = [f"batch {self.batch.value}"]
+
+
+class TensorParallelExplorer:
+    """Notebook 04: a model split over N devices; streaming shrinks as 1/N, all-reduces do not."""
+
+    def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM"):
+        self.models = perf.REFERENCE_SHAPES
+        self.model = W.Dropdown(options=list(self.models), value=model, description="model")
+        self.device = W.Dropdown(options=[hw.name for hw in hardware.catalog() if hw.kind == "gpu"], value=device,
+                                 description="device")
+        self.precision = W.Dropdown(options=list(perf._precision.NAMES), value="fp16", description="precision")
+        self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
+        self.link = _slider(W.FloatLogSlider, "link GB/s", value=450, base=10, min=0, max=3, readout_format=",.0f")
+        self.latency = _slider(W.FloatLogSlider, "latency µs", value=5, base=10, min=-1, max=2, readout_format=".2g")
+        self.readout = W.HTML()
+        self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
+        for control in (self.model, self.device, self.precision, self.n, self.link, self.latency):
+            control.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    @property
+    def widget(self):
+        return W.VBox([W.HBox([self.model, self.device, self.precision]), self.n, self.link, self.latency,
+                       self.readout, self.figure])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _args(self):
+        n_params, layers, d = self.models[self.model.value]
+        hw = hardware.get(self.device.value)
+        return (n_params, self.precision.value, hw.bandwidth, layers, d, self.link.value * 1e9, self.latency.value * 1e-6)
+
+    def update(self):
+        n_params, prec, bw, layers, d, link, latency = self._args()
+        hw, n = hardware.get(self.device.value), self.n.value
+        try:
+            stream, comm = perf.tensor_parallel_components(n_params, prec, bw, n, layers, d, link, latency)
+            need = perf.min_devices(n_params, prec, hw.memory)
+        except ValueError as err:
+            self.readout.value = f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+            return
+        per_device = perf.weight_bytes(n_params, prec) / n
+        fit = ("✅ each device holds" if per_device <= hw.memory else "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
+        self.readout.value = (
+            f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} devices "
+            f"for the weights alone)<br>step {1e3 * (stream + comm):,.2f} ms = {1e3 * stream:,.2f} ms streaming + "
+            f"{1e3 * comm:,.2f} ms in {2 * layers} all-reduces ({100 * comm / (stream + comm):.0f} %) → "
+            f"<b>{1 / (stream + comm):,.1f} tokens/s</b> per sequence")
+        ns = list(range(1, 17))
+        parts = [perf.tensor_parallel_components(n_params, prec, bw, k, layers, d, link, latency) for k in ns]
+        with _batch_update(self.figure):
+            self.figure.data[0].y = [s * 1e3 for s, _ in parts]
+            self.figure.data[1].y = [c * 1e3 for _, c in parts]
+            self.figure.data[0].marker.color = [plots.COLORS[2] if k == n else plots.COLORS[0] for k in ns]
+
+
+class SpeculativeExplorer:
+    """Notebook 04: expected tokens per verification and speed-up for α, γ and draft cost c."""
+
+    def __init__(self, alpha=0.8, gamma=4, cost_ratio=0.1):
+        self.alpha = _slider(W.FloatSlider, "acceptance α", value=alpha, min=0.0, max=0.99, step=0.01)
+        self.gamma = _slider(W.IntSlider, "draft length γ", value=gamma, min=1, max=16)
+        self.cost = _slider(W.FloatSlider, "draft cost c", value=cost_ratio, min=0.0, max=1.0, step=0.01)
+        self.readout = W.HTML()
+        self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio))
+        for control in (self.alpha, self.gamma, self.cost):
+            control.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    @property
+    def widget(self):
+        return W.VBox([self.alpha, self.gamma, self.cost, self.readout, self.figure])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def update(self):
+        a, g, c = self.alpha.value, self.gamma.value, self.cost.value
+        tokens = perf.speculative_expected_tokens(a, g)
+        speedup = perf.speculative_speedup(a, g, c)
+        verdict = "a win" if speedup > 1 else "a <b style='color:#b00'>slow-down</b>"
+        self.readout.value = (f"expected tokens per verification pass: <b>{tokens:.2f}</b> (at most γ + 1 = {g + 1}); "
+                              f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → speed-up <b>{speedup:.2f}×</b>, {verdict}")
+        gammas = list(range(1, 17))
+        with _batch_update(self.figure):
+            self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
+            self.figure.data[0].name = f"α = {a:.2f} (yours)"
+            for trace in self.figure.data[1:]:
+                alpha = float(trace.name.split("=")[1])
+                trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,140 @@
+"""Widgets: every control to its extremes, the text and the figure follow, nothing raises."""
+
+import time
+
+import pytest
+
+from course_lib import hardware, widgets
+
+
+@pytest.fixture
+def calc():
+    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    return widgets.DecodeCalculator(measured=me)
+
+
+def test_describe_decode_worked_number():
+    text, fits = widgets.describe_decode(7e9, "fp16", 2e12, 80e9)
+    assert "7.00 ms/token" in text and "142.9 tokens/s" in text and fits
+    text, fits = widgets.describe_decode(70e9, "fp16", 2e12, 80e9)
+    assert not fits and "Out of memory" in text and "at least 2" in text
+
+
+def test_describe_decode_bad_input_is_a_message():
+    text, fits = widgets.describe_decode(-1, "fp16", 2e12, 80e9)
+    assert "Cannot compute" in text and not fits
+
+
+def test_preset_sets_bandwidth_and_memory(calc):
+    calc.preset.value = "H200"
+    assert calc.bandwidth.value == pytest.approx(4800) and calc.memory.value == pytest.approx(141)
+    assert "4,800 GB/s" in calc.readout.value
+    calc.preset.value = widgets.MEASURED
+    assert calc.bandwidth.value == pytest.approx(12.4)
+
+
+def test_moving_bandwidth_switches_to_custom(calc):
+    calc.bandwidth.value = 500
+    assert calc.preset.value == widgets.CUSTOM
+    assert "500 GB/s" in calc.readout.value
+
+
+def test_figure_updates_in_place(calc):
+    y_before = list(calc.figure.data[0].y)
+    calc.precision.value = "int4"
+    assert list(calc.figure.data[0].y) != y_before
+    calc.size.value = 70e9
+    assert calc.figure.data[1].x[0] == pytest.approx(70e9, rel=1e-6)
+
+
+def test_every_control_at_its_extremes_never_raises_and_is_fast(calc):
+    texts = set()
+    for control in (calc.size, calc.bandwidth, calc.memory):
+        # the log sliders' ends, then absurd values (which the slider clamps to its range)
+        for value in (10 ** control.min, 10 ** control.max, 0.0, -5.0, 1e30):
+            start = time.perf_counter()
+            control.value = value
+            assert time.perf_counter() - start < 0.05
+            assert 10 ** control.min <= control.value <= 10 ** control.max
+            texts.add(calc.readout.value)
+    for precision in calc.precision.options:
+        calc.precision.value = precision
+        texts.add(calc.readout.value)
+    for preset in calc.preset.options:
+        calc.preset.value = preset
+        texts.add(calc.readout.value)
+    assert len(texts) > 5 and not any("Cannot compute" in t for t in texts)
+
+
+def test_oom_marker(calc):
+    calc.preset.value = "A100-80GB"
+    calc.precision.value = "fp16"
+    calc.size.value = 400e9
+    assert "Out of memory" in calc.readout.value and calc.figure.data[1].marker.symbol == "x"
+    calc.precision.value = "int4"
+    calc.size.value = 70e9
+    assert "fits" in calc.readout.value and calc.figure.data[1].marker.symbol == "circle"
+
+
+def test_reveal_solutions_computes_on_click():
+    box = widgets.reveal_solutions([lambda: "one", lambda: 1 / 0])
+    button, out = box.children
+    assert out.value == ""
+    button.click()
+    assert "one" in out.value and "run the cells above first" in out.value
+
+
+def _drive_to_extremes(controls, readout, figure):
+    """Set every slider to both ends and every dropdown to every option; return the texts seen."""
+    texts = set()
+    for control in controls:
+        if hasattr(control, "options"):
+            values = list(control.options)
+        elif isinstance(control, widgets.W.FloatLogSlider):
+            values = [10 ** control.min, 10 ** control.max]
+        else:
+            values = [control.min, control.max]
+        for value in values:
+            start = time.perf_counter()
+            control.value = value
+            assert time.perf_counter() - start < 0.05, (control.description, value)
+            texts.add(readout.value)
+    assert figure.data and all(len(t.y) for t in figure.data)
+    return texts
+
+
+def test_roofline_explorer_moves_the_point():
+    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    r = widgets.RooflineExplorer(measured=me)
+    x1 = r.figure.data[1].x[0]
+    r.batch.value = 64
+    assert r.figure.data[1].x[0] == pytest.approx(64 * x1, rel=1e-6)  # intensity ~ batch without KV
+    assert "memory-bound" in r.readout.value
+    r.batch.value = 1024
+    assert "compute-bound" in r.readout.value
+    r.context.value = 32768
+    assert "Out of memory" in r.readout.value and "memory-bound" in r.readout.value
+    texts = _drive_to_extremes([r.device, r.precision, r.batch, r.context], r.readout, r.figure)
+    assert not any("Cannot compute" in t for t in texts)
+
+
+def test_tensor_parallel_explorer():
+    t = widgets.TensorParallelExplorer(model="405B (126 layers, d 16384)", device="H100-SXM")
+    t.n.value = 8
+    assert "does not fit" in t.readout.value and "at least 11 devices" in t.readout.value
+    t.n.value = 16
+    assert "each device holds" in t.readout.value
+    before = list(t.figure.data[1].y)
+    t.latency.value = 50
+    assert list(t.figure.data[1].y) != before
+    texts = _drive_to_extremes([t.model, t.device, t.precision, t.n, t.link, t.latency], t.readout, t.figure)
+    assert not any("Cannot compute" in x for x in texts)
+
+
+def test_speculative_explorer():
+    s = widgets.SpeculativeExplorer(alpha=0.8, gamma=4, cost_ratio=0.1)
+    assert "3.36" in s.readout.value and "2.40×" in s.readout.value
+    s.alpha.value, s.cost.value = 0.1, 1.0
+    assert "slow-down" in s.readout.value
+    texts = _drive_to_extremes([s.alpha, s.gamma, s.cost], s.readout, s.figure)
+    assert len(texts) > 3
