@@ -81,14 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--memory", type=_positive_float, help="device memory in bytes (with --bandwidth)")
     est.add_argument("--kv-bytes", type=_positive_float, default=0.0, help="KV-cache bytes read per token")
     est.add_argument("--json", action="store_true", help="print JSON")
-    bench = sub.add_parser("bench", help="measure this machine and the toy model's decode speed")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    # bench has its own parser (course_lib.bench): main() hands it the arguments untouched
+    sub.add_parser("bench", help="measure this machine and the toy model's decode speed", add_help=False)
     quiz = sub.add_parser("quiz", help="instructors: print a notebook's quiz answer key")
     quiz.add_argument("--answers", required=True, metavar="NN", help="notebook number, e.g. 01")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from .bench import bench_main
+
+        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check":
@@ -97,10 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         return check_main()
     if args.command == "estimate":
         return _estimate(args, parser)
-    if args.command == "bench":
-        from .measure import bench_main
-
-        return bench_main(args.rest)
     from .quiz import answer_key
 
     try:

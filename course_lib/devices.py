@@ -46,6 +46,25 @@ def pick_device(override: str | torch.device | None = None) -> torch.device:
     return torch.device(kind)
 
 
+def use_threads(n: int | None = None) -> int:
+    """Set torch's CPU threads for measurements: ``n``, else $COURSE_THREADS, else 1.
+
+    One thread is the course's default: on a small shared machine a second thread adds little
+    bandwidth, and when another process holds a core every parallel op waits for it (decode can
+    become 10x slower). Returns the number set.
+    """
+    if n is None:
+        n = os.environ.get("COURSE_THREADS") or 1
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise ValueError(f"threads={n!r} must be a whole number >= 1") from None
+    if n < 1:
+        raise ValueError(f"threads={n!r} must be a whole number >= 1")
+    torch.set_num_threads(n)
+    return n
+
+
 def device_name(device: torch.device | str) -> str:
     """A human-readable name: the GPU's model, or the CPU's model name where Linux tells it."""
     device = torch.device(device)

@@ -113,10 +113,12 @@ PRESETS: dict[str, ToyConfig] = {
     "cpu-s": ToyConfig(vocab_size=8192, n_layers=8, d_model=256, n_heads=4, max_seq_len=512),
     # 33.6 M params; streamed 117.5 MB fp32 / 58.7 MB bf16 [16.8 MB]: DRAM-bound
     "cpu-m": ToyConfig(vocab_size=8192, n_layers=8, d_model=512, n_heads=8, max_seq_len=512),
-    # 69.2 M params; streamed 251.7 MB fp32 / 125.9 MB bf16 [25.2 MB]: DRAM-bound, Binder-safe
-    # (the whole process, torch included, peaks at 0.62 GiB once built in fp32, 0.69 GiB after a
-    # 512-token prefill; measured with torch 2.13 on Linux)
-    "cpu-l": ToyConfig(vocab_size=8192, n_layers=8, d_model=768, n_heads=12, max_seq_len=512),
+    # 67.1 M params; streamed 234.9 MB fp32 / 117.5 MB bf16 [16.8 MB]: DRAM-bound, Binder-safe.
+    # Four wide layers rather than eight narrow ones (d 768): half the small ops per step (84
+    # dispatched ops, not 204) and weight rows of 4 kB, which one-thread GEMV streams at ~90 %
+    # of the 256 MiB GEMV rate (3 kB rows: ~80 %); see benchmarks/README.md. The whole process,
+    # torch included, peaks at ~0.6 GiB in fp32 (measured with torch 2.13 on Linux).
+    "cpu-l": ToyConfig(vocab_size=8192, n_layers=4, d_model=1024, n_heads=16, max_seq_len=512),
     # GPU presets (KV cache bf16 at max_seq_len in brackets):
     # 19.5 M params; streamed 45.4 MB fp32 / 22.7 MB bf16 [2.1 MB]: launch-bound when eager
     "gpu-s": ToyConfig(vocab_size=32000, n_layers=4, d_model=256, n_heads=4, max_seq_len=512),
@@ -174,7 +176,7 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-        self.split_sizes = (q_size, kv_size, kv_size)
+        self.split_sizes = (q_size, kv_size, kv_size)  # of wqkv's output features
         self.wqkv = nn.Linear(config.d_model, q_size + 2 * kv_size, bias=False, dtype=dtype)
         self.wo = nn.Linear(q_size, config.d_model, bias=False, dtype=dtype)
         self.cache = KVCache(max_batch, self.n_kv_heads, config.max_seq_len, self.head_dim, dtype)
@@ -183,17 +185,19 @@ class Attention(nn.Module):
         """``cache_pos``: None = no cache (attend over x itself); an int = start position in the
         cache (attend over the filled prefix); a tensor = the new tokens' positions (static path)."""
         B, T, _ = x.shape
-        q, k, v = self.wqkv(x).split(self.split_sizes, dim=-1)
-        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        # one view + one transpose + one split (3 ops) instead of a split, 3 views and 3
+        # transposes: on a CPU every op costs ~4-10 us of dispatch, as much as streaming 50 kB
+        qkv = self.wqkv(x).view(B, T, self.n_heads + 2 * self.n_kv_heads, self.head_dim).transpose(1, 2)
+        # q (B, nh, T, hd), k and v (B, nkv, T, hd)
+        q, k, v = qkv.split((self.n_heads, self.n_kv_heads, self.n_kv_heads), dim=1)
         if isinstance(cache_pos, torch.Tensor):
             k, v = self.cache.write_static(k, v, cache_pos)  # (B, nkv, S, hd)
         elif cache_pos is not None:
             k, v = self.cache.write(k, v, cache_pos)  # (B, nkv, start_pos + T, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            enable_gqa=self.n_kv_heads != self.n_heads)  # (B, nh, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, nh * hd)
+        # (B, nh, 1, hd) is already laid out as (B, 1, nh * hd): one reshape (a view); T > 1 needs the transpose
+        y = y.reshape(B, T, -1) if T == 1 else y.transpose(1, 2).reshape(B, T, -1)  # (B, T, nh * hd)
         return self.wo(y)  # (B, T, d)
 
 
@@ -210,8 +214,10 @@ class Block(nn.Module):
         self.w_down = nn.Linear(config.d_ff, config.d_model, bias=False, dtype=dtype)
 
     def forward(self, x, mask, cache_pos):
-        x = x + self.attention(self.attn_norm(x), mask, cache_pos)
-        return x + self.w_down(F.gelu(self.w_up(self.mlp_norm(x))))  # (B, T, d)
+        # in-place residual adds: x is this forward's own activation (the model runs without
+        # autograd), so no new buffer is allocated per add
+        x = x.add_(self.attention(self.attn_norm(x), mask, cache_pos))
+        return x.add_(self.w_down(F.gelu(self.w_up(self.mlp_norm(x)))))  # (B, T, d)
 
 
 class ToyGPT(nn.Module):

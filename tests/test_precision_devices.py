@@ -40,3 +40,18 @@ def test_memory_and_precisions_on_cpu():
         devices.check_precision_supported(cpu, "int8")
     assert devices.device_name(cpu)
     devices.synchronize(cpu)
+
+
+def test_use_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("COURSE_THREADS", "2")
+        assert devices.use_threads() == 2 and torch.get_num_threads() == 2
+        assert devices.use_threads(1) == 1
+        with pytest.raises(ValueError, match="threads"):
+            devices.use_threads(0)
+        monkeypatch.setenv("COURSE_THREADS", "many")
+        with pytest.raises(ValueError, match="threads"):
+            devices.use_threads()
+    finally:
+        torch.set_num_threads(before)
