@@ -331,6 +331,11 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
     device = devices.pick_device(device)
     precision = devices.check_precision_supported(device, precision)
     _check_batch(max_batch, "max_batch")
+    if device.type == "cuda":
+        # cuDNN's attention builds a new plan for every new KV length: 40-60 ms per decode step
+        # until each length has been seen once (seen with bf16 on an H200, torch 2.11). Decoding
+        # meets a new length every step, so the course uses the flash / efficient kernels.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     check_memory(config, device, precision, max_batch)
     with torch.device("meta"):
         model = ToyGPT(config, max_batch=max_batch, dtype=_precision.torch_dtype(precision))
