@@ -260,6 +260,8 @@ def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: 
         "launch_aware_ms": perf.launch_aware_decode_time(rec["weight_bytes"], kv_bytes, profile.bandwidth,
                                                          n_kernels, overhead) * 1e3,
         "roofline_ms": max(bytes_per_step / profile.bandwidth, flops / peak if peak else 0.0) * 1e3,
+        "launch_aware_roofline_ms": (max(bytes_per_step / profile.bandwidth, flops / peak if peak else 0.0)
+                                     + n_kernels * overhead) * 1e3,
         "mbu_measured": mbu(bytes_per_step / batch, tokens_per_s, profile.bandwidth),
         "mbu_datasheet": mbu(bytes_per_step / batch, tokens_per_s, hw.bandwidth) if hw else None,
         "mfu": mfu(flops / batch, tokens_per_s, peak) if peak else None,
@@ -340,10 +342,12 @@ def prefill_sweep(model, lengths, batch: int = 1, profile: MachineProfile | None
 
 
 def batch_sweep(model, batches, context_len: int | None = None, profile: MachineProfile | None = None,
-                fast: bool | None = None, repeats: int | None = None, progress: bool = True) -> list[dict]:
-    """time_decode records for each batch size (the model needs max_batch >= max(batches))."""
+                fast: bool | None = None, repeats: int | None = None, progress: bool = True,
+                graph: bool = False) -> list[dict]:
+    """time_decode records for each batch size (the model needs max_batch >= max(batches));
+    ``graph=True`` times CUDA-graph steps, so launch overhead does not hide the knee."""
     profile = profile or get_profile(model.device, fast=fast)
-    return [time_decode(model, b, context_len, repeats, False, profile, fast)
+    return [time_decode(model, b, context_len, repeats, graph, profile, fast)
             for b in _progress(list(batches), progress, "batch sweep")]
 
 

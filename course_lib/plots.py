@@ -19,10 +19,11 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=False, logy=False, height=420) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=60, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    fig.update_xaxes(title=x, type="log" if logx else "linear")
-    fig.update_yaxes(title=y, type="log" if logy else "linear")
+    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    # axis types only where log is wanted: forcing "linear" would break category axes (bar labels)
+    fig.update_xaxes(title=x, **({"type": "log"} if logx else {}))
+    fig.update_yaxes(title=y, **({"type": "log"} if logy else {}))
     return fig
 
 
@@ -103,7 +104,7 @@ def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
                     hovertemplate=comp + ": %{x:.2f} %<extra></extra>")
     fig.update_layout(barmode="stack")
     return _layout(fig, "Where a decode step's bytes come from", "% of bytes read per token", "",
-                   height=150 + 60 * len(parts_by_model))
+                   height=260 + 60 * len(parts_by_model))
 
 
 def measured_vs_bytes(records: list[dict], bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
@@ -131,9 +132,9 @@ def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: f
     ns = np.unique(np.logspace(0, math.log10(n_max), 80).astype(int))
     fig = go.Figure(go.Scatter(x=ns, y=[perf.linear_intensity(int(n), d_in, d_out, weight_bytes, act_bytes) for n in ns],
                                mode="lines", name=f"linear {d_in}x{d_out}", line=dict(color=COLORS[0], width=3)))
-    for i, (name, ridge) in enumerate(ridges.items()):
-        fig.add_hline(y=ridge, line=dict(dash="dot", color=COLORS[(i + 1) % 8]),
-                      annotation_text=f"{name} ridge {ridge:.0f}", annotation_position="top left")
+    for i, (name, ridge) in enumerate(ridges.items()):  # lines as traces: hline shapes break log autorange
+        fig.add_scatter(x=[ns[0], ns[-1]], y=[ridge, ridge], mode="lines", name=f"{name} ridge {ridge:.0f}",
+                        line=dict(dash="dot", color=COLORS[(i + 1) % 8]))
     return _layout(fig, "Arithmetic intensity grows with the tokens per weight load", "tokens processed together (n)",
                    "FLOP per byte", logx=True, logy=True)
 
@@ -178,9 +179,10 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
         fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
-    for j, p in enumerate(points):
+    for j, p in enumerate(points):  # labels alternate above and below, so points that coincide stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
-                        text=[p["label"]], textposition="top center", showlegend=False,
+                        text=[p["label"]], textposition="top center" if j % 2 == 0 else "bottom center",
+                        showlegend=False,
                         marker=dict(size=12, symbol="diamond", color=COLORS[(j + 4) % 8]))
     return _layout(fig, "The roofline: attainable FLOP/s = min(peak, intensity × bandwidth)",
                    "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
@@ -234,6 +236,21 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
     for i, a in enumerate(alphas):
         fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
                         name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
-    fig.add_hline(y=1.0, line=dict(color="gray"), annotation_text="no speed-up")
+    fig.add_scatter(x=[1, max_gamma], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
     return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",
                    "draft length γ", "speed-up over plain decoding")
+
+
+# ----------------------------------------------------------------------------- recorded GPU runs
+def reference_decode(eager: list[dict], graph: list[dict], bandwidth: float, label: str) -> go.Figure:
+    """A recorded GPU's batch-1 decode, eager and in a CUDA graph, against bytes / bandwidth:
+    small models sit far above the line (launch overhead), the graph closes most of the gap."""
+    xs = np.array([r["bytes_per_token"] for r in eager + graph], dtype=float)
+    grid = np.linspace(0, xs.max() * 1.05, 50)
+    fig = go.Figure(go.Scatter(x=grid / 1e9, y=grid / bandwidth * 1e3, mode="lines", name="bytes / read bandwidth",
+                               line=dict(color=COLORS[0], dash="dash")))
+    for i, (name, rows) in enumerate((("eager PyTorch", eager), ("one CUDA graph per step", graph))):
+        fig.add_scatter(x=[r["bytes_per_token"] / 1e9 for r in rows], y=[r["ms_per_token"] for r in rows],
+                        mode="lines+markers+text", text=[r["preset"] for r in rows], textposition="top left",
+                        name=name, marker=dict(size=10, color=COLORS[1 + i]))
+    return _layout(fig, f"Batch-1 decode, {label}", "GB read per token", "ms per token")

@@ -83,6 +83,7 @@ def test_time_decode_record(tiny, profile):
     assert r["ms_per_token"] > 0 and r["tokens_per_s"] == pytest.approx(1e3 / r["ms_per_token"])
     assert r["predicted_ms"] == pytest.approx(r["bytes_per_step"] / 14e9 * 1e3)
     assert r["launch_aware_ms"] == pytest.approx(r["predicted_ms"] + r["n_kernels"] * 5e-6 * 1e3)
+    assert r["launch_aware_roofline_ms"] == pytest.approx(r["roofline_ms"] + r["n_kernels"] * 5e-6 * 1e3)
     assert r["n_kernels"] == r["n_aten_ops"]  # on the CPU every dispatched op is charged
     assert r["launch_overhead_s"] == profile.op_overhead and r["launch_overhead_tight_s"] == profile.launch_overhead
     assert r["mbu_measured"] == pytest.approx(r["bytes_per_token"] * r["tokens_per_s"] / 14e9)

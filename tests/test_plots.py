@@ -65,3 +65,9 @@ def test_tensor_parallel_bars_sum_to_the_model():
 def test_speculative_curve():
     fig = plots.speculative_curve(0.8, 0.1)
     assert fig.data[0].y[3] == pytest.approx(perf.speculative_speedup(0.8, 4, 0.1))
+
+
+def test_reference_decode_figure():
+    rows = [{"bytes_per_token": 1e9, "ms_per_token": 2.0, "preset": "a"}, {"bytes_per_token": 4e9, "ms_per_token": 3.0, "preset": "b"}]
+    fig = plots.reference_decode(rows, rows, 2e12, "recorded")
+    assert len(fig.data) == 3 and fig.data[0].y[-1] == pytest.approx(fig.data[0].x[-1] * 1e9 / 2e12 * 1e3)

@@ -57,6 +57,9 @@ def lab():
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = home / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                OMP_NUM_THREADS="1")
@@ -126,7 +129,8 @@ def _run_all(page, name: str) -> dict:
                            "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=60_000)
     page.wait_for_function(f"() => ({NOTEBOOK_STATE_JS})() && ({NOTEBOOK_STATE_JS})().status === 'idle'",
                            timeout=60_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # start "run all" without awaiting its promise (evaluate would wait on it with no timeout)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     deadline = time.time() + RUN_TIMEOUT
     while time.time() < deadline:
         state = page.evaluate(NOTEBOOK_STATE_JS)
@@ -164,8 +168,8 @@ def _move_calculator_slider(page) -> tuple[str, str]:
 
 
 def _answer_first_quiz_question(page) -> str:
-    question = page.locator(".cl-question").first
-    question.locator("input[type=radio], input[type=checkbox]").first.check()
+    question = page.locator(".cl-question").filter(has=page.locator("input[type=radio]")).first
+    question.locator("input[type=radio]").first.check()
     question.locator("button", has_text="Check").click()
     page.wait_for_timeout(1500)
     return question.locator(".cl-box").first.inner_text()
@@ -177,7 +181,7 @@ def test_notebook_in_jupyterlab(lab, browser, name):
     shots.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
-        page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?token={TOKEN}")
+        page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?reset&token={TOKEN}")  # reset: no restored tabs
         started = time.time()
         state = _run_all(page, name)
         seconds = time.time() - started
@@ -186,17 +190,21 @@ def test_notebook_in_jupyterlab(lab, browser, name):
         drawn = page.locator(".js-plotly-plot").count()
         assert drawn >= max(state["plotly"], 1), f"{name}: {state['plotly']} figures output, {drawn} drawn"
         if name.startswith("01"):
-            assert page.locator(".widget-slider").count() >= 4
+            assert page.locator(".widget-slider").count() >= 3  # the calculator's size, bandwidth, memory
             before, after = _move_calculator_slider(page)
             assert before != after, "moving the parameters slider did not change the calculator's text"
         if page.locator(".cl-question").count():
             feedback = _answer_first_quiz_question(page)
             assert feedback.strip(), f"{name}: the quiz gave no feedback"
-        figure = page.locator(".js-plotly-plot").first
-        figure.scroll_into_view_if_needed()
+        for i, figure in enumerate(page.locator(".js-plotly-plot").all()):  # each figure, for review
+            figure.scroll_into_view_if_needed()
+            figure.screenshot(path=str(shots / f"{Path(name).stem}-figure{i + 1}.png"))
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / f"{Path(name).stem}.png"))
         peak = _kernel_peak_rss(state["kernel"])
         print(f"\n{name}: ran in {seconds:.0f} s in the browser; kernel peak RSS "
               f"{peak / 2**20 if peak else float('nan'):.0f} MiB; {drawn} figures drawn")
     finally:
+        page.evaluate("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                      " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
         page.close()

@@ -1,0 +1,83 @@
+"""Record a reference run of the course on a GPU, for notebooks to show to CPU-only learners.
+
+    python benchmarks/gpu_reference.py OUT_DIR [--fast]
+
+Writes OUT_DIR/<card>.json with provenance and: the bench (machine profile, batch-1 decode of
+every GPU preset eager and in a CUDA graph, paired check, breakdown), a batch sweep (CUDA
+graphs) and a prefill sweep of the 7B-class toy, and, when two GPUs are present, the tensor-parallel toy over NCCL.
+The notebooks read these files from assets/reference/ and label them as recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+# NVLink multicast stays off on shared hosts (see the device notes); children inherit this.
+os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
+
+import torch  # noqa: E402
+
+from course_lib import bench, measure, model, parallel  # noqa: E402
+
+
+def _card_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _jsonable(records):
+    return [{k: v for k, v in r.items() if not isinstance(v, torch.Tensor)} for r in records]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--fast", action="store_true")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU")
+        return 2
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    result = bench.run_bench("cuda", fast=args.fast, argv=["benchmarks/gpu_reference.py", *(argv or sys.argv[1:])])
+    device = torch.device("cuda")
+    # the 7B-class toy in CUDA graphs: launch overhead out of the way, so the knee shows
+    toy = model.build_model("7b", device=device, precision="bf16", max_batch=64)
+    result["batch_sweep"] = _jsonable(measure.batch_sweep(toy, [1, 2, 4, 8, 16, 32, 64], context_len=128,
+                                                          fast=args.fast, progress=False, graph=True))
+    result["prefill_sweep"] = _jsonable(measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255],
+                                                              fast=args.fast, progress=False))
+    del toy
+    measure.free_model(device)
+    if torch.cuda.device_count() >= 2:
+        for preset in ("gpu-1b", "7b"):
+            try:
+                tp = parallel.run_tensor_parallel(preset, world_size=2, n_tokens=32, prompt_len=32,
+                                                  precision="bf16", timeout=300)
+                result.setdefault("tensor_parallel", []).append(
+                    {k: v for k, v in tp.items() if not isinstance(v, torch.Tensor)})
+            except (RuntimeError, ValueError) as err:
+                result.setdefault("tensor_parallel", []).append({"preset": preset, "error": str(err)})
+    result["reference_runtime_s"] = time.time() - started
+    name = _card_name(torch.cuda.get_device_name(0))
+    path = args.out_dir / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"wrote {path} in {result['reference_runtime_s']:.0f} s")
+    for tp in result.get("tensor_parallel", []):
+        if "error" in tp:
+            print(f"TP {tp['preset']}: {tp['error'][:300]}")
+        else:
+            print(f"TP {tp['preset']} x{tp['world_size']} {tp['backend']}: step {tp['step_s'] * 1e3:.3f} ms, "
+                  f"comm {tp['comm_share']:.0%}, identical {tp['identical_tokens']}, "
+                  f"single device {tp['single_device_step_s'] * 1e3:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
