@@ -294,12 +294,14 @@ class TensorParallelExplorer:
 class SpeculativeExplorer:
     """Notebook 04: expected tokens per verification and speed-up for α, γ and draft cost c."""
 
+    COMPARE = (0.5, 0.7, 0.9)  # acceptance rates drawn thin for comparison
+
     def __init__(self, alpha=0.8, gamma=4, cost_ratio=0.1):
         self.alpha = _slider(W.FloatSlider, "acceptance α", value=alpha, min=0.0, max=0.99, step=0.01)
         self.gamma = _slider(W.IntSlider, "draft length γ", value=gamma, min=1, max=16)
         self.cost = _slider(W.FloatSlider, "draft cost c", value=cost_ratio, min=0.0, max=1.0, step=0.01)
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio))
+        self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
         for control in (self.alpha, self.gamma, self.cost):
             control.observe(lambda _: self.update(), names="value")
         self.update()
@@ -324,8 +326,7 @@ class SpeculativeExplorer:
         with _batch_update(self.figure):
             self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
             self.figure.data[0].name = f"α = {a:.2f} (yours)"
-            for trace in self.figure.data[1:]:
-                alpha = float(trace.name.split("=")[1])
+            for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves
                 trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]
 
 
