@@ -164,9 +164,12 @@ def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, 
 INTENSITY_RANGE = (0.1, 1e4)
 
 
-def roofline_xy(peak_flops: float, bandwidth: float, points: int = 120):
-    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE."""
-    xs = np.logspace(math.log10(INTENSITY_RANGE[0]), math.log10(INTENSITY_RANGE[1]), points)
+def roofline_xy(peak_flops: float, bandwidth: float):
+    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
+    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
+    lo, hi = INTENSITY_RANGE
+    ridge = min(max(perf.ridge_point(peak_flops, bandwidth), lo), hi)
+    xs = np.array([lo, ridge, hi])
     return xs, np.array([perf.attainable_flops(x, peak_flops, bandwidth) for x in xs])
 
 

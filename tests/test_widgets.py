@@ -97,7 +97,9 @@ def _drive_to_extremes(controls, readout, figure):
         for value in values:
             start = time.perf_counter()
             control.value = value
-            assert time.perf_counter() - start < 0.05, (control.description, value)
+            # sliders update in place (< 50 ms); a dropdown may redraw a whole chart (< 250 ms)
+            limit = 0.25 if hasattr(control, "options") else 0.05
+            assert time.perf_counter() - start < limit, (control.description, value)
             texts.add(readout.value)
     assert figure.data and all(len(t.y) for t in figure.data)
     return texts
@@ -138,3 +140,14 @@ def test_speculative_explorer():
     assert "slow-down" in s.readout.value
     texts = _drive_to_extremes([s.alpha, s.gamma, s.cost], s.readout, s.figure)
     assert len(texts) > 3
+
+
+def test_slider_snapping_keeps_the_preset(calc):
+    # a browser snaps the log slider to its step: 2,039 GB/s comes back as 10**3.31 = 2,042
+    calc.preset.value = "A100-80GB"
+    calc.bandwidth.value = 10 ** 3.31
+    calc.memory.value = 10 ** 1.90  # 79.4 for 80 GB
+    assert calc.preset.value == "A100-80GB"
+    assert "2,039 GB/s" in calc.readout.value and "in 80 GB" in calc.readout.value
+    calc.bandwidth.value = 10 ** 3.33  # a real move: a step and a half away
+    assert calc.preset.value == widgets.CUSTOM and "2,138 GB/s" in calc.readout.value
