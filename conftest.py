@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from course_lib import devices
+
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -29,16 +31,6 @@ def _kernel_pid(item) -> int | None:
     provisioner = getattr(getattr(kernel, "km", None), "provisioner", None)
     process = getattr(provisioner, "process", None)
     return getattr(process, "pid", None)
-
-
-def _peak_rss(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def _is_notebook_cell(item) -> bool:
@@ -56,7 +48,7 @@ def pytest_runtest_teardown(item, nextitem):
     record = _NOTEBOOKS[item.parent.name]
     record["seconds"] = time.perf_counter() - record.pop("start")
     pid = _kernel_pid(item)
-    record["peak_rss_bytes"] = _peak_rss(pid) if pid else None
+    record["peak_rss_bytes"] = devices.peak_rss(pid) if pid else None
     peak = record["peak_rss_bytes"]
     if peak is not None and peak > NOTEBOOK_MEMORY_BUDGET:
         pytest.fail(f"{item.parent.name}: kernel peak memory {peak / 1e9:.2f} GB is over the "

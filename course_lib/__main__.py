@@ -1,10 +1,11 @@
-"""Command line: `python -m course_lib check | estimate | bench | quiz`.
+"""Command line: `python -m course_lib check | estimate | bench | quiz | guide`.
 
     python -m course_lib check
     python -m course_lib estimate --params 7e9 --precision fp16 --hardware A100-80GB [--json]
     python -m course_lib estimate --params 7e9 --precision int4 --bandwidth 2e12 --memory 80e9
     python -m course_lib bench [--device cpu|cuda|mps] [--json out.json] [--fast]
     python -m course_lib quiz --answers 01
+    python -m course_lib guide [-o docs/INSTRUCTOR_GUIDE.md]
 
 Bad arguments exit with status 2 and a message naming the argument.
 """
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="measure this machine and the toy model's decode speed", add_help=False)
     quiz = sub.add_parser("quiz", help="instructors: print a notebook's quiz answer key")
     quiz.add_argument("--answers", required=True, metavar="NN", help="notebook number, e.g. 01")
+    guide = sub.add_parser("guide", help="instructors: print the workshop guide (Markdown)")
+    guide.add_argument("-o", "--output", metavar="PATH", help="write it to PATH (UTF-8) instead of printing it")
     return parser
 
 
@@ -102,6 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         return check_main()
     if args.command == "estimate":
         return _estimate(args, parser)
+    if args.command == "guide":
+        from .workshop import instructor_guide
+
+        text = instructor_guide()
+        if not args.output:
+            print(text, end="")
+            return 0
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        except OSError as err:
+            parser.error(f"argument --output: cannot write {args.output!r}: {err.strerror}")
+        return 0
     from .quiz import answer_key
 
     try:

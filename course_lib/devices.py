@@ -125,6 +125,19 @@ def total_memory(device: torch.device | str) -> int:
     return int(psutil.virtual_memory().total)
 
 
+def peak_rss(pid: int | None = None) -> float | None:
+    """Peak resident memory (bytes) of process ``pid`` (default: this one), from Linux's VmHWM;
+    None where the system does not report it (macOS, Windows) or the process is gone."""
+    try:
+        status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) * 1024
+    return None
+
+
 def synchronize(device: torch.device | str) -> None:
     """Wait until all queued work on `device` has finished (a no-op on the CPU)."""
     device = torch.device(device)

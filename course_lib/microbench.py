@@ -38,10 +38,12 @@ GiB = 1 << 30
 
 
 def fast_mode(fast: bool | None = None) -> bool:
-    """``fast`` if given, else True when the environment variable COURSE_FAST is 1/true/yes."""
+    """``fast`` if given, else whether workshop mode is on (COURSE_WORKSHOP or COURSE_FAST, read now)."""
+    from . import workshop
+
     if fast is not None:
         return bool(fast)
-    return os.environ.get("COURSE_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+    return workshop.is_enabled()
 
 
 def resolve_device(device=None) -> torch.device:

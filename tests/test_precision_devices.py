@@ -55,3 +55,12 @@ def test_use_threads(monkeypatch):
             devices.use_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_peak_rss_of_this_process():
+    import sys
+
+    peak = devices.peak_rss()
+    if sys.platform.startswith("linux"):
+        assert peak is not None and peak > 10e6  # torch alone is far more than 10 MB
+    assert devices.peak_rss(2**22 + 12345) is None  # no such process

@@ -61,8 +61,6 @@ def test_enable_prints_what_it_did(clean_env, capsys):
     assert "Workshop mode is on" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=True, reason="microbench.fast_mode reads COURSE_FAST only; the one-line change "
-                   "that makes it honour COURSE_WORKSHOP too is pending (then remove this marker)")
 def test_course_workshop_alone_reaches_the_measurement_code(clean_env):
     clean_env.setenv("COURSE_WORKSHOP", "1")
     assert microbench.fast_mode()

@@ -145,14 +145,11 @@ def _run_all(page, name: str) -> dict:
 def _kernel_peak_rss(kernel_id: str) -> float | None:
     import psutil
 
+    from course_lib import devices
+
     for proc in psutil.process_iter(["cmdline"]):
         if any(kernel_id in part for part in (proc.info["cmdline"] or [])):
-            try:
-                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        return float(line.split()[1]) * 1024
-            except OSError:
-                return None
+            return devices.peak_rss(proc.pid)
     return None
 
 
