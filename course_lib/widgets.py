@@ -8,10 +8,12 @@ tests call directly; bad values end up as a friendly message, never as an except
 from __future__ import annotations
 
 import html
+from contextlib import nullcontext
 
 import ipywidgets as W
 
 from . import hardware, perf, plots
+from . import precision as precision_names
 
 MEASURED = "this machine (measured)"
 CUSTOM = "custom"
@@ -58,7 +60,7 @@ class DecodeCalculator:
         layout = W.Layout(width="520px")
         self.size = W.FloatLogSlider(value=n_params, base=10, min=8, max=12, step=0.01, description="parameters",
                                      readout_format=".3g", style=style, layout=layout)
-        self.precision = W.Dropdown(options=list(perf._precision.NAMES), value=precision, description="precision",
+        self.precision = W.Dropdown(options=list(precision_names.NAMES), value=precision, description="precision",
                                     style=style)
         self.preset = W.Dropdown(options=list(self.presets) + [CUSTOM], value=preset, description="hardware",
                                  style=style)
@@ -157,7 +159,7 @@ def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
 
 
 def _batch_update(fig):
-    return fig.batch_update() if hasattr(fig, "batch_update") else _nullcontext()
+    return fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
 
 
 def _slider(cls, description, **kwargs):
@@ -258,7 +260,7 @@ class TensorParallelExplorer:
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
         self.device = W.Dropdown(options=[hw.name for hw in hardware.catalog() if hw.kind == "gpu"], value=device,
                                  description="device")
-        self.precision = W.Dropdown(options=list(perf._precision.NAMES), value="fp16", description="precision")
+        self.precision = W.Dropdown(options=list(precision_names.NAMES), value="fp16", description="precision")
         self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
         self.link = _slider(W.FloatLogSlider, "link GB/s", value=450, base=10, min=0, max=3, readout_format=",.0f")
         self.latency = _slider(W.FloatLogSlider, "latency µs", value=5, base=10, min=-1, max=2, readout_format=".2g")
@@ -344,11 +346,3 @@ class SpeculativeExplorer:
             self.figure.data[0].name = f"α = {a:.2f} (yours)"
             for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves
                 trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
