@@ -1,145 +1,45 @@
-"""The course's toy GPT: a small decoder-only transformer built to be *timed*, not trained.
+"""The course's toy GPT and how it generates text, in the style of nanoGPT and gpt-fast.
 
-Scope: the shape in docs/ARCHITECTURE.md and nothing more -- token embedding, pre-norm blocks
-(RMSNorm -> fused-QKV attention -> output projection; RMSNorm -> up -> GELU -> down), a final
-RMSNorm and an untied LM head, no biases. The weights are random (a fixed seed): every timing
-and byte count is that of a real model of the same shape, but the text it writes is nonsense.
-There is no positional encoding (real models add RoPE: a few elementwise ops per layer that
-change neither the bytes streamed nor the matmul FLOPs); the causal mask alone orders tokens.
+Scope: token embedding, pre-norm blocks (RMSNorm -> fused-QKV attention -> output projection;
+RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases. Shapes and
+exact parameter/byte/FLOP counts are in presets.py (tests check them against this module). The
+weights are random (a fixed seed): every timing and byte count is that of a real model of the
+same shape, but the text it writes is nonsense. No positional encoding (real models add RoPE: a
+few elementwise ops per layer that change neither the bytes streamed nor the matmul FLOPs).
 
-Each layer owns a static, preallocated KV cache of shape (max_batch, n_kv_heads, max_seq_len,
-head_dim) for K and for V. ``forward(tokens, start_pos)`` writes the new tokens' K and V at
-[start_pos, start_pos + T) and attends over the filled prefix [0, start_pos + T);
-``static_kv=True`` attends over the whole cache under a mask instead, so that every step has the
-same shapes and can be captured in a CUDA graph (see generate.make_graphed_decode).
+Each layer owns a static, preallocated KV cache (max_batch, n_kv_heads, max_seq_len, head_dim)
+for K and for V. ``forward(tokens, start_pos)`` writes the new tokens' K and V at
+[start_pos, start_pos + T) and attends over the filled prefix; ``static_kv=True`` attends over
+the whole cache under a mask instead, so every step has the same shapes (CUDA graphs).
 
-Parameter, byte and FLOP counts come from ``perf`` (tests check them against this module).
+Generation, as small named steps:
 
-References: nanoGPT ``model.py`` (A. Karpathy) for the layout and presets; gpt-fast
-``model.py`` (PyTorch team) for the static KV cache and fused QKV; PyTorch's
-``scaled_dot_product_attention`` documentation for the attention mask and grouped-query options.
+    prefill            the whole prompt in one pass: fills the KV cache, returns the last logits
+    decode_one_token   one new token at position ``pos``: reads the cache, appends its K and V
+    generate           prefill, then decode one token at a time (each input is the last output)
+    teacher_forced_logits   the training-style pass over a known sequence (no cache)
+    make_graphed_decode     one whole decode step captured in a CUDA graph
+
+References: nanoGPT ``model.py`` (A. Karpathy); gpt-fast ``model.py`` and ``generate.py``
+(PyTorch team); the ``torch.cuda.graphs`` documentation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import trange
 
-from . import devices, perf
-from . import precision as _precision
+from .machine import check_precision, free_memory, pick_device, torch_dtype
+from .perf import check_count
+from .presets import PRESETS, ToyConfig, get_config  # noqa: F401  (re-exported for notebooks)
 
 # build_model asks for this much more memory than weights + KV cache, for activations (logits of
 # a full-length prefill, MLP hidden states) and allocator slack.
 MEMORY_HEADROOM = 1.25
-
-
-@dataclass(frozen=True, kw_only=True)
-class ToyConfig:
-    """Shape of a toy GPT. All sizes are positive whole numbers; keyword arguments only."""
-
-    vocab_size: int
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int | None = None  # fewer K/V heads than query heads = grouped-query attention; None: n_heads
-    d_ff: int | None = None  # MLP hidden width; None: 4 * d_model, as in GPT-2
-    max_seq_len: int  # length of the static KV cache: prompt + generated tokens must fit
-    norm_eps: float = 1e-5
-
-    def __post_init__(self):
-        if self.n_kv_heads is None:
-            object.__setattr__(self, "n_kv_heads", self.n_heads)
-        if self.d_ff is None and isinstance(self.d_model, int):
-            object.__setattr__(self, "d_ff", 4 * self.d_model)
-        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "max_seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}={value!r} must be a whole number greater than zero")
-        if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
-            raise ValueError(f"norm_eps={self.norm_eps!r} must be a number greater than zero")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} must be divisible by n_kv_heads={self.n_kv_heads}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def perf_shape(self) -> dict[str, int]:
-        """The keyword arguments perf's shape formulas take, e.g.
-        ``perf.forward_flops(**config.perf_shape, n_tokens=1)``."""
-        return {"n_layers": self.n_layers, "d_model": self.d_model, "n_heads": self.n_heads,
-                "n_kv_heads": self.n_kv_heads, "d_ff": self.d_ff, "vocab_size": self.vocab_size}
-
-    def n_params(self, embedding: bool = True) -> int:
-        """Exact parameter count (with or without the embedding table)."""
-        return perf.transformer_params(**self.perf_shape, embedding=embedding)
-
-    def weight_bytes(self, precision: str = "fp32") -> float:
-        """Weight bytes one decode step streams: everything but the embedding table."""
-        return perf.decode_weight_bytes(**self.perf_shape, precision=precision)
-
-    def kv_cache_bytes(self, batch: int = 1, precision: str = "fp32") -> float:
-        """Bytes of the static KV cache for ``batch`` sequences of max_seq_len tokens."""
-        _check_batch(batch)
-        per_token = perf.kv_cache_bytes_per_token(self.n_layers, self.n_kv_heads, self.head_dim, precision)
-        return batch * self.max_seq_len * per_token
-
-    def total_bytes(self, batch: int = 1, precision: str = "fp32") -> float:
-        """Bytes the model occupies: all weights (embedding included) plus the KV cache."""
-        return self.n_params() * perf.bytes_per_param(precision) + self.kv_cache_bytes(batch, precision)
-
-
-def _check_batch(batch, name: str = "batch") -> int:
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"{name}={batch!r} must be a whole number >= 1")
-    return batch
-
-
-# Streamed bytes exclude the embedding table (a decode step reads one row of it). head_dim is 64,
-# except in "tiny" (16) and the two largest GPU presets (128). Numbers computed with perf.
-PRESETS: dict[str, ToyConfig] = {
-    # tests: 0.12 M params; streamed 0.41 MB fp32 / 0.20 MB bf16; GQA (2 KV heads per 4 query heads)
-    "tiny": ToyConfig(vocab_size=256, n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, max_seq_len=64),
-    # CPU ladder for sweeps, ~2-5x apart (KV cache fp32 at max_seq_len in brackets):
-    # 2.88 M params; streamed 7.3 MB fp32 / 3.7 MB bf16 [2.1 MB]: fits in many CPU caches
-    "cpu-xs": ToyConfig(vocab_size=8192, n_layers=4, d_model=128, n_heads=2, max_seq_len=512),
-    # 10.5 M params; streamed 33.6 MB fp32 / 16.8 MB bf16 [8.4 MB]: about the size of a big L3
-    "cpu-s": ToyConfig(vocab_size=8192, n_layers=8, d_model=256, n_heads=4, max_seq_len=512),
-    # 33.6 M params; streamed 117.5 MB fp32 / 58.7 MB bf16 [16.8 MB]: DRAM-bound
-    "cpu-m": ToyConfig(vocab_size=8192, n_layers=8, d_model=512, n_heads=8, max_seq_len=512),
-    # 67.1 M params; streamed 234.9 MB fp32 / 117.5 MB bf16 [16.8 MB]: DRAM-bound, Binder-safe.
-    # Four wide layers rather than eight narrow ones (d 768): half the small ops per step (84
-    # dispatched ops, not 204) and weight rows of 4 kB, which one-thread GEMV streams at ~90 %
-    # of the 256 MiB GEMV rate (3 kB rows: ~80 %); see benchmarks/README.md. The whole process,
-    # torch included, peaks at ~0.6 GiB in fp32 (measured with torch 2.13 on Linux).
-    "cpu-l": ToyConfig(vocab_size=8192, n_layers=4, d_model=1024, n_heads=16, max_seq_len=512),
-    # GPU presets (KV cache bf16 at max_seq_len in brackets):
-    # 19.5 M params; streamed 45.4 MB fp32 / 22.7 MB bf16 [2.1 MB]: launch-bound when eager
-    "gpu-s": ToyConfig(vocab_size=32000, n_layers=4, d_model=256, n_heads=4, max_seq_len=512),
-    # 105.8 M params; streamed 324.8 MB fp32 / 162.4 MB bf16 [12.6 MB]
-    "gpu-m": ToyConfig(vocab_size=32000, n_layers=8, d_model=768, n_heads=12, max_seq_len=512),
-    # 936 M params; streamed 3.48 GB fp32 / 1.74 GB bf16 [67 MB]: a 1B-class model
-    "gpu-1b": ToyConfig(vocab_size=32000, n_layers=16, d_model=2048, n_heads=16, max_seq_len=512),
-    # 6.70 B params; streamed 26.3 GB fp32 / 13.1 GB bf16 [134 MB]: Llama-2-7B's width, depth and
-    # heads, with a 4x GELU MLP in place of its SwiGLU (about the same number of parameters)
-    "7b": ToyConfig(vocab_size=32000, n_layers=32, d_model=4096, n_heads=32, max_seq_len=256),
-}
-
-
-def get_config(config_or_preset: ToyConfig | str) -> ToyConfig:
-    """A ToyConfig as given, or the preset of that name; ValueError listing the presets."""
-    if isinstance(config_or_preset, ToyConfig):
-        return config_or_preset
-    if isinstance(config_or_preset, str) and config_or_preset.strip().lower() in PRESETS:
-        return PRESETS[config_or_preset.strip().lower()]
-    raise ValueError(f"config_or_preset={config_or_preset!r} is not a ToyConfig or a preset name; "
-                     f"presets: {', '.join(PRESETS)}")
 
 
 # ----------------------------------------------------------------------------- the network
@@ -226,7 +126,7 @@ class ToyGPT(nn.Module):
 
     def __init__(self, config: ToyConfig, max_batch: int = 1, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.config, self.max_batch = config, _check_batch(max_batch, "max_batch")
+        self.config, self.max_batch = config, check_count("max_batch", max_batch)
         # from_pretrained wraps a given tensor and skips nn.Embedding's default normal_ init, which on
         # the meta device (see build_model) would import sympy: +70 MB of RSS for nothing.
         self.embedding = nn.Embedding.from_pretrained(torch.empty(config.vocab_size, config.d_model, dtype=dtype))
@@ -309,7 +209,7 @@ def _causal_mask(q_pos: torch.Tensor, n_keys: int, dtype: torch.dtype) -> torch.
 def check_memory(config: ToyConfig, device: torch.device, precision: str, max_batch: int) -> None:
     """ValueError if weights + KV cache (with MEMORY_HEADROOM) exceed the device's free memory."""
     needed = config.total_bytes(max_batch, precision) * MEMORY_HEADROOM
-    free = devices.free_memory(device)
+    free = free_memory(device)
     if needed > free:
         raise ValueError(
             f"this model needs {needed / 1e9:.3g} GB ({precision}, max_batch={max_batch}, "
@@ -320,7 +220,7 @@ def check_memory(config: ToyConfig, device: torch.device, precision: str, max_ba
 
 def build_model(config_or_preset: ToyConfig | str, device=None, precision: str = "fp32",
                 max_batch: int = 1, seed: int = 0) -> ToyGPT:
-    """A ready-to-run ToyGPT: on ``device`` (default: devices.pick_device), in ``precision``,
+    """A ready-to-run ToyGPT: on ``device`` (default: machine.pick_device), in ``precision``,
     seeded random weights, eval mode, no gradients.
 
     Checks that the precision runs on the device and that the model fits in free memory before
@@ -328,9 +228,9 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
     allocated once, directly on the target device in the target dtype: no second copy.
     """
     config = get_config(config_or_preset)
-    device = devices.pick_device(device)
-    precision = devices.check_precision_supported(device, precision)
-    _check_batch(max_batch, "max_batch")
+    device = pick_device(device)
+    precision = check_precision(device, precision)
+    check_count("max_batch", max_batch)
     if device.type == "cuda":
         # cuDNN's attention builds a new plan for every new KV length: 40-60 ms per decode step
         # until each length has been seen once (seen with bf16 on an H200, torch 2.11). Decoding
@@ -338,8 +238,106 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
         torch.backends.cuda.enable_cudnn_sdp(False)
     check_memory(config, device, precision, max_batch)
     with torch.device("meta"):
-        model = ToyGPT(config, max_batch=max_batch, dtype=_precision.torch_dtype(precision))
+        model = ToyGPT(config, max_batch=max_batch, dtype=torch_dtype(precision))
     model.to_empty(device=device)
     model.requires_grad_(False).eval()
     model.init_weights(seed)
     return model
+
+
+# ----------------------------------------------------------------------------- generation
+def _check_tokens(model: ToyGPT, tokens: torch.Tensor, name: str) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype != torch.long:
+        raise ValueError(f"{name} must be a 2-D torch.long tensor of token ids (batch, length)")
+    if tokens.device != model.device:
+        raise ValueError(f"{name} is on {tokens.device} but the model is on {model.device}")
+
+
+@torch.inference_mode()
+def prefill(model: ToyGPT, prompt: torch.Tensor) -> torch.Tensor:
+    """Run the prompt (B, T) through the model in one pass, writing its K and V into cache
+    positions [0, T). Returns the logits of the last position, (B, vocab)."""
+    _check_tokens(model, prompt, "prompt")
+    return model(prompt, start_pos=0)[:, -1]  # (B, vocab)
+
+
+@torch.inference_mode()
+def decode_one_token(model: ToyGPT, token: torch.Tensor, pos: int) -> torch.Tensor:
+    """One decode step: token (B, 1) at position ``pos``, attending to cache positions [0, pos].
+    Returns its logits, (B, vocab)."""
+    return model(token, start_pos=pos)[:, -1]  # (B, vocab)
+
+
+def sample_greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The most likely next token for each row of logits (B, vocab): (B, 1)."""
+    return logits.argmax(dim=-1, keepdim=True)
+
+
+@torch.inference_mode()
+def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, progress: bool = False) -> torch.Tensor:
+    """Greedy generation: the prompt (B, T) followed by ``max_new_tokens`` new tokens, (B, T + new).
+
+    Raises ValueError if the batch exceeds the model's max_batch or T + max_new_tokens exceeds
+    its max_seq_len. ``progress`` shows a tqdm bar over the decode steps.
+    """
+    _check_tokens(model, prompt, "prompt")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 1")
+    check_count("max_new_tokens", max_new_tokens)
+    B, T = prompt.shape
+    model.check_fits(B, T + max_new_tokens)
+    tokens = torch.empty((B, T + max_new_tokens), dtype=torch.long, device=prompt.device)
+    tokens[:, :T] = prompt
+    tokens[:, T:T + 1] = sample_greedy(prefill(model, prompt))
+    for pos in trange(T, T + max_new_tokens - 1, disable=not progress, desc="decoding", unit="tok"):
+        logits = decode_one_token(model, tokens[:, pos:pos + 1], pos)
+        tokens[:, pos + 1:pos + 2] = sample_greedy(logits)
+    return tokens
+
+
+@torch.inference_mode()
+def teacher_forced_logits(model: ToyGPT, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits (B, T, vocab) for every position of a known sequence in one parallel pass
+    (teacher forcing, as in training): no KV cache, no token-by-token loop."""
+    _check_tokens(model, tokens, "tokens")
+    return model.forward_no_cache(tokens)
+
+
+def make_graphed_decode(model: ToyGPT, batch: int = 1) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """Capture one whole decode step in a CUDA graph; return ``decode(token (batch, 1), pos) ->
+    logits (batch, vocab)``, a drop-in for ``decode_one_token`` at this batch size.
+
+    The step runs on the static-cache path (attention over all max_seq_len slots under a mask),
+    so its shapes never change and one graph serves every position: each call copies the token
+    and position into static input buffers and replays the recorded kernels. The returned
+    logits are a static buffer that the next call overwrites (clone them to keep them).
+
+    Build the graph before prefilling: warm-up and capture write K and V at cache position 0.
+    """
+    device = model.device
+    if device.type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA device; this model is on {device.type}")
+    model.check_fits(batch, 1)
+    static_token = torch.zeros((batch, 1), dtype=torch.long, device=device)
+    static_pos = torch.zeros((), dtype=torch.long, device=device)
+
+    with torch.inference_mode():
+        side = torch.cuda.Stream(device)  # warm up off the default stream, as the docs advise
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                model(static_token, static_pos, static_kv=True)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_logits = model(static_token, static_pos, static_kv=True)[:, -1]  # (batch, vocab)
+
+    def decode(token: torch.Tensor, pos: int) -> torch.Tensor:
+        if not 0 <= pos < model.config.max_seq_len:  # out of range would be a device-side assert
+            raise ValueError(f"pos={pos} must be in [0, max_seq_len={model.config.max_seq_len})")
+        static_token.copy_(token)
+        static_pos.fill_(pos)
+        graph.replay()
+        return static_logits
+
+    return decode

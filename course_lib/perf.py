@@ -7,30 +7,31 @@ The one idea (batch-1 decode streams every weight once per token):
 
 .. math:: t_\text{token} \approx \frac{P \cdot b_\text{param} + \text{KV bytes}}{B_\text{mem}}
 
-It is a *lower bound*: real systems reach roughly 50-70 % of it (kernel launches, small ops,
-attention over the cache, imperfect overlap). Functions that take ``overhead`` or
-``launch_overhead`` let the course add those terms back honestly.
+It is a *lower bound*. ``launch_aware_decode_time`` and ``roofline_time`` add back the terms
+real runs pay; measure.py compares them with what the toy model really does.
 
 Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
-outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument.
+outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument. The ``check_*``
+validators below are the course's one family of input checks: other modules use them too.
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
-
-from . import precision as _precision
+from numbers import Real
 
 __all__ = [
     "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "params_for_speed", "fits", "min_devices",
-    "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity", "kv_cache_bytes_per_token",
-    "prefill_time", "speculative_expected_tokens", "speculative_speedup",
+    "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity",
+    "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
-    "batched_decode_time", "decode_intensity", "launch_aware_decode_time",
-    "transformer_params", "matmul_params", "decode_weight_bytes", "forward_flops",
-    "decode_components", "decode_table", "MODEL_SIZES", "REFERENCE_SHAPES",
+    "batched_decode_time", "decode_intensity", "launch_aware_decode_time", "roofline_time", "decode_table",
 ]
+
+# Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
+# accepts all of them; the toy transformer can only *run* the ones with a torch dtype (RUNNABLE).
+PRECISIONS: dict[str, float] = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+RUNNABLE: tuple[str, ...] = ("fp32", "fp16", "bf16")
 
 # Shapes of public model families for the tensor-parallel explorer: (parameters, layers, d_model).
 # Llama 2 7B and 70B, Llama 3.1 405B, from their published model configurations.
@@ -45,7 +46,8 @@ MODEL_SIZES: dict[str, float] = {"1.3B": 1.3e9, "7B": 7e9, "13B": 13e9, "70B": 7
 
 
 # ----------------------------------------------------------------------------- validation
-def _number(name: str, value) -> float:
+def check_number(name: str, value) -> float:
+    """``value`` as a finite float; ValueError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{name}={value!r} must be a number")
     value = float(value)
@@ -54,50 +56,57 @@ def _number(name: str, value) -> float:
     return value
 
 
-def _positive(name: str, value) -> float:
-    value = _number(name, value)
+def check_positive(name: str, value) -> float:
+    value = check_number(name, value)
     if value <= 0:
         raise ValueError(f"{name}={value!r} must be greater than zero")
     return value
 
 
-def _non_negative(name: str, value) -> float:
-    value = _number(name, value)
+def check_non_negative(name: str, value) -> float:
+    value = check_number(name, value)
     if value < 0:
         raise ValueError(f"{name}={value!r} must be zero or more")
     return value
 
 
-def _count(name: str, value, minimum: int = 1) -> int:
+def check_count(name: str, value, minimum: int = 1) -> int:
     """A whole number >= minimum (floats such as 4.0 are accepted, 4.5 is not)."""
-    number = _number(name, value)
+    number = check_number(name, value)
     if number != int(number) or number < minimum:
         raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
     return int(number)
 
 
+def normalize_precision(precision: str) -> str:
+    """Canonical lower-case precision name; ValueError for anything unknown."""
+    if isinstance(precision, str) and precision.strip().lower() in PRECISIONS:
+        return precision.strip().lower()
+    raise ValueError(f"precision={precision!r} is not a known precision; use one of {', '.join(PRECISIONS)}")
+
+
 # ----------------------------------------------------------------------------- sizes
 def bytes_per_param(precision: str) -> float:
     """Bytes per parameter: fp32 4, fp16 2, bf16 2, fp8 1, int8 1, int4 0.5."""
-    return _precision.bytes_per_param(precision)
+    return PRECISIONS[normalize_precision(precision)]
 
 
 def activation_bytes(precision: str) -> float:
     """Bytes per activation value: 4 for fp32 models, else 2 (quantised weights keep 16-bit
     activations, the common weight-only scheme)."""
-    return 4.0 if _precision.normalize(precision) == "fp32" else 2.0
+    return 4.0 if normalize_precision(precision) == "fp32" else 2.0
 
 
 def weight_bytes(n_params, precision: str) -> float:
     r"""Bytes of the weights: :math:`P \cdot b_\text{param}`."""
-    return _positive("n_params", n_params) * bytes_per_param(precision)
+    return check_positive("n_params", n_params) * bytes_per_param(precision)
 
 
 def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> float:
     r"""Bytes the KV cache holds for one token of context:
     :math:`2 \cdot L \cdot h_{kv} \cdot d_\text{head} \cdot b` (K and V, every layer)."""
-    return (2 * _count("n_layers", n_layers) * _count("n_kv_heads", n_kv_heads)
-            * _count("head_dim", head_dim) * bytes_per_param(precision))
+    return (2 * check_count("n_layers", n_layers) * check_count("n_kv_heads", n_kv_heads)
+            * check_count("head_dim", head_dim) * bytes_per_param(precision))
 
 
 # ----------------------------------------------------------------------------- decode, batch 1
@@ -108,8 +117,8 @@ def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0)
     ``kv_bytes`` is the KV cache read per step (context x bytes per token); ``overhead`` is a
     fixed time per step (e.g. kernel launches). A lower bound: real runs are slower.
     """
-    moved = weight_bytes(n_params, precision) + _non_negative("kv_bytes", kv_bytes)
-    return moved / _positive("bandwidth", bandwidth) + _non_negative("overhead", overhead)
+    moved = weight_bytes(n_params, precision) + check_non_negative("kv_bytes", kv_bytes)
+    return moved / check_positive("bandwidth", bandwidth) + check_non_negative("overhead", overhead)
 
 
 def tokens_per_second(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
@@ -120,7 +129,8 @@ def tokens_per_second(n_params, precision: str, bandwidth, kv_bytes=0.0, overhea
 def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
     r"""Largest model (parameters) that can still reach ``tokens_per_s`` at batch 1:
     :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
-    return _positive("bandwidth", bandwidth) / (_positive("tokens_per_s", tokens_per_s) * bytes_per_param(precision))
+    return check_positive("bandwidth", bandwidth) / (check_positive("tokens_per_s", tokens_per_s)
+                                                     * bytes_per_param(precision))
 
 
 def launch_aware_decode_time(weight_bytes, kv_bytes, bandwidth, n_kernels, launch_overhead) -> float:
@@ -129,15 +139,22 @@ def launch_aware_decode_time(weight_bytes, kv_bytes, bandwidth, n_kernels, launc
 
     Small models on a GPU live in the second term: hundreds of tiny kernels at ~10 us each.
     """
-    moved = _positive("weight_bytes", weight_bytes) + _non_negative("kv_bytes", kv_bytes)
-    return (moved / _positive("bandwidth", bandwidth)
-            + _count("n_kernels", n_kernels, 0) * _non_negative("launch_overhead", launch_overhead))
+    moved = check_positive("weight_bytes", weight_bytes) + check_non_negative("kv_bytes", kv_bytes)
+    return (moved / check_positive("bandwidth", bandwidth)
+            + check_count("n_kernels", n_kernels, 0) * check_non_negative("launch_overhead", launch_overhead))
+
+
+def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
+    r"""Time of work that moves ``moved_bytes`` and does ``flops``, whichever roof binds:
+    :math:`\max(\text{bytes} / B,\ \text{FLOPs} / \text{peak})`."""
+    return max(check_non_negative("moved_bytes", moved_bytes) / check_positive("bandwidth", bandwidth),
+               check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops))
 
 
 def fits(n_params, precision: str, memory, kv_bytes=0.0) -> bool:
     """Do the weights (plus ``kv_bytes`` of cache) fit in ``memory`` bytes?"""
-    needed = weight_bytes(n_params, precision) + _non_negative("kv_bytes", kv_bytes)
-    return needed <= _positive("memory", memory)
+    needed = weight_bytes(n_params, precision) + check_non_negative("kv_bytes", kv_bytes)
+    return needed <= check_positive("memory", memory)
 
 
 def min_devices(n_params, precision: str, device_memory) -> int:
@@ -146,14 +163,14 @@ def min_devices(n_params, precision: str, device_memory) -> int:
     Weights only: the KV cache, activations and the runtime need room too, so real
     deployments use more (and tensor parallelism likes powers of two).
     """
-    ratio = weight_bytes(n_params, precision) / _positive("device_memory", device_memory)
+    ratio = weight_bytes(n_params, precision) / check_positive("device_memory", device_memory)
     return max(1, math.ceil(ratio - 1e-12))  # tolerance: 160e9 / 80e9 is exactly 2 devices
 
 
 # ----------------------------------------------------------------------------- roofline
 def ridge_point(peak_flops, bandwidth) -> float:
     """Arithmetic intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
-    return _positive("peak_flops", peak_flops) / _positive("bandwidth", bandwidth)
+    return check_positive("peak_flops", peak_flops) / check_positive("bandwidth", bandwidth)
 
 
 def critical_batch(peak_flops, bandwidth, precision: str) -> float:
@@ -172,15 +189,16 @@ def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
     ``weight_bytes`` and ``act_bytes`` are bytes per element. At n = 1 and 2-byte values this
     is just under 1 FLOP/byte; it grows ~linearly with n until the activations dominate.
     """
-    n = _count("n_tokens", n_tokens)
-    d_in, d_out = _count("d_in", d_in), _count("d_out", d_out)
-    b_w, b_a = _positive("weight_bytes", weight_bytes), _positive("act_bytes", act_bytes)
+    n = check_count("n_tokens", n_tokens)
+    d_in, d_out = check_count("d_in", d_in), check_count("d_out", d_out)
+    b_w, b_a = check_positive("weight_bytes", weight_bytes), check_positive("act_bytes", act_bytes)
     return 2.0 * n * d_in * d_out / (d_in * d_out * b_w + n * (d_in + d_out) * b_a)
 
 
 def attainable_flops(intensity, peak_flops, bandwidth) -> float:
     r"""The roofline: :math:`\min(\text{peak},\ I \cdot B)` FLOP/s at arithmetic intensity I."""
-    return min(_positive("peak_flops", peak_flops), _positive("intensity", intensity) * _positive("bandwidth", bandwidth))
+    return min(check_positive("peak_flops", peak_flops),
+               check_positive("intensity", intensity) * check_positive("bandwidth", bandwidth))
 
 
 def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
@@ -188,7 +206,7 @@ def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
     token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head, so
     :math:`I = 2 (h / h_{kv}) / b`, whatever the context or batch (each sequence has its own cache).
     Grouped-query attention (fewer KV heads) is what raises it."""
-    heads, kv_heads = _count("n_heads", n_heads), _count("n_kv_heads", n_kv_heads)
+    heads, kv_heads = check_count("n_heads", n_heads), check_count("n_kv_heads", n_kv_heads)
     if heads % kv_heads:
         raise ValueError(f"n_heads={heads} must be divisible by n_kv_heads={kv_heads}")
     return 2.0 * heads / kv_heads / bytes_per_param(precision)
@@ -197,10 +215,9 @@ def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
 def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) -> float:
     """FLOP/byte of one decode step for ``batch`` sequences: 2·P·batch FLOPs over the weights
     read once plus each sequence's own KV cache (which does not amortise)."""
-    b = _count("batch", batch)
-    flops = 2.0 * _positive("n_params", n_params) * b
-    moved = weight_bytes(n_params, precision) + b * _non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
-    return flops / moved
+    b = check_count("batch", batch)
+    moved = weight_bytes(n_params, precision) + b * check_non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
+    return 2.0 * check_positive("n_params", n_params) * b / moved
 
 
 def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1,
@@ -211,28 +228,26 @@ def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1
     Tokens/s is ``batch / batched_decode_time(...)``: it rises ~linearly with the batch while
     the step is memory-bound and flattens once it is compute-bound.
     """
-    b = _count("batch", batch)
-    compute = 2.0 * _positive("n_params", n_params) * b / _positive("peak_flops", peak_flops)
-    moved = weight_bytes(n_params, precision) + b * _non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
-    return max(compute, moved / _positive("bandwidth", bandwidth)) + _non_negative("overhead", overhead)
+    b = check_count("batch", batch)
+    moved = weight_bytes(n_params, precision) + b * check_non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
+    flops = 2.0 * check_positive("n_params", n_params) * b
+    return roofline_time(moved, flops, bandwidth, peak_flops) + check_non_negative("overhead", overhead)
 
 
 def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> float:
     r"""Seconds to process an n-token prompt in one pass (roofline, attention ignored):
     :math:`\max(2 P n / \text{peak},\ P b_\text{param} / B)`."""
-    n = _count("n_tokens", n_tokens)
-    compute = 2.0 * _positive("n_params", n_params) * n / _positive("peak_flops", peak_flops)
-    memory = weight_bytes(n_params, precision) / _positive("bandwidth", bandwidth)
-    return max(compute, memory)
+    flops = 2.0 * check_positive("n_params", n_params) * check_count("n_tokens", n_tokens)
+    return roofline_time(weight_bytes(n_params, precision), flops, bandwidth, peak_flops)
 
 
 # ----------------------------------------------------------------------------- parallelism
 def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency) -> float:
     r"""Ring all-reduce of ``message_bytes`` over N devices:
     :math:`2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`; zero for one device."""
-    m = _positive("message_bytes", message_bytes)
-    n = _count("n_devices", n_devices)
-    beta, alpha = _positive("link_bandwidth", link_bandwidth), _non_negative("link_latency", link_latency)
+    m = check_positive("message_bytes", message_bytes)
+    n = check_count("n_devices", n_devices)
+    beta, alpha = check_positive("link_bandwidth", link_bandwidth), check_non_negative("link_latency", link_latency)
     if n == 1:
         return 0.0
     return 2 * (n - 1) * alpha + 2 * (n - 1) / n * m / beta
@@ -242,11 +257,10 @@ def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n
                                link_bandwidth, link_latency, batch=1) -> tuple[float, float]:
     """(streaming seconds, communication seconds) of one tensor-parallel decode step; their sum
     is ``tensor_parallel_decode_time``."""
-    n = _count("n_devices", n_devices)
-    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
-    b = _count("batch", batch)
-    stream = weight_bytes(n_params, precision) / (n * _positive("bandwidth", bandwidth))
-    message = b * d * activation_bytes(precision)
+    n = check_count("n_devices", n_devices)
+    layers, d = check_count("n_layers", n_layers), check_count("d_model", d_model)
+    stream = weight_bytes(n_params, precision) / (n * check_positive("bandwidth", bandwidth))
+    message = check_count("batch", batch) * d * activation_bytes(precision)
     return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency)
 
 
@@ -264,10 +278,10 @@ def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, 
 
 
 def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
-    a = _number("alpha", alpha)
+    a = check_number("alpha", alpha)
     if not 0.0 <= a < 1.0:
         raise ValueError(f"alpha={alpha!r} must be in [0, 1): it is the chance a draft token is accepted")
-    return a, _count("gamma", gamma)
+    return a, check_count("gamma", gamma)
 
 
 def speculative_expected_tokens(alpha, gamma) -> float:
@@ -281,103 +295,23 @@ def speculative_speedup(alpha, gamma, cost_ratio) -> float:
     r"""Wall-time speed-up over plain decoding: expected tokens / :math:`(\gamma c + 1)`, where c
     is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
     a, g = _alpha_gamma(alpha, gamma)
-    c = _non_negative("cost_ratio", cost_ratio)
-    return speculative_expected_tokens(a, g) / (g * c + 1.0)
+    return speculative_expected_tokens(a, g) / (g * check_non_negative("cost_ratio", cost_ratio) + 1.0)
 
 
-# ----------------------------------------------------------------------------- the toy model's shape
-def _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size):
-    layers, d = _count("n_layers", n_layers), _count("d_model", d_model)
-    heads, kv_heads = _count("n_heads", n_heads), _count("n_kv_heads", n_kv_heads)
-    ff, vocab = _count("d_ff", d_ff), _count("vocab_size", vocab_size)
-    if d % heads:
-        raise ValueError(f"d_model={d} must be divisible by n_heads={heads}")
-    if heads % kv_heads:
-        raise ValueError(f"n_heads={heads} must be divisible by n_kv_heads={kv_heads}")
-    return layers, d, heads, kv_heads, ff, vocab, d // heads
-
-
-def _layer_matrix_params(d, heads, kv_heads, ff, head_dim) -> int:
-    qkv = d * (heads + 2 * kv_heads) * head_dim
-    out = heads * head_dim * d
-    return qkv + out + 2 * d * ff
-
-
-def matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size) -> int:
-    """Parameters in weight matrices that a forward pass multiplies with (every layer's
-    projections and MLP, plus the LM head): no embedding table, no norm weights."""
-    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
-    return layers * _layer_matrix_params(d, heads, kv_heads, ff, hd) + d * vocab
-
-
-def transformer_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, embedding=True) -> int:
-    """Exact parameter count of the course's toy GPT (see docs/ARCHITECTURE.md): matrices,
-    two RMSNorm weights per layer, the final norm, and (if ``embedding``) the embedding table."""
-    layers, d, *_ = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
-    norms = (2 * layers + 1) * d
-    table = int(vocab_size) * d if embedding else 0
-    return matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size) + norms + table
-
-
-def decode_weight_bytes(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, precision: str) -> float:
-    """Weight bytes one decode step streams: every parameter except the embedding table (a
-    lookup reads only one row of it)."""
-    n = transformer_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, embedding=False)
-    return n * bytes_per_param(precision)
-
-
-def forward_flops(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, n_tokens, past=0, batch=1) -> float:
-    r"""Matmul FLOPs of a forward pass over ``n_tokens`` new tokens after ``past`` cached ones:
-
-    .. math:: 2\,b\,n\,P_\text{matmul} + 4\,b\,L\,h\,d_\text{head}\,n\,(\text{past} + n)
-
-    The second term is attention (QK^T and AV over every key position, causal mask not
-    subtracted, as a dense kernel computes it). Norms, softmax, GELU and residual adds are left
-    out: they are a fraction of a percent of the total.
-    """
-    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
-    n, b = _count("n_tokens", n_tokens), _count("batch", batch)
-    keys = _count("past", past, 0) + n
-    dense = 2.0 * b * n * matmul_params(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
-    return dense + 4.0 * b * layers * heads * hd * n * keys
-
-
-def decode_components(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size, precision: str,
-                      context_len=0) -> dict[str, float]:
-    """Bytes read by one batch-1 decode step, by component, in the order the step runs.
-
-    The embedding reads one row; each layer reads its Q/K/V and output projections, the cached
-    K and V of ``context_len`` earlier tokens, and the two MLP matrices; then the norms and the
-    LM head (vocabulary projection).
-    """
-    layers, d, heads, kv_heads, ff, vocab, hd = _shape(n_layers, d_model, n_heads, n_kv_heads, d_ff, vocab_size)
-    b = bytes_per_param(precision)
-    ctx = _count("context_len", context_len, 0)
-    return {
-        "embedding lookup (one row)": d * b,
-        "attention projections (Q, K, V, output)": layers * (d * (heads + 2 * kv_heads) * hd + heads * hd * d) * b,
-        "KV cache reads": ctx * kv_cache_bytes_per_token(layers, kv_heads, hd, precision),
-        "MLP (up and down)": layers * 2 * d * ff * b,
-        "norms": (2 * layers + 1) * d * b,
-        "LM head (vocabulary projection)": d * vocab * b,
-    }
-
-
+# ----------------------------------------------------------------------------- the models x GPUs table
 def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
     """The "models x GPUs" table as records: for every model size and device, the batch-1
     bandwidth bound (ms/token, tokens/s), the weights' bytes and whether they fit.
 
     ``hardware_list`` holds objects with ``name``, ``bandwidth`` and ``memory`` (hardware.Hardware).
     """
-    sizes = MODEL_SIZES if model_sizes is None else model_sizes
     rows = []
-    for label, n_params in sizes.items():
+    for label, n_params in (MODEL_SIZES if model_sizes is None else model_sizes).items():
         for hw in hardware_list:
             t = decode_time(n_params, precision, hw.bandwidth)
             rows.append({
                 "model": label, "n_params": float(n_params), "hardware": hw.name,
-                "precision": _precision.normalize(precision),
-                "weight_bytes": weight_bytes(n_params, precision),
+                "precision": normalize_precision(precision), "weight_bytes": weight_bytes(n_params, precision),
                 "ms_per_token": t * 1e3, "tokens_per_s": 1.0 / t,
                 "fits": fits(n_params, precision, hw.memory),
                 "min_devices": min_devices(n_params, precision, hw.memory),

@@ -1,0 +1,237 @@
+"""This machine: which device the course runs on, and the one timing harness.
+
+    pick_device        a CUDA GPU, else Apple's MPS, else the CPU (or COURSE_DEVICE / an override)
+    time_fn            THE timing harness: warm up, synchronise, median and IQR per call
+    time_interleaved   several callables timed in alternating rounds (fair on a noisy machine)
+    random_tensor      benchmark inputs: random values, never zeros
+
+Every measurement in the course goes through ``time_fn`` or ``time_interleaved``: warm-up, a
+clock read only after the device is synchronised, medians with the inter-quartile range.
+roofs.py measures the machine's roofs with them; measure.py times the toy model.
+
+Fast mode (COURSE_FAST=1, the one switch, used by Binder and workshops) shortens the runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.benchmark import Measurement, Timer
+from torch.utils.benchmark.utils.common import TaskSpec
+
+from .perf import RUNNABLE, check_count, normalize_precision
+
+MiB = 1 << 20
+KINDS = ("cpu", "cuda", "mps")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def fast_mode(fast: bool | None = None) -> bool:
+    """``fast`` if given, else whether COURSE_FAST is set to 1/true/yes/on (read now)."""
+    if fast is not None:
+        return bool(fast)
+    return os.environ.get("COURSE_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# ----------------------------------------------------------------------------- the device
+def available_kinds() -> list[str]:
+    """Device kinds torch can use on this machine, best first."""
+    mps = getattr(torch.backends, "mps", None)
+    return (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if mps and mps.is_available() else []) + ["cpu"]
+
+
+def pick_device(override: str | torch.device | None = None) -> torch.device:
+    """The device to use: ``override``, else $COURSE_DEVICE, else the best available."""
+    if isinstance(override, torch.device):
+        if override.type in ("cuda", "mps") and override.index is not None:
+            return override
+        override = override.type
+    choice = override or os.environ.get("COURSE_DEVICE") or available_kinds()[0]
+    kind = str(choice).strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"device={choice!r} is not a device kind; use one of {', '.join(KINDS)}")
+    if kind not in available_kinds():
+        raise ValueError(f"device={choice!r} is not available on this machine; available: "
+                         f"{', '.join(available_kinds())}")
+    return torch.device(kind)
+
+
+def device_name(device) -> str:
+    """A human-readable name: the GPU's model, or the CPU's model name where the OS tells it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple silicon GPU (MPS)"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype that runs ``precision``; ValueError for storage-only formats (int4...)."""
+    name = normalize_precision(precision)
+    if name not in DTYPES:
+        raise ValueError(f"precision={precision!r} can be used in the calculators but the toy model "
+                         f"cannot run it; run one of {', '.join(RUNNABLE)}")
+    return DTYPES[name]
+
+
+def supported_precisions(device) -> list[str]:
+    """Runnable precisions on this device: fp32 always; fp16/bf16 where a matmul works."""
+    device, names = torch.device(device), ["fp32"]
+    for name in ("fp16", "bf16"):
+        try:
+            a = torch.ones(4, 4, dtype=DTYPES[name], device=device)
+            (a @ a).sum().item()
+        except (RuntimeError, TypeError):
+            continue
+        if not (device.type == "cuda" and name == "bf16" and not torch.cuda.is_bf16_supported()):
+            names.append(name)
+    return names
+
+
+def check_precision(device, precision: str) -> str:
+    """The canonical precision name, or ValueError if ``device`` cannot run it."""
+    name = normalize_precision(precision)
+    torch_dtype(name)
+    if name not in supported_precisions(device):
+        raise ValueError(f"precision={precision!r} does not run on {torch.device(device).type}; "
+                         f"supported here: {', '.join(supported_precisions(device))}")
+    return name
+
+
+def use_threads(n: int | None = None) -> int:
+    """Set torch's CPU threads: ``n``, else $COURSE_THREADS, else 1. Returns the number set.
+
+    One thread is the course's default: on a small shared machine a second thread adds little
+    bandwidth, and when another process holds a core every parallel op waits for it."""
+    value = os.environ.get("COURSE_THREADS") or 1 if n is None else n
+    try:
+        n = check_count("threads", int(value) if isinstance(value, str) and value.isdigit() else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"threads={value!r} must be a whole number >= 1") from None
+    torch.set_num_threads(n)
+    return n
+
+
+def free_memory(device) -> int:
+    """Bytes that can still be allocated on ``device``: GPU memory, or RAM within any container
+    limit (Binder, Docker: cgroup v2 or v1)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    v1 = "/sys/fs/cgroup/memory/memory."
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
+        try:
+            cap, used = Path(limit).read_text().strip(), int(Path(usage).read_text())
+        except (OSError, ValueError):
+            continue
+        if cap.isdigit() and int(cap) < 1 << 60:
+            return min(free, max(int(cap) - used, 0))
+    return free
+
+
+def total_memory(device) -> int:
+    """Total bytes of the device's memory (RAM on CPU and MPS, which share it)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def synchronize(device) -> None:
+    """Wait until all queued work on ``device`` has finished (a no-op on the CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def release(device) -> None:
+    """Give freed buffers back to the system or the GPU (call after ``del model``)."""
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+    elif torch.device(device).type == "mps":
+        torch.mps.empty_cache()
+
+
+# ----------------------------------------------------------------------------- the timing harness
+def _clock(device):
+    def now() -> float:
+        synchronize(device)
+        return time.perf_counter()
+    return now
+
+
+def time_fn(fn, device="cpu", min_run_time: float = 0.2, warmup: int = 2, repeats: int | None = None) -> Measurement:
+    """Time ``fn()`` with ``torch.utils.benchmark``: warm up, synchronise the device around the
+    clock, and return its ``Measurement`` (``.median``, ``.iqr``, ``.times`` in seconds per call).
+
+    ``repeats=None``: ``blocked_autorange(min_run_time)`` picks block size and count.
+    ``repeats=n``: exactly n single calls, each timed (for slow calls such as a model step).
+    The Timer runs at the current ``torch.get_num_threads()`` (its own default is 1 thread).
+    """
+    for _ in range(warmup):
+        fn()
+    if repeats is None:
+        timer = Timer("fn()", globals={"fn": fn}, timer=_clock(device), num_threads=torch.get_num_threads())
+        return timer.blocked_autorange(min_run_time=min_run_time)
+    return time_interleaved({"fn": fn}, device, check_count("repeats", repeats), warmup=0)["fn"]
+
+
+def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1) -> dict[str, Measurement]:
+    """Time each callable once per round, alternating their order each round, so that a slow
+    minute on a shared machine hits all of them alike. One Measurement per name (median, IQR).
+
+    Written here rather than taken from torch.utils.benchmark because its Timer measures one
+    statement at a time; comparisons in this course are ratios measured in the same rounds."""
+    clock, names = _clock(device), list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    enabled = gc.isenabled()
+    gc.disable()  # as timeit does
+    try:
+        for i in range(check_count("rounds", rounds)):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                start = clock()
+                fns[name]()
+                times[name].append(clock() - start)
+    finally:
+        if enabled:
+            gc.enable()
+    return {name: Measurement(1, ts, TaskSpec(stmt=name, setup="", num_threads=torch.get_num_threads()))
+            for name, ts in times.items()}
+
+
+def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Tensor:
+    """Random values in [-1, 1) (never zeros). On the CPU a 1 Mi-value random block is tiled:
+    memory traffic does not depend on the values, and drawing 256 MiB afresh is slow."""
+    n, gen = math.prod(shape), torch.Generator().manual_seed(seed)
+    block = torch.empty(min(n, MiB), dtype=torch.float32).uniform_(-1.0, 1.0, generator=gen).to(dtype)
+    x = torch.empty(n, dtype=dtype, device=device)
+    for i, start in enumerate(range(0, n, block.numel())):  # chunked: no second full-size copy
+        chunk = block[:n - start]
+        x[start:start + chunk.numel()].copy_(chunk.roll(i) if i else chunk)
+    return x.view(shape)

@@ -1,0 +1,148 @@
+"""The toy GPT's shapes: ``ToyConfig``, the ``PRESETS``, and exact counts of its parameters,
+bytes and FLOPs. Pure Python (no torch), so the calculators can use them anywhere.
+
+The architecture these counts describe (model.py builds it): token embedding, pre-norm blocks
+(RMSNorm -> fused-QKV attention -> output projection; RMSNorm -> up -> GELU -> down), a final
+RMSNorm and an untied LM head, no biases. Tests check every count against the real model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .perf import bytes_per_param, check_count, check_positive, kv_cache_bytes_per_token
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyConfig:
+    """Shape of a toy GPT. All sizes are positive whole numbers; keyword arguments only."""
+
+    vocab_size: int
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int | None = None  # fewer K/V heads than query heads = grouped-query attention; None: n_heads
+    d_ff: int | None = None  # MLP hidden width; None: 4 * d_model, as in GPT-2
+    max_seq_len: int  # length of the static KV cache: prompt + generated tokens must fit
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if self.d_ff is None and isinstance(self.d_model, int):
+            object.__setattr__(self, "d_ff", 4 * self.d_model)
+        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "max_seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} must be a whole number greater than zero")
+            check_count(name, value)
+        check_positive("norm_eps", self.norm_eps)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} must be divisible by n_kv_heads={self.n_kv_heads}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def matmul_params(self) -> int:
+        """Parameters in the matrices a forward pass multiplies with: every layer's projections
+        and MLP, plus the LM head (no embedding table, no norm weights)."""
+        d, hd = self.d_model, self.head_dim
+        qkv = d * (self.n_heads + 2 * self.n_kv_heads) * hd
+        per_layer = qkv + self.n_heads * hd * d + 2 * d * self.d_ff
+        return self.n_layers * per_layer + d * self.vocab_size
+
+    def n_params(self, embedding: bool = True) -> int:
+        """Exact parameter count: matrices, two RMSNorm weights per layer, the final norm, and
+        (if ``embedding``) the embedding table."""
+        norms = (2 * self.n_layers + 1) * self.d_model
+        return self.matmul_params() + norms + (self.vocab_size * self.d_model if embedding else 0)
+
+    def weight_bytes(self, precision: str = "fp32") -> float:
+        """Weight bytes one decode step streams: every parameter except the embedding table (a
+        lookup reads only one row of it)."""
+        return self.n_params(embedding=False) * bytes_per_param(precision)
+
+    def kv_bytes_per_token(self, precision: str = "fp32") -> float:
+        """KV-cache bytes of one token of context (K and V, every layer)."""
+        return kv_cache_bytes_per_token(self.n_layers, self.n_kv_heads, self.head_dim, precision)
+
+    def kv_cache_bytes(self, batch: int = 1, precision: str = "fp32") -> float:
+        """Bytes of the static KV cache for ``batch`` sequences of max_seq_len tokens."""
+        return check_count("batch", batch) * self.max_seq_len * self.kv_bytes_per_token(precision)
+
+    def total_bytes(self, batch: int = 1, precision: str = "fp32") -> float:
+        """Bytes the model occupies: all weights (embedding included) plus the KV cache."""
+        return self.n_params() * bytes_per_param(precision) + self.kv_cache_bytes(batch, precision)
+
+    def forward_flops(self, n_tokens: int, past: int = 0, batch: int = 1) -> float:
+        r"""Matmul FLOPs of a forward pass over ``n_tokens`` new tokens after ``past`` cached ones:
+
+        .. math:: 2\,b\,n\,P_\text{matmul} + 4\,b\,L\,h\,d_\text{head}\,n\,(\text{past} + n)
+
+        The second term is attention (QK^T and AV over every key position, causal mask not
+        subtracted, as a dense kernel computes it). Norms, softmax, GELU and residual adds are
+        left out: a fraction of a percent of the total.
+        """
+        n, b = check_count("n_tokens", n_tokens), check_count("batch", batch)
+        keys = check_count("past", past, 0) + n
+        return 2.0 * b * n * self.matmul_params() + 4.0 * b * self.n_layers * self.n_heads * self.head_dim * n * keys
+
+    def decode_components(self, precision: str, context_len: int = 0) -> dict[str, float]:
+        """Bytes read by one batch-1 decode step, by component, in the order the step runs."""
+        b, d, hd, layers = bytes_per_param(precision), self.d_model, self.head_dim, self.n_layers
+        return {
+            "embedding lookup (one row)": d * b,
+            "attention projections (Q, K, V, output)":
+                layers * (d * (self.n_heads + 2 * self.n_kv_heads) * hd + self.n_heads * hd * d) * b,
+            "KV cache reads": check_count("context_len", context_len, 0) * self.kv_bytes_per_token(precision),
+            "MLP (up and down)": layers * 2 * d * self.d_ff * b,
+            "norms": (2 * layers + 1) * d * b,
+            "LM head (vocabulary projection)": d * self.vocab_size * b,
+        }
+
+
+# Streamed bytes exclude the embedding table (a decode step reads one row of it); MB = 1e6 bytes. head_dim is 64,
+# except in "tiny" (16) and the two largest GPU presets (128).
+PRESETS: dict[str, ToyConfig] = {
+    # tests: 0.12 M params; streamed 0.43 MB fp32 / 0.21 MB bf16 (0.41 / 0.20 MiB); GQA (2 KV heads per 4 query heads)
+    "tiny": ToyConfig(vocab_size=256, n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, max_seq_len=64),
+    # CPU ladder for sweeps, ~2-5x apart (KV cache fp32 at max_seq_len in brackets):
+    # 2.88 M params; streamed 7.3 MB fp32 [2.1 MB]: fits in many CPU caches
+    "cpu-xs": ToyConfig(vocab_size=8192, n_layers=4, d_model=128, n_heads=2, max_seq_len=512),
+    # 10.5 M params; streamed 33.6 MB fp32 [8.4 MB]: about the size of a big L3
+    "cpu-s": ToyConfig(vocab_size=8192, n_layers=8, d_model=256, n_heads=4, max_seq_len=512),
+    # 33.6 M params; streamed 117.5 MB fp32 [16.8 MB]: DRAM-bound
+    "cpu-m": ToyConfig(vocab_size=8192, n_layers=8, d_model=512, n_heads=8, max_seq_len=512),
+    # 67.1 M params; streamed 234.9 MB fp32 [16.8 MB]: DRAM-bound, Binder-safe. Four wide layers
+    # rather than eight narrow ones: half the small ops per step and 4 kB weight rows, which
+    # one-thread GEMV streams better than 3 kB rows. Peaks at ~0.6 GiB of process memory in fp32.
+    "cpu-l": ToyConfig(vocab_size=8192, n_layers=4, d_model=1024, n_heads=16, max_seq_len=512),
+    # GPU presets (KV cache bf16 at max_seq_len in brackets):
+    # 19.5 M params; streamed 22.7 MB bf16 [2.1 MB]: launch-bound when eager
+    "gpu-s": ToyConfig(vocab_size=32000, n_layers=4, d_model=256, n_heads=4, max_seq_len=512),
+    # 105.8 M params; streamed 162.4 MB bf16 [12.6 MB]
+    "gpu-m": ToyConfig(vocab_size=32000, n_layers=8, d_model=768, n_heads=12, max_seq_len=512),
+    # 936 M params; streamed 1.74 GB bf16 [67 MB]: a 1B-class model
+    "gpu-1b": ToyConfig(vocab_size=32000, n_layers=16, d_model=2048, n_heads=16, max_seq_len=512),
+    # 6.70 B params; streamed 13.1 GB bf16 [134 MB]: Llama-2-7B's width, depth and heads, with a
+    # 4x GELU MLP in place of its SwiGLU (about the same number of parameters)
+    "7b": ToyConfig(vocab_size=32000, n_layers=32, d_model=4096, n_heads=32, max_seq_len=256),
+}
+
+
+def get_config(config_or_preset: ToyConfig | str) -> ToyConfig:
+    """A ToyConfig as given, or the preset of that name; ValueError listing the presets."""
+    if isinstance(config_or_preset, ToyConfig):
+        return config_or_preset
+    if isinstance(config_or_preset, str) and config_or_preset.strip().lower() in PRESETS:
+        return PRESETS[config_or_preset.strip().lower()]
+    raise ValueError(f"config_or_preset={config_or_preset!r} is not a ToyConfig or a preset name; "
+                     f"presets: {', '.join(PRESETS)}")
+
+
+def preset_name(config: ToyConfig) -> str:
+    """The name of the preset equal to ``config``, or "custom"."""
+    return next((name for name, c in PRESETS.items() if c == config), "custom")
