@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import devices
+from tests.helpers import peak_rss
 
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -48,7 +48,7 @@ def pytest_runtest_teardown(item, nextitem):
     record = _NOTEBOOKS[item.parent.name]
     record["seconds"] = time.perf_counter() - record.pop("start")
     pid = _kernel_pid(item)
-    record["peak_rss_bytes"] = devices.peak_rss(pid) if pid else None
+    record["peak_rss_bytes"] = peak_rss(pid) if pid else None
     peak = record["peak_rss_bytes"]
     if peak is not None and peak > NOTEBOOK_MEMORY_BUDGET:
         pytest.fail(f"{item.parent.name}: kernel peak memory {peak / 1e9:.2f} GB is over the "

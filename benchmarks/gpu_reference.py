@@ -2,15 +2,17 @@
 
     python benchmarks/gpu_reference.py OUT_DIR [--fast]
 
-Writes OUT_DIR/<card>.json with provenance and: the bench (machine profile, batch-1 decode of
-every GPU preset eager and in a CUDA graph, paired check, breakdown), a batch sweep (CUDA
-graphs) and a prefill sweep of the 7B-class toy, and, when two GPUs are present, the tensor-parallel toy over NCCL.
-The notebooks read these files from assets/reference/ and label them as recorded.
+Writes OUT_DIR/<card>.json with provenance and: the machine profile (roofs), batch-1 decode of
+every GPU preset eager and in a CUDA graph, the decode breakdown of the largest, a batch sweep
+(CUDA graphs) and a prefill sweep of the 7B-class toy, and, when two GPUs are present, the
+tensor-parallel toy over NCCL. Copy the file to course_lib/data/reference/: the notebooks read
+it from there (package data) and label it as recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -23,8 +25,9 @@ os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
 os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
 
 import torch  # noqa: E402
+from common import provenance  # noqa: E402
 
-from course_lib import bench, measure, model, parallel  # noqa: E402
+from course_lib import machine, measure, model, parallel, roofs  # noqa: E402
 
 
 def _card_name(name: str) -> str:
@@ -32,7 +35,8 @@ def _card_name(name: str) -> str:
 
 
 def _jsonable(records):
-    return [{k: v for k, v in r.items() if not isinstance(v, torch.Tensor)} for r in records]
+    return [{**dataclasses.asdict(r), **{k: getattr(r, k) for k in ("ms_per_token", "tokens_per_s", "mbu")
+                                           if hasattr(r, k)}} for r in records]
 
 
 def main(argv=None) -> int:
@@ -45,8 +49,19 @@ def main(argv=None) -> int:
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    result = bench.run_bench("cuda", fast=args.fast, argv=["benchmarks/gpu_reference.py", *(argv or sys.argv[1:])])
     device = torch.device("cuda")
+    profile = roofs.get_profile(device, remeasure=True, fast=args.fast)
+    print(profile.summary())
+    result = {"provenance": provenance(device), "fast": args.fast, "profile": dataclasses.asdict(profile),
+              "records": []}
+    for graph in (False, True):
+        result["records"] += _jsonable(measure.decode_sweep(["gpu-s", "gpu-m", "gpu-1b", "7b"], device, "bf16",
+                                                            graph=graph, profile=profile, fast=args.fast,
+                                                            progress=False))
+    toy = model.build_model("7b", device=device, precision="bf16")
+    result["breakdown"] = measure.decode_breakdown(toy, fast=args.fast)
+    del toy
+    machine.release(device)
     # the 7B-class toy in CUDA graphs: launch overhead out of the way, so the knee shows
     toy = model.build_model("7b", device=device, precision="bf16", max_batch=64)
     result["batch_sweep"] = _jsonable(measure.batch_sweep(toy, [1, 2, 4, 8, 16, 32, 64], context_len=128,
@@ -54,12 +69,13 @@ def main(argv=None) -> int:
     result["prefill_sweep"] = _jsonable(measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255],
                                                               fast=args.fast, progress=False))
     del toy
-    measure.free_model(device)
+    machine.release(device)
     if torch.cuda.device_count() >= 2:
         for preset in ("gpu-1b", "7b"):
             try:
                 tp = parallel.run_tensor_parallel(preset, world_size=2, n_tokens=32, prompt_len=32,
                                                   precision="bf16", timeout=300)
+                tp = dataclasses.asdict(tp) if dataclasses.is_dataclass(tp) else dict(tp)
                 result.setdefault("tensor_parallel", []).append(
                     {k: v for k, v in tp.items() if not isinstance(v, torch.Tensor)})
             except (RuntimeError, ValueError) as err:

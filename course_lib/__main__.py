@@ -1,11 +1,15 @@
-"""Command line: `python -m course_lib check | estimate | bench | quiz | guide`.
+"""Command line: `python -m course_lib check | estimate | bench | quiz`.
 
     python -m course_lib check
     python -m course_lib estimate --params 7e9 --precision fp16 --hardware A100-80GB [--json]
     python -m course_lib estimate --params 7e9 --precision int4 --bandwidth 2e12 --memory 80e9
-    python -m course_lib bench [--device cpu|cuda|mps] [--json out.json] [--fast]
+    python -m course_lib bench [--device cpu|cuda|mps] [--json out.json] [--fast] [--presets a,b]
     python -m course_lib quiz --answers 01
-    python -m course_lib guide [-o docs/INSTRUCTOR_GUIDE.md]
+
+`check` is the learner's pre-flight (versions, device, free memory, JupyterLab extensions);
+`bench` measures this machine's roofs and times batch-1 decode of the toy presets against
+perf's predictions. Research tools (thread choice, paired checks, the GPU recorder) live in
+the repository's benchmarks/ folder, not here.
 
 Bad arguments exit with status 2 and a message naming the argument.
 """
@@ -14,11 +18,84 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
 
 from . import hardware, perf
 
+MIN_FREE_MEMORY = 1.5e9  # bytes: the CPU notebooks peak near 1.2 GB
+REQUIRED_PACKAGES = {"torch": "the toy transformer", "numpy": "numbers", "ipywidgets": "sliders and quizzes",
+                     "plotly": "charts", "anywidget": "plotly's FigureWidget", "jupyterlab": "the notebooks",
+                     "tqdm": "progress bars"}
+# JupyterLab front-end extensions without which widgets show "Error displaying widget"
+LAB_EXTENSIONS = {"@jupyter-widgets/jupyterlab-manager": "jupyterlab_widgets", "anywidget": "anywidget",
+                  "jupyterlab-plotly": "plotly"}
+DEFAULT_PRESETS = {"cpu": "cpu-xs,cpu-s,cpu-m,cpu-l", "cuda": "gpu-s,gpu-m,gpu-1b,7b", "mps": "gpu-s,gpu-m,gpu-1b"}
+DEFAULT_PRECISION = {"cpu": "fp32", "cuda": "bf16", "mps": "fp16"}
 
+
+# ----------------------------------------------------------------------------- check
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def run_checks() -> list[Check]:
+    """Every pre-flight check, in the order printed."""
+    ok = sys.version_info >= (3, 10)
+    checks = [Check("Python", ok, platform.python_version(), "" if ok else "install Python 3.10 or newer")]
+    for dist, purpose in REQUIRED_PACKAGES.items():
+        try:
+            checks.append(Check(dist, True, metadata.version(dist)))
+        except metadata.PackageNotFoundError:
+            checks.append(Check(dist, False, f"missing (needed for {purpose})",
+                                "run `python3 course.py open`, or `pip install -r requirements.txt`"))
+    if all(c.ok for c in checks if c.name == "torch"):
+        from . import machine
+
+        device = machine.pick_device()
+        free = machine.free_memory(device)
+        checks.append(Check("device", True, f"{device.type}: {machine.device_name(device)} "
+                            f"(runs {', '.join(machine.supported_precisions(device))})"))
+        checks.append(Check("free memory", free >= MIN_FREE_MEMORY, f"{free / 1e9:.1f} GB free on {device.type}",
+                            "close other programs: the notebooks need about 1.5 GB"))
+        if device.type == "cpu":
+            checks.append(Check("GPU", True, "none found: the course runs on the CPU (fine; notebooks also show "
+                                "recorded GPU reference runs)", required=False))
+    try:
+        from jupyter_core.paths import jupyter_path
+
+        folders = [Path(p) for p in jupyter_path("labextensions")]
+    except ImportError:
+        folders = []
+    for name, dist in LAB_EXTENSIONS.items():
+        found = next((f for f in folders if (f / name / "package.json").exists()), None)
+        checks.append(Check(f"lab extension {name}", found is not None,
+                            f"installed in {found}" if found else "not found: widgets or charts would not display",
+                            f"`pip install --force-reinstall {dist}` in the course environment, "
+                            "then restart JupyterLab"))
+    return checks
+
+
+def report(checks: list[Check]) -> tuple[str, int]:
+    """The printed report and the exit status (0 only when every required check passed)."""
+    lines = ["Course pre-flight: 'Why is LLM inference so slow?'", ""]
+    lines += [f"  [{'ok  ' if c.ok else 'FAIL' if c.required else 'note'}] {c.name:<40} {c.detail}" for c in checks]
+    problems = [c for c in checks if not c.ok and c.required]
+    if problems:
+        lines += ["", f"Verdict: NOT READY - {len(problems)} problem(s) to fix:"]
+        return "\n".join(lines + [f"  - {c.name}: {c.fix}" for c in problems]), 1
+    return "\n".join(lines + ["", "Verdict: READY - open the course with `python3 course.py open`."]), 0
+
+
+# ----------------------------------------------------------------------------- estimate
 def _estimate(args, parser) -> int:
     if (args.hardware is None) == (args.bandwidth is None):
         parser.error("argument --hardware/--bandwidth: give exactly one of --hardware NAME or --bandwidth BYTES_PER_S")
@@ -47,7 +124,8 @@ def _estimate(args, parser) -> int:
     print(f"  bound:          {result['ms_per_token']:.2f} ms/token  = {result['tokens_per_s']:,.1f} tokens/s "
           "(batch 1, bandwidth only: a lower bound on time)")
     if memory is not None:
-        verdict = "yes" if result["fits"] else f"NO - needs at least {result['min_devices']} such devices (or quantisation)"
+        verdict = "yes" if result["fits"] else (f"NO - needs at least {result['min_devices']} such devices "
+                                                "(or quantisation)")
         print(f"  fits in {memory / 1e9:,.0f} GB: {verdict}")
     return 0
 
@@ -70,6 +148,55 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (use e.g. 7e9)") from None
 
 
+# ----------------------------------------------------------------------------- bench
+def format_table(records) -> str:
+    """The bench table as text: one row per decode record (a pure function)."""
+    head = (f"{'preset':<8} {'mode':<10} {'weights MB':>10} {'ctx':>4} {'ms/token':>9} {'IQR':>6} "
+            f"{'bound ms':>9} {'launch-aware ms':>15} {'error':>6} {'MBU':>5} {'ops':>5} {'in cache':>8}")
+    lines = [head, "-" * len(head)]
+    for r in records:
+        err = (r.ms_per_step - r.launch_aware_ms) / r.launch_aware_ms
+        lines.append(f"{r.preset:<8} {r.mode:<10} {r.weight_bytes / 1e6:>10.1f} {r.context_len:>4} "
+                     f"{r.ms_per_token:>9.3f} {r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} "
+                     f"{r.launch_aware_ms:>15.3f} {err:>+6.0%} {r.mbu:>5.0%} {r.n_ops:>5} "
+                     f"{'yes' if r.fits_in_cache else 'no':>8}")
+    return "\n".join(lines)
+
+
+def _bench(args, parser) -> int:
+    from . import machine, measure, presets, roofs
+
+    try:
+        device = machine.pick_device(args.device)
+        names = [p.strip() for p in (args.presets or DEFAULT_PRESETS[device.type]).split(",") if p.strip()]
+        for p in names:
+            presets.get_config(p)
+        precision = machine.check_precision(device, args.precision or DEFAULT_PRECISION[device.type])
+        machine.use_threads(args.threads)
+    except ValueError as err:
+        parser.error(str(err))
+    profile = roofs.get_profile(device, remeasure=True, fast=args.fast, progress=not args.no_progress)
+    print(profile.summary())
+    records, skipped = [], {}
+    for graph in [False] + ([True] if device.type == "cuda" and not args.no_graph else []):
+        for preset in names:
+            try:
+                records += measure.decode_sweep([preset], device, precision, context_len=args.context, graph=graph,
+                                                profile=profile, fast=args.fast, progress=not args.no_progress)
+            except ValueError as err:  # does not fit in memory, ...
+                skipped[preset] = str(err)
+    print("\n" + format_table(records))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    if args.json:
+        rows = [{**asdict(r), "ms_per_token": r.ms_per_token, "mbu": r.mbu} for r in records]
+        Path(args.json).write_text(json.dumps({"device_name": profile.device_name, "profile": asdict(profile),
+                                               "records": rows, "skipped": skipped}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m course_lib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,42 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--memory", type=_positive_float, help="device memory in bytes (with --bandwidth)")
     est.add_argument("--kv-bytes", type=_positive_float, default=0.0, help="KV-cache bytes read per token")
     est.add_argument("--json", action="store_true", help="print JSON")
-    # bench has its own parser (course_lib.bench): main() hands it the arguments untouched
-    sub.add_parser("bench", help="measure this machine and the toy model's decode speed", add_help=False)
+    bench = sub.add_parser("bench", help="measure this machine's roofs and the toy model's decode speed")
+    bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    bench.add_argument("--json", help="write the results to this JSON file")
+    bench.add_argument("--fast", action="store_true", help="shorter runs (a smoke run)")
+    bench.add_argument("--presets", help="comma-separated presets, e.g. cpu-s,cpu-l")
+    bench.add_argument("--precision", help="fp32, bf16 or fp16 (default: fp32 on CPU, bf16 on CUDA)")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: $COURSE_THREADS or 1)")
+    bench.add_argument("--context", type=int, help="cached tokens before the timed step (default 128)")
+    bench.add_argument("--no-graph", action="store_true", help="CUDA: skip the CUDA-graph sweep")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     quiz = sub.add_parser("quiz", help="instructors: print a notebook's quiz answer key")
     quiz.add_argument("--answers", required=True, metavar="NN", help="notebook number, e.g. 01")
-    guide = sub.add_parser("guide", help="instructors: print the workshop guide (Markdown)")
-    guide.add_argument("-o", "--output", metavar="PATH", help="write it to PATH (UTF-8) instead of printing it")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        from .bench import bench_main
-
-        return bench_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     if args.command == "check":
-        from .check import main as check_main
-
-        return check_main()
+        text, status = report(run_checks())
+        print(text)
+        return status
     if args.command == "estimate":
         return _estimate(args, parser)
-    if args.command == "guide":
-        from .workshop import instructor_guide
-
-        text = instructor_guide()
-        if not args.output:
-            print(text, end="")
-            return 0
-        try:
-            with open(args.output, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-        except OSError as err:
-            parser.error(f"argument --output: cannot write {args.output!r}: {err.strerror}")
-        return 0
+    if args.command == "bench":
+        return _bench(args, parser)
     from .quiz import answer_key
 
     try:

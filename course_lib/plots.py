@@ -107,21 +107,30 @@ def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
                    height=260 + 60 * len(parts_by_model))
 
 
-def measured_vs_bytes(records: list[dict], bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
-    """Measured ms/token against bytes per token, with the line bytes / bandwidth and, where
-    records carry it, the launch-aware prediction. Points in cache are drawn hollow."""
-    xs = np.array([r["bytes_per_token"] for r in records], dtype=float)
+def _val(record, key: str):
+    """A field of a record: measure's dataclasses and plain dicts alike."""
+    return record[key] if isinstance(record, dict) else getattr(record, key)
+
+
+def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
+    """Symmetric error bars of half the inter-quartile range (per token where ``per`` is set)."""
+    return dict(type="data", array=[_val(r, key) / 2 / (_val(r, per) if per else 1) for r in records], visible=True)
+
+
+def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
+    """Measured ms/token (median, IQR error bars) against bytes per token, with the line
+    bytes / bandwidth and the launch-aware prediction. Points in cache are drawn hollow."""
+    xs = np.array([r.bytes_per_step / r.batch for r in records], dtype=float)
     grid = np.linspace(0, xs.max() * 1.1, 50)
     fig = go.Figure()
     fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
                     line=dict(color=COLORS[0], dash="dash"))
-    if all("launch_aware_ms" in r for r in records):
-        fig.add_scatter(x=xs / 1e6, y=[r["launch_aware_ms"] for r in records], mode="markers",
-                        name="launch-aware prediction", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
-    cached = [bool(r.get("fits_in_cache")) for r in records]
-    fig.add_scatter(x=xs / 1e6, y=[r["ms_per_token"] for r in records], mode="markers+text",
-                    text=[r.get("preset", "") for r in records], textposition="top left", name="measured (median)",
-                    marker=dict(size=11, color=COLORS[1], symbol=["circle-open" if c else "circle" for c in cached]))
+    fig.add_scatter(x=xs / 1e6, y=[r.launch_aware_ms / r.batch for r in records], mode="markers",
+                    name="launch-aware prediction", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
+    fig.add_scatter(x=xs / 1e6, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
+                    text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
+                    marker=dict(size=11, color=COLORS[1],
+                                symbol=["circle-open" if r.fits_in_cache else "circle" for r in records]))
     return _layout(fig, title, "MB read per token (weights + KV cache)", "ms per token")
 
 
@@ -139,14 +148,15 @@ def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: f
                    "FLOP per byte", logx=True, logy=True)
 
 
-def prefill_curve(records: list[dict], x="prompt_len", y="ms", predicted="predicted_ms",
-                  title="Prefill time vs prompt length") -> go.Figure:
-    """Measured prefill time (and optional prediction) against prompt length."""
-    fig = go.Figure(go.Scatter(x=[r[x] for r in records], y=[r[y] for r in records], mode="lines+markers",
-                               name="measured (median)", marker=dict(color=COLORS[1])))
-    if all(predicted in r for r in records):
-        fig.add_scatter(x=[r[x] for r in records], y=[r[predicted] for r in records], mode="lines",
-                        name="roofline prediction", line=dict(color=COLORS[0], dash="dash"))
+def prefill_curve(records, title="Prefill time vs prompt length") -> go.Figure:
+    """Measured prefill time (median, IQR error bars) and the roofline prediction against
+    prompt length; records are measure.PrefillRecord or dicts with the same keys."""
+    xs = [_val(r, "prompt_len") for r in records]
+    fig = go.Figure(go.Scatter(x=xs, y=[_val(r, "ms") for r in records], mode="lines+markers",
+                               error_y=_iqr_bars(records, per=""), name="measured (median, IQR)",
+                               marker=dict(color=COLORS[1])))
+    fig.add_scatter(x=xs, y=[_val(r, "predicted_ms") for r in records], mode="lines",
+                    name="roofline prediction", line=dict(color=COLORS[0], dash="dash"))
     return _layout(fig, title, "prompt length (tokens)", "ms")
 
 
@@ -191,23 +201,24 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
                    "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
 
 
-def batch_sweep_figure(records: list[dict], predicted: list[dict], title="Batching on this machine") -> go.Figure:
-    """Measured (and predicted) decode step time and tokens/s against the batch size.
-    Records carry batch, ms_per_step, tokens_per_s, and optionally context_len (one line each)."""
+def batch_sweep_figure(records, predicted: list[dict], title="Batching on this machine") -> go.Figure:
+    """Measured (and predicted) decode step time and tokens/s against the batch size. Records
+    (measure.DecodeRecord, or dicts with a ``label``) carry batch, ms_per_step, tokens_per_s and
+    context_len (one line each)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
     groups = {}
     for r in list(records) + list(predicted):
-        key = (r.get("label") or "measured", r.get("context_len"))
+        key = (r.get("label", "measured") if isinstance(r, dict) else "measured", _val(r, "context_len"))
         groups.setdefault(key, []).append(r)
     for i, ((label, ctx), rows) in enumerate(groups.items()):
         name = label if ctx is None else f"{label}, context {ctx}"
         style = dict(dash="dash") if label.startswith("predicted") else {}
-        rows = sorted(rows, key=lambda r: r["batch"])
-        xs = [r["batch"] for r in rows]
+        rows = sorted(rows, key=lambda r: _val(r, "batch"))
+        xs = [_val(r, "batch") for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
-            fig.add_scatter(x=xs, y=[r[key] for r in rows], mode="lines+markers", name=name, legendgroup=name,
+            fig.add_scatter(x=xs, y=[_val(r, key) for r in rows], mode="lines+markers", name=name, legendgroup=name,
                             showlegend=col == 1, line=dict(color=COLORS[i % 8], **style), row=1, col=col)
     fig.update_xaxes(type="log", title="batch size")
     fig.update_yaxes(type="log")
@@ -219,7 +230,8 @@ def batch_sweep_figure(records: list[dict], predicted: list[dict], title="Batchi
 def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link_bandwidth, link_latency,
                          max_devices=16) -> go.Figure:
     """Stacked bars of the tensor-parallel decode step for N = 1..max_devices: weight streaming
-    (shrinks as 1/N) and all-reduce communication (grows, then floors at the latency)."""
+    (shrinks as 1/N) and all-reduce communication (in the ring model both its latency and its
+    bandwidth term grow with N)."""
     ns = list(range(1, max_devices + 1))
     parts = [perf.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
                                              link_bandwidth, link_latency) for n in ns]
@@ -245,15 +257,15 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
 
 
 # ----------------------------------------------------------------------------- recorded GPU runs
-def reference_decode(eager: list[dict], graph: list[dict], bandwidth: float, label: str) -> go.Figure:
-    """A recorded GPU's batch-1 decode, eager and in a CUDA graph, against bytes / bandwidth:
-    small models sit far above the line (launch overhead), the graph closes most of the gap."""
-    xs = np.array([r["bytes_per_token"] for r in eager + graph], dtype=float)
+def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
+    """A recorded GPU's batch-1 decode records, eager and in a CUDA graph, against
+    bytes / bandwidth: small models sit far above the line (launch overhead)."""
+    xs = np.array([r.bytes_per_step / r.batch for r in eager + graph], dtype=float)
     grid = np.linspace(0, xs.max() * 1.05, 50)
     fig = go.Figure(go.Scatter(x=grid / 1e9, y=grid / bandwidth * 1e3, mode="lines", name="bytes / read bandwidth",
                                line=dict(color=COLORS[0], dash="dash")))
     for i, (name, rows) in enumerate((("eager PyTorch", eager), ("one CUDA graph per step", graph))):
-        fig.add_scatter(x=[r["bytes_per_token"] / 1e9 for r in rows], y=[r["ms_per_token"] for r in rows],
-                        mode="lines+markers+text", text=[r["preset"] for r in rows], textposition="top left",
+        fig.add_scatter(x=[r.bytes_per_step / r.batch / 1e9 for r in rows], y=[r.ms_per_token for r in rows],
+                        mode="lines+markers+text", text=[r.preset for r in rows], textposition="top left",
                         name=name, marker=dict(size=10, color=COLORS[1 + i]))
     return _layout(fig, f"Batch-1 decode, {label}", "GB read per token", "ms per token")

@@ -63,19 +63,19 @@ def _buffer_bytes(device: torch.device, fast: bool) -> int:
     return 256 * MiB if device.type == "cpu" else (512 if fast else 2048) * MiB
 
 
-def copy_bandwidth(device, fast: bool | None = None) -> Roof:
-    """``dst.copy_(src)`` over two fp32 buffers of half the buffer size: (read + written) / time."""
+def copy_bandwidth(device, fast: bool | None = None, nbytes: int | None = None) -> Roof:
+    """``dst.copy_(src)`` over two fp32 buffers of ``nbytes`` / 2 each: (read + written) / time."""
     device, fast = pick_device(device), fast_mode(fast)
-    n = _buffer_bytes(device, fast) // 8
+    n = (nbytes or _buffer_bytes(device, fast)) // 8
     src, dst = random_tensor((n,), torch.float32, device), random_tensor((n,), torch.float32, device, 1)
     m = time_fn(lambda: dst.copy_(src), device, 0.15 if fast else 0.5)
     return Roof.of(m, 8 * n, "dst.copy_(src), fp32; bytes read + written / median time")
 
 
-def read_bandwidth(device, fast: bool | None = None) -> Roof:
-    """The streaming-read roof: ``x.sum()`` over one fp32 buffer."""
+def read_bandwidth(device, fast: bool | None = None, nbytes: int | None = None) -> Roof:
+    """The streaming-read roof: ``x.sum()`` over one fp32 buffer of ``nbytes``."""
     device, fast = pick_device(device), fast_mode(fast)
-    x = random_tensor((_buffer_bytes(device, fast) // 4,), torch.float32, device)
+    x = random_tensor(((nbytes or _buffer_bytes(device, fast)) // 4,), torch.float32, device)
     m = time_fn(lambda: x.sum(), device, 0.15 if fast else 0.5)
     return Roof.of(m, x.numel() * 4, "x.sum() over a fp32 buffer; bytes read / median time")
 
@@ -312,3 +312,15 @@ def get_profile(device=None, remeasure: bool = False, fast: bool | None = None,
     except OSError as err:
         warnings.warn(f"could not cache the machine profile at {path}: {err}", stacklevel=2)
     return profile
+
+
+def compare_with_recorded(ref: dict, mine: MachineProfile | None = None) -> list[tuple[str, float, float | None]]:
+    """(quantity, recorded GPU, this machine) rows of a recorded run's roofs beside this
+    machine's, in SI units (recorded runs of version 1 name two of them differently)."""
+    rec = ref["profile"]
+    rows = [("copy bandwidth (B/s)", rec.get("copy_bandwidth"), mine and mine.copy_bandwidth),
+            ("read bandwidth (B/s)", rec.get("read_bandwidth"), mine and mine.read_bandwidth),
+            ("per-op cost, eager (s)", rec.get("op_cost", rec.get("launch_overhead")), mine and mine.op_cost)]
+    rows += [(f"matmul {p} (FLOP/s)", rate, mine and mine.matmul_flops.get(p)) for p, rate in rec["matmul_flops"].items()]
+    graph = rec.get("op_cost_graph", rec.get("launch_overhead_graph"))
+    return rows + ([("per-kernel in a CUDA graph (s)", graph, mine and mine.op_cost_graph)] if graph else [])

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import ipywidgets as W
 
 from . import hardware, perf, plots
-from . import precision as precision_names
+from .presets import PRESETS
 
 MEASURED = "this machine (measured)"
 CUSTOM = "custom"
@@ -60,7 +60,7 @@ class DecodeCalculator:
         layout = W.Layout(width="520px")
         self.size = W.FloatLogSlider(value=n_params, base=10, min=8, max=12, step=0.01, description="parameters",
                                      readout_format=".3g", style=style, layout=layout)
-        self.precision = W.Dropdown(options=list(precision_names.NAMES), value=precision, description="precision",
+        self.precision = W.Dropdown(options=list(perf.PRECISIONS), value=precision, description="precision",
                                     style=style)
         self.preset = W.Dropdown(options=list(self.presets) + [CUSTOM], value=preset, description="hardware",
                                  style=style)
@@ -171,7 +171,7 @@ class RooflineExplorer:
     """Notebook 03: a 7B-class model's decode step on a chosen device's roofline; batch and
     context sliders move the point (KV reads do not amortise, so context pulls it left)."""
 
-    SHAPE = dict(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=32, d_ff=16384, vocab_size=32000)
+    SHAPE = PRESETS["7b"]  # a Llama-2-7B-shaped model (32 layers, d 4096, 32 heads)
 
     def __init__(self, device="A100-80GB", measured=None):
         self.devices = {hw.name: hw for hw in hardware.catalog()}
@@ -210,7 +210,7 @@ class RooflineExplorer:
     def state(self) -> dict:
         """The numbers behind the view (pure arithmetic on the current controls)."""
         hw, prec, b = self.devices[self.device.value], self.precision.value, self.batch.value
-        n_params = perf.transformer_params(**self.SHAPE, embedding=False)
+        n_params = self.SHAPE.n_params(embedding=False)
         kv = self.context.value * perf.kv_cache_bytes_per_token(32, 32, 128, prec)
         peak = hw.peak_flops(prec)
         intensity = perf.decode_intensity(n_params, prec, b, kv)
@@ -260,7 +260,7 @@ class TensorParallelExplorer:
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
         self.device = W.Dropdown(options=[hw.name for hw in hardware.catalog() if hw.kind == "gpu"], value=device,
                                  description="device")
-        self.precision = W.Dropdown(options=list(precision_names.NAMES), value="fp16", description="precision")
+        self.precision = W.Dropdown(options=list(perf.PRECISIONS), value="fp16", description="precision")
         self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
         self.link = _slider(W.FloatLogSlider, "link GB/s", value=450, base=10, min=0, max=3, readout_format=",.0f")
         self.latency = _slider(W.FloatLogSlider, "latency µs", value=5, base=10, min=-1, max=2, readout_format=".2g")
@@ -295,7 +295,8 @@ class TensorParallelExplorer:
             self.readout.value = f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
             return
         per_device = perf.weight_bytes(n_params, prec) / n
-        fit = ("✅ each device holds" if per_device <= hw.memory else "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
+        fit = ("✅ each device holds" if per_device <= hw.memory
+               else "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
         self.readout.value = (
             f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} devices "
             f"for the weights alone)<br>step {1e3 * (stream + comm):,.2f} ms = {1e3 * stream:,.2f} ms streaming + "
@@ -339,7 +340,8 @@ class SpeculativeExplorer:
         speedup = perf.speculative_speedup(a, g, c)
         verdict = "a win" if speedup > 1 else "a <b style='color:#b00'>slow-down</b>"
         self.readout.value = (f"expected tokens per verification pass: <b>{tokens:.2f}</b> (at most γ + 1 = {g + 1}); "
-                              f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → speed-up <b>{speedup:.2f}×</b>, {verdict}")
+                              f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → "
+                              f"speed-up <b>{speedup:.2f}×</b>, {verdict}")
         gammas = list(range(1, 17))
         with _batch_update(self.figure):
             self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]

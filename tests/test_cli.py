@@ -1,10 +1,10 @@
-"""The command line: estimate, check and their error handling (run as a learner would)."""
+"""The command line: estimate, check, bench and quiz, and their error handling (run as a learner would)."""
 
 import json
 import subprocess
 import sys
 
-from course_lib import check
+from course_lib.__main__ import Check, format_table, report, run_checks
 
 
 def cli(*args):
@@ -41,9 +41,42 @@ def test_check_passes_here():
 
 
 def test_check_reports_problems_with_a_fix():
-    bad = [check.Check("Python", True, "3.11"), check.Check("plotly", False, "missing", "pip install plotly")]
-    text, status = check.report(bad)
+    bad = [Check("Python", True, "3.11"), Check("plotly", False, "missing", "pip install plotly")]
+    text, status = report(bad)
     assert status == 1 and "NOT READY" in text and "pip install plotly" in text
-    missing = check.check_package("surely-not-a-package-xyz", "nothing")
-    assert not missing.ok and missing.fix
-    assert not check.check_lab_extension("no-such-extension", "x").ok
+    assert report(bad[:1])[1] == 0
+    names = [c.name for c in run_checks()]
+    assert names[:2] == ["Python", "torch"] and "lab extension anywidget" in names
+
+
+def test_bench_runs_and_writes_json(tmp_path):
+    out = cli("bench", "--fast", "--presets", "tiny", "--no-progress", "--json", str(tmp_path / "b.json"))
+    assert out.returncode == 0, out.stderr
+    assert "tiny" in out.stdout and "launch-aware ms" in out.stdout
+    data = json.loads((tmp_path / "b.json").read_text())
+    rec = data["records"][0]
+    assert rec["preset"] == "tiny" and rec["mode"] == "eager" and rec["ms_per_token"] > 0 and 0 < rec["mbu"]
+    assert data["profile"]["device_type"] == "cpu"
+
+
+def test_bench_bad_arguments_exit_2():
+    for args in (("--presets", "gpt-5"), ("--precision", "int4"), ("--threads", "0"), ("--device", "tpu")):
+        out = cli("bench", "--fast", *args)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, args
+
+
+def test_format_table_by_hand():
+    from course_lib.measure import DecodeRecord
+
+    r = DecodeRecord(preset="cpu-l", device="cpu", precision="fp32", mode="eager", batch=1, context_len=128,
+                     weight_bytes=251.7e6, kv_bytes=0.0, flops=1.0, ms_per_step=20.0, iqr_ms=0.5, repeats=9,
+                     bandwidth=14e9, n_ops=84, op_cost=5e-6, predicted_ms=15.0, launch_aware_ms=16.0,
+                     roofline_ms=15.0, launch_aware_roofline_ms=16.0, fits_in_cache=False)
+    text = format_table([r])
+    assert "cpu-l" in text and "251.7" in text and "+25%" in text  # measured vs launch-aware: 20 / 16 - 1
+
+
+def test_quiz_answer_key():
+    out = cli("quiz", "--answers", "01")
+    assert out.returncode == 0 and "ms-7b-a100" in out.stdout
+    assert cli("quiz", "--answers", "99").returncode == 2

@@ -56,3 +56,22 @@ def test_custom_entry_and_validation():
     assert me.peak_flops("fp32") == 5e10 and me.kind == "measured"
     with pytest.raises(ValueError, match="bandwidth"):
         hardware.custom("bad", -1, 1)
+
+
+@pytest.mark.parametrize("name, entry", [("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 PCIe", "H100-PCIe"),
+                                         ("NVIDIA A100-SXM4-40GB", "A100-40GB"), ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
+                                         ("NVIDIA H200", "H200"), ("NVIDIA L4", "L4"), ("NVIDIA L40S", None),
+                                         ("NVIDIA H100 NVL", None), ("Intel(R) Xeon(R) Processor", None)])
+def test_match_a_measured_device_to_its_datasheet(name, entry):
+    hw = hardware.match(name)
+    assert (hw.name if hw else None) == entry
+
+
+def test_the_shipped_recorded_run_has_what_notebooks_use():
+    assert hardware.reference_cards() == ["nvidia-h200"]
+    ref = hardware.load_reference()
+    assert hardware.reference_label(ref).startswith("recorded on NVIDIA H200, 2026-")
+    assert {r["batch"] for r in ref["batch_sweep"]} >= {1, 32} and ref["prefill_sweep"]
+    assert ref["provenance"]["device"] == "cuda"
+    with pytest.raises(ValueError, match="nvidia-h200"):
+        hardware.load_reference("nvidia-b200")

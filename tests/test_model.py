@@ -8,9 +8,19 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib import devices, perf
+from course_lib import machine, perf
 from course_lib import model as model_mod
-from course_lib.model import PRESETS, ToyConfig, ToyGPT, build_model
+from course_lib.model import (
+    PRESETS,
+    ToyGPT,
+    build_model,
+    decode_one_token,
+    generate,
+    make_graphed_decode,
+    prefill,
+    sample_greedy,
+    teacher_forced_logits,
+)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Cached vs full-recompute logits differ only by summation order; logits have unit scale.
@@ -20,7 +30,7 @@ TOLERANCE = {
     "fp16": {"rtol": 5e-3, "atol": 1e-2},
     "bf16": {"rtol": 2e-2, "atol": 6e-2},
 }
-RUNNABLE_HERE = [p for p in DTYPES if p in devices.supported_precisions("cpu")]
+RUNNABLE_HERE = [p for p in DTYPES if p in machine.supported_precisions("cpu")]
 
 
 def tokens(batch, length, vocab=256, seed=1):
@@ -41,41 +51,13 @@ def nbytes(tensors):
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-# ----------------------------------------------------------------------------- ToyConfig
-BASE = {"vocab_size": 256, "n_layers": 2, "d_model": 64, "n_heads": 4, "max_seq_len": 64}
-
-
-@pytest.mark.parametrize("field, value", [
-    ("vocab_size", 0), ("n_layers", -1), ("d_model", 0), ("n_heads", 0), ("n_kv_heads", 0),
-    ("d_ff", -4), ("max_seq_len", 0), ("n_layers", 2.5), ("d_model", True), ("max_seq_len", "64"),
-    ("norm_eps", 0.0),
-])
-def test_config_rejects_bad_values_naming_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
-        ToyConfig(**{**BASE, field: value})
-
-
-def test_config_rejects_indivisible_heads():
-    with pytest.raises(ValueError, match="d_model=64 must be divisible by n_heads=3"):
-        ToyConfig(**{**BASE, "n_heads": 3})
-    with pytest.raises(ValueError, match="n_heads=4 must be divisible by n_kv_heads=3"):
-        ToyConfig(**{**BASE, "n_kv_heads": 3})
-
-
-def test_config_defaults_and_frozen():
-    config = ToyConfig(**BASE)
-    assert (config.n_kv_heads, config.d_ff, config.head_dim) == (4, 256, 16)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.d_model = 128
-
-
 # ----------------------------------------------------------------------------- presets
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_counts_match_perf_exactly(name):
     config = PRESETS[name]
     model = meta_model(config)
     n_params = sum(p.numel() for p in model.parameters())
-    assert n_params == perf.transformer_params(**config.perf_shape) == config.n_params()
+    assert n_params == config.n_params()
     assert config.n_params(embedding=False) == n_params - model.embedding.weight.numel()
 
 
@@ -129,13 +111,14 @@ def tiny2():
 
 @pytest.mark.parametrize("n_tokens, past", [(24, 0), (1, 24), (5, 24)], ids=["prefill", "decode", "chunk"])
 def test_forward_flops_match_flop_counter(tiny2, n_tokens, past):
-    shape = tiny2.config.perf_shape
+    config = tiny2.config
     batch = tokens(2, n_tokens)
     with torch.inference_mode():
-        run = lambda: tiny2(batch, start_pos=past)
-        expected = perf.forward_flops(**shape, n_tokens=n_tokens, past=past, batch=2)
+        def run():
+            return tiny2(batch, start_pos=past)
+        expected = config.forward_flops(n_tokens, past=past, batch=2)
         assert count_flops(run, math_backend=True) == expected
-        attention = expected - 2 * 2 * n_tokens * perf.matmul_params(**shape)
+        attention = expected - 2 * 2 * n_tokens * config.matmul_params()
         assert attention > 0
         assert count_flops(run, math_backend=False) == expected - attention  # CPU flash: not counted
 
@@ -208,7 +191,7 @@ def test_build_model_is_ready_to_run():
 
 def test_build_model_is_seeded():
     a, b, c = (build_model("tiny", device="cpu", seed=s) for s in (0, 0, 1))
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+    for pa, pb, _pc in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.lm_head.weight, c.lm_head.weight)
 
@@ -232,7 +215,7 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     def no_construction(*args, **kwargs):
         raise AssertionError("the memory guard let the model be built")
 
-    monkeypatch.setattr(devices, "free_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(model_mod, "free_memory", lambda device: 1_000_000)
     monkeypatch.setattr(model_mod.ToyGPT, "__init__", no_construction)
     with pytest.raises(ValueError, match=r"needs 0\.017 GB .* only 0\.001 GB is free.*smaller preset"):
         build_model("cpu-xs", device="cpu")
@@ -260,4 +243,116 @@ def test_forward_flops_match_flop_counter_on_cuda(n_kv_heads, n_tokens, past):
     batch = tokens(2, n_tokens).cuda()
     with torch.inference_mode():
         counted = count_flops(lambda: model(batch, start_pos=past), math_backend=False)
-    assert counted == perf.forward_flops(**config.perf_shape, n_tokens=n_tokens, past=past, batch=2)
+    assert counted == config.forward_flops(n_tokens, past=past, batch=2)
+
+
+# ----------------------------------------------------------------------------- generation
+FP32 = {"rtol": 1e-5, "atol": 1e-5}
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def gen_tokens(batch, length, vocab=256, seed=1, device="cpu"):
+    ids = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+    return ids.to(device)
+
+
+@pytest.fixture
+def tiny():
+    return build_model("tiny", device="cpu", max_batch=2)
+
+
+def decode_logits(model, seq, prompt_len, decode=None):
+    """Logits predicting positions prompt_len .. end, via prefill and then one step at a time."""
+    decode = decode or (lambda token, pos: decode_one_token(model, token, pos))
+    out = [prefill(model, seq[:, :prompt_len])]
+    out += [decode(seq[:, p:p + 1], p).clone() for p in range(prompt_len, seq.shape[1])]
+    return torch.stack(out, dim=1)  # (B, end - prompt_len + 1, vocab)
+
+
+def test_teacher_forced_logits_match_step_by_step_decode(tiny):
+    seq = gen_tokens(2, 48)
+    want = teacher_forced_logits(tiny, seq)[:, 11:]
+    torch.testing.assert_close(decode_logits(tiny, seq, 12), want, **FP32)
+
+
+def test_sample_greedy_takes_the_argmax():
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]])
+    assert sample_greedy(logits).tolist() == [[1], [0]]
+
+
+def test_generate_is_greedy_and_consistent_with_teacher_forcing(tiny):
+    prompt = gen_tokens(2, 10)
+    out = generate(tiny, prompt, max_new_tokens=20)
+    assert out.shape == (2, 30)
+    assert torch.equal(out[:, :10], prompt)
+    # every generated token is the argmax of the full-sequence logits at the position before it
+    assert torch.equal(teacher_forced_logits(tiny, out)[:, 9:-1].argmax(-1), out[:, 10:])
+
+
+def test_generate_is_deterministic(tiny):
+    prompt = gen_tokens(2, 10)
+    first = generate(tiny, prompt, max_new_tokens=30)
+    assert torch.equal(generate(tiny, prompt, max_new_tokens=30), first)  # the cache is reused
+    rebuilt = build_model("tiny", device="cpu", max_batch=2)
+    assert torch.equal(generate(rebuilt, prompt, max_new_tokens=30), first)
+    other_seed = build_model("tiny", device="cpu", max_batch=2, seed=1)
+    assert not torch.equal(generate(other_seed, prompt, max_new_tokens=30), first)
+
+
+def test_batch_rows_are_independent(tiny):
+    prompts = gen_tokens(2, 10)
+    batched = generate(tiny, prompts, max_new_tokens=20)
+    single = build_model("tiny", device="cpu", max_batch=1)
+    for row in range(2):
+        assert torch.equal(generate(single, prompts[row:row + 1], max_new_tokens=20), batched[row:row + 1])
+    seq = batched
+    both = decode_logits(tiny, seq, 10)
+    for row in range(2):
+        torch.testing.assert_close(decode_logits(single, seq[row:row + 1], 10), both[row:row + 1], **FP32)
+
+
+def test_generate_shows_progress(tiny, capsys):
+    generate(tiny, gen_tokens(1, 4), max_new_tokens=5, progress=True)
+    assert "decoding" in capsys.readouterr().err
+
+
+def test_generate_rejects_what_does_not_fit(tiny):
+    with pytest.raises(ValueError, match="max_seq_len=64"):
+        generate(tiny, gen_tokens(1, 60), max_new_tokens=5)
+    with pytest.raises(ValueError, match="max_batch=2"):
+        generate(tiny, gen_tokens(3, 4), max_new_tokens=5)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(tiny, gen_tokens(1, 4), max_new_tokens=0)
+    with pytest.raises(ValueError, match="torch.long"):
+        generate(tiny, gen_tokens(1, 4).float(), max_new_tokens=5)
+    with pytest.raises(ValueError, match="2-D"):
+        generate(tiny, gen_tokens(1, 4)[0], max_new_tokens=5)
+    generate(tiny, gen_tokens(1, 60), max_new_tokens=4)  # exactly max_seq_len is fine
+
+
+def test_graphed_decode_needs_cuda(tiny):
+    with pytest.raises(ValueError, match="CUDA"):
+        make_graphed_decode(tiny)
+
+
+# ----------------------------------------------------------------------------- CUDA only
+@needs_cuda
+@pytest.mark.parametrize("precision, tol", [("fp32", {"rtol": 1e-4, "atol": 1e-4}),
+                                            ("bf16", {"rtol": 2e-2, "atol": 6e-2})])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_graphed_decode_matches_eager_decode(precision, tol, batch):
+    eager = build_model("tiny", device="cuda", precision=precision, max_batch=batch)
+    graphed = build_model("tiny", device="cuda", precision=precision, max_batch=batch)  # same seed
+    decode = make_graphed_decode(graphed, batch=batch)  # before prefill: capture writes position 0
+    seq = gen_tokens(batch, 40, device="cuda")
+    want = decode_logits(eager, seq, 8)
+    torch.testing.assert_close(decode_logits(graphed, seq, 8, decode=decode), want, **tol)
+    with pytest.raises(ValueError, match="pos=64"):
+        decode(seq[:, :1], 64)
+
+
+@needs_cuda
+def test_generate_on_cuda_matches_teacher_forcing():
+    model = build_model("tiny", device="cuda", max_batch=2)
+    out = generate(model, gen_tokens(2, 10, device="cuda"), max_new_tokens=20)
+    assert torch.equal(teacher_forced_logits(model, out)[:, 9:-1].argmax(-1), out[:, 10:])

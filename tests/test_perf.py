@@ -167,24 +167,11 @@ def test_tensor_parallel_latency_floor():
     assert t8 > floor
 
 
-def test_model_shape_counts_by_hand():
-    # 1 layer, d 8, 2 heads, 1 kv head, ff 32, vocab 10; head_dim 4
-    # qkv 8*(2+2)*4 = 128, out 8*8 = 64, mlp 2*8*32 = 512 -> 704; lm head 80 -> matmul 784
-    assert perf.matmul_params(1, 8, 2, 1, 32, 10) == 784
-    # norms (2*1+1)*8 = 24, embedding 80
-    assert perf.transformer_params(1, 8, 2, 1, 32, 10) == 784 + 24 + 80
-    assert perf.transformer_params(1, 8, 2, 1, 32, 10, embedding=False) == 808
-    assert perf.decode_weight_bytes(1, 8, 2, 1, 32, 10, "fp32") == 808 * 4
-    # 2*1*3*784 dense + attention 4*1*2*4*3*(2+3)
-    assert perf.forward_flops(1, 8, 2, 1, 32, 10, n_tokens=3, past=2) == 2 * 3 * 784 + 4 * 2 * 4 * 3 * 5
-
-
-def test_decode_components_sum_to_streamed_bytes_plus_kv():
-    parts = perf.decode_components(32, 4096, 32, 32, 16384, 32000, "bf16", context_len=100)
-    streamed = perf.decode_weight_bytes(32, 4096, 32, 32, 16384, 32000, "bf16")
-    kv = 100 * perf.kv_cache_bytes_per_token(32, 32, 128, "bf16")
-    assert sum(parts.values()) == pytest.approx(streamed + kv + 4096 * 2)  # + the embedding row
-    assert parts["KV cache reads"] == kv
+def test_roofline_time_takes_the_binding_roof():
+    # 1 GB at 1 TB/s = 1 ms; 1e12 FLOP at 1e15 FLOP/s = 1 ms: equal at the ridge
+    assert perf.roofline_time(1e9, 1e12, 1e12, 1e15) == pytest.approx(1e-3)
+    assert perf.roofline_time(1e9, 1e13, 1e12, 1e15) == pytest.approx(10e-3)  # compute-bound
+    assert perf.roofline_time(2e9, 0, 1e12, 1e15) == pytest.approx(2e-3)  # memory-bound
 
 
 def test_decode_table_marks_oom():
@@ -223,7 +210,8 @@ def test_decode_table_marks_oom():
     (lambda: perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 3e11, -5e-6), "link_latency"),
     (lambda: perf.decode_time(True, "fp16", 2e12), "n_params"),
     (lambda: perf.decode_time("7e9", "fp16", 2e12), "n_params"),
-    (lambda: perf.transformer_params(1, 10, 3, 1, 4, 4), "d_model"),
+    (lambda: perf.roofline_time(1e9, 1e9, 1e12, 0), "peak_flops"),
+    (lambda: perf.check_count("layers", 2.5), "layers"),
 ])
 def test_invalid_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
@@ -286,5 +274,6 @@ def test_batched_throughput_never_falls_with_batch(b):
 def test_tensor_parallel_components_sum():
     s, c = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6)
     assert s == pytest.approx(140e9 / (4 * 3.35e12))
-    assert s + c == pytest.approx(perf.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6))
+    # 160 ring all-reduces of 8192 x 2 B over 4 devices: 6 latency steps + 1.5 x 16384 B / 450 GB/s each
+    assert c == pytest.approx(160 * (6 * 5e-6 + 1.5 * 16384 / 450e9))
     assert set(perf.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in perf.REFERENCE_SHAPES.values())

@@ -4,6 +4,15 @@ import plotly.graph_objects as go
 import pytest
 
 from course_lib import hardware, perf, plots
+from course_lib.measure import DecodeRecord, PrefillRecord
+
+
+def decode(preset="a", weight_bytes=1e8, ms=9.0, batch=1, context_len=0, fits_in_cache=False, **over):
+    return DecodeRecord(preset=preset, device="cpu", precision="fp32", mode="eager", batch=batch,
+                        context_len=context_len, weight_bytes=weight_bytes, kv_bytes=0.0, flops=1.0, ms_per_step=ms,
+                        iqr_ms=0.2 * ms, repeats=5, bandwidth=12.5e9, n_ops=10, op_cost=5e-6, predicted_ms=1.0,
+                        launch_aware_ms=ms - 0.5, roofline_ms=1.0, launch_aware_roofline_ms=1.0,
+                        fits_in_cache=fits_in_cache, **over)
 
 
 def test_tokens_vs_size_marks_the_model():
@@ -23,20 +32,23 @@ def test_machine_vs_catalog_includes_this_machine():
     assert "this machine (measured)" in fig.data[0].y and 12.4 in fig.data[0].x
 
 
-def test_components_bars_shares_add_to_100():
-    parts = {"7B": perf.decode_components(32, 4096, 32, 32, 16384, 32000, "fp16", 128)}
-    fig = plots.components_bars(parts)
-    assert sum(t.x[0] for t in fig.data) == pytest.approx(100)
+def test_components_bars_show_shares_of_bytes():
+    fig = plots.components_bars({"toy": {"weights": 3e6, "KV cache": 1e6}, "other": {"weights": 1.0, "KV cache": 1.0}})
+    assert [t.name for t in fig.data] == ["weights", "KV cache"]
+    assert list(fig.data[0].x) == [75.0, 50.0] and list(fig.data[1].x) == [25.0, 50.0]
 
 
 def test_measured_vs_bytes_and_prefill_curve():
-    recs = [{"bytes_per_token": 1e8, "ms_per_token": 9.0, "launch_aware_ms": 8.5, "preset": "a", "fits_in_cache": False},
-            {"bytes_per_token": 1e7, "ms_per_token": 1.0, "launch_aware_ms": 0.9, "preset": "b", "fits_in_cache": True}]
+    recs = [decode("a", 1e8, 9.0), decode("b", 1e7, 1.0, fits_in_cache=True)]
     fig = plots.measured_vs_bytes(recs, 12.5e9)
     assert fig.data[0].y[-1] == pytest.approx(fig.data[0].x[-1] * 1e6 / 12.5e9 * 1e3)  # the line is bytes / bandwidth
-    assert list(fig.data[-1].marker.symbol) == ["circle", "circle-open"]
-    pre = plots.prefill_curve([{"prompt_len": 1, "ms": 2.0, "predicted_ms": 1.5}, {"prompt_len": 8, "ms": 3.0, "predicted_ms": 2.0}])
-    assert len(pre.data) == 2
+    assert list(fig.data[1].y) == [8.5, 0.5]  # launch-aware predictions
+    measured = fig.data[-1]
+    assert list(measured.marker.symbol) == ["circle", "circle-open"] and list(measured.y) == [9.0, 1.0]
+    assert list(measured.error_y.array) == pytest.approx([0.9, 0.1])  # half the IQR (20 % of the median)
+    pre = plots.prefill_curve([PrefillRecord("a", "cpu", "fp32", 1, n, ms, 0.4, 3, 1e6, 1e9, 1.0, 1.5)
+                               for n, ms in ((1, 2.0), (8, 3.0))])
+    assert list(pre.data[1].y) == [1.5, 1.5] and list(pre.data[0].error_y.array) == [0.2, 0.2]
 
 
 def test_roofline_ridge_and_points():
@@ -50,9 +62,11 @@ def test_intensity_and_kv_and_batch_figures():
     assert fig.data[0].y[0] == pytest.approx(perf.linear_intensity(1, 4096, 4096, 2, 2))
     kv = plots.kv_vs_weights([0, 100], 1e6, 1e9, "x")
     assert list(kv.data[1].y) == [0, 0.1]
-    rows = [{"batch": b, "ms_per_step": 1.0 * b, "tokens_per_s": 1000.0} for b in (1, 2)]
-    sweep = plots.batch_sweep_figure(rows, [dict(r, label="predicted") for r in rows])
-    assert len(sweep.data) == 4
+    rows = [decode(batch=b, ms=1.0 * b, context_len=16) for b in (1, 2)]
+    predicted = [{"label": "predicted", "batch": b, "ms_per_step": 0.5, "tokens_per_s": 2e3 * b, "context_len": 16}
+                 for b in (1, 2)]
+    sweep = plots.batch_sweep_figure(rows, predicted)
+    assert len(sweep.data) == 4 and list(sweep.data[1].y) == [1000.0, 1000.0]  # b tokens per b ms
 
 
 def test_tensor_parallel_bars_sum_to_the_model():
@@ -68,6 +82,6 @@ def test_speculative_curve():
 
 
 def test_reference_decode_figure():
-    rows = [{"bytes_per_token": 1e9, "ms_per_token": 2.0, "preset": "a"}, {"bytes_per_token": 4e9, "ms_per_token": 3.0, "preset": "b"}]
+    rows = [decode("a", 1e9, 2.0), decode("b", 4e9, 3.0)]
     fig = plots.reference_decode(rows, rows, 2e12, "recorded")
     assert len(fig.data) == 3 and fig.data[0].y[-1] == pytest.approx(fig.data[0].x[-1] * 1e9 / 2e12 * 1e3)

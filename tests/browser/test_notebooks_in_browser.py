@@ -144,12 +144,11 @@ def _run_all(page, name: str) -> dict:
 
 def _kernel_peak_rss(kernel_id: str) -> float | None:
     import psutil
-
-    from course_lib import devices
+    from helpers import peak_rss
 
     for proc in psutil.process_iter(["cmdline"]):
         if any(kernel_id in part for part in (proc.info["cmdline"] or [])):
-            return devices.peak_rss(proc.pid)
+            return peak_rss(proc.pid)
     return None
 
 
