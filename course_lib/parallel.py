@@ -196,7 +196,7 @@ def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
                         process.join()
                     raise TimeoutError(f"the {world_size} ranks did not finish within timeout={timeout} s "
                                        f"(start-up included); they were stopped")
-        except mp.ProcessException as error:
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
             raise RuntimeError(f"rank {error.error_index} of {world_size} failed:{error}") from None
         with open(f"{folder}/result.pickle", "rb") as f:
             return pickle.load(f)
