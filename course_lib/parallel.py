@@ -1,32 +1,24 @@
 r"""Tensor parallelism of the toy GPT, for real: N processes, torch.distributed, two all-reduces
-per layer (Megatron-LM style).
+per layer (Megatron-LM style). Each rank holds 1/N of every block's matrices:
 
-Each rank holds 1/N of every block's matrices and streams only those bytes per step:
+    wqkv    by heads (column-parallel): its h/N query heads, the h_kv/N KV heads they read, their cache
+    wo      by input columns (row-parallel): partial outputs, summed    -> all-reduce #1
+    w_up    by output rows (column-parallel): GELU on each rank's slice
+    w_down  by input columns (row-parallel)                             -> all-reduce #2
 
-    wqkv    split by heads (column-parallel): rank r gets its h/N query heads and the h_kv/N KV
-            heads they read, and caches only those K and V
-    wo      split by its input columns (row-parallel): the partial outputs are summed -> all-reduce #1
-    w_up    split by output rows (column-parallel): GELU runs on each rank's own slice
-    w_down  split by its input columns (row-parallel)                              -> all-reduce #2
+The embedding, norms and LM head are replicated: every rank computes the same logits and picks
+the same token, so the ranks stay in lockstep. (Real systems also split the LM head.)
 
-The embedding, the norms and the LM head are *replicated*: every rank computes the same logits
-and picks the same token, so the ranks stay in lockstep without sending tokens around. (Real
-systems also split the LM head by vocabulary; here each rank streams all of it, which caps the
-speed-up below N.)
+Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter) and
+meet through a rendezvous file; gloo on the CPU, NCCL when there are N GPUs. Rank 0 writes its
+result to a file the parent reads. A rank that raises: the others are stopped and the parent
+raises RuntimeError with its traceback; past ``timeout`` seconds: all stopped, TimeoutError.
 
-The ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from a
-Jupyter kernel) and meet through a rendezvous file; gloo on the CPU, NCCL when there are N GPUs.
-Rank 0 writes its result to a file that the parent reads. If a rank raises, the others are
-terminated and the parent raises RuntimeError with that rank's traceback; if the ranks have not
-finished after ``timeout`` seconds they are terminated and the parent raises TimeoutError.
-
-On a CPU every rank runs one torch thread, so N ranks need N cores. On a 2-core machine the two
-ranks share the two cores with everything else (the notebook's kernel, the OS): expect
-communication and waiting to dominate, which is the lesson.
+Each rank runs one torch thread. On a 2-core CPU the two ranks share the two cores with the
+notebook's kernel and the OS: communication and waiting dominate, which is the lesson.
 
 References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
-distributed applications with PyTorch"; the ``torch.distributed`` and ``torch.multiprocessing``
-documentation.
+distributed applications with PyTorch"; the torch.distributed / torch.multiprocessing docs.
 """
 
 from __future__ import annotations
@@ -52,8 +44,7 @@ from .presets import preset_name
 
 # ----------------------------------------------------------------------------- splitting the model
 def check_split(config: ToyConfig, world_size) -> int:
-    """``world_size`` if the config splits evenly over that many ranks (n_heads, n_kv_heads and
-    d_ff divisible by it: every rank gets whole heads); ValueError otherwise."""
+    """``world_size`` if n_heads, n_kv_heads and d_ff divide by it (whole heads per rank); else ValueError."""
     world_size = check_count("world_size", world_size)
     for name in ("n_heads", "n_kv_heads", "d_ff"):
         if getattr(config, name) % world_size:
@@ -80,8 +71,7 @@ class AllReduced(nn.Module):
         return self.all_reduce(self.inner(*args))
 
 
-def _part(size: int, rank: int, world_size: int) -> slice:
-    """Rank ``rank``'s contiguous 1/world_size of ``size`` rows or columns."""
+def _part(size: int, rank: int, world_size: int) -> slice:  # rank's contiguous 1/world_size
     return slice(rank * size // world_size, (rank + 1) * size // world_size)
 
 
@@ -127,11 +117,11 @@ def shard_model(full: ToyGPT, rank: int, world_size: int, all_reduce=None) -> To
 
 
 class TimedAllReduce:
-    """``dist.all_reduce`` (sum, in place) that counts its calls and bytes and adds up the
-    seconds spent inside them, device synchronised: the transfer plus any wait for a slower rank."""
+    """``dist.all_reduce`` (sum, in place) counting its calls and the seconds inside them, device
+    synchronised: the transfer plus any wait for a slower rank."""
 
     def __init__(self, device: torch.device):
-        self.device, self.calls, self.bytes, self.seconds = device, 0, 0, 0.0
+        self.device, self.calls, self.seconds = device, 0, 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         synchronize(self.device)
@@ -139,7 +129,7 @@ class TimedAllReduce:
         dist.all_reduce(x)
         synchronize(self.device)
         self.seconds += time.perf_counter() - start
-        self.calls, self.bytes = self.calls + 1, self.bytes + x.numel() * x.element_size()
+        self.calls += 1
         return x
 
 
@@ -150,7 +140,7 @@ def pick_backend(world_size: int) -> str:
     return "nccl" if gpus >= world_size and dist.is_nccl_available() else "gloo"
 
 
-def _rank_device(backend: str, rank: int) -> torch.device:
+def _rank_device(backend: str, rank: int) -> torch.device:  # its own GPU with NCCL
     return torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
 
 
@@ -172,14 +162,10 @@ def _rank_main(rank: int, world_size: int, backend: str, folder: str, timeout: f
 
 def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
     """Run ``fn(rank, world_size, backend, *args)`` in ``world_size`` new processes joined in one
-    torch.distributed group; return what rank 0's call returned (it must pickle).
-
-    ``fn`` must be importable (a module's top-level function, not one defined in a notebook
-    cell): spawned processes start a fresh Python and find it by name. A script calling this
-    needs ``if __name__ == "__main__":``. RuntimeError with the traceback if a rank fails;
-    TimeoutError if the ranks have not finished within ``timeout`` seconds (start-up included).
-    Either way no rank is left running.
-    """
+    torch.distributed group; return rank 0's return value (it must pickle). ``fn`` must be a
+    module's top-level function (spawned processes import it by name; a script calling this needs
+    ``if __name__ == "__main__":``). RuntimeError with the traceback if a rank fails; TimeoutError
+    after ``timeout`` seconds (start-up included). Either way no rank is left running."""
     world_size, timeout = check_count("world_size", world_size), check_positive("timeout", timeout)
     backend = pick_backend(world_size)
     if backend == "nccl":  # NVLink multicast stays off (shared GPU hosts require it); children inherit this
@@ -251,25 +237,23 @@ def _tp_worker(rank: int, world_size: int, backend: str, config: ToyConfig, prec
     prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
     tokens, logits = _decode(shard, prompt.to(device), n_tokens)
     last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token (writes its own cache slot)
-    comm = []
+    comm, calls = [], []
 
     def tp_step():
-        before = reduce.seconds
+        before = reduce.seconds, reduce.calls
         decode_one_token(shard, last, pos)
-        comm.append(reduce.seconds - before)
+        comm.append(reduce.seconds - before[0])
+        calls.append(reduce.calls - before[1])
 
     steps = {"tensor parallel": tp_step}
     if rank == 0:
         ref_tokens, ref_logits = _decode(full, prompt.to(device), n_tokens)
         steps["one process"] = lambda: decode_one_token(full, last, pos)
-    calls = reduce.calls
-    decode_one_token(shard, last, pos)
-    calls = reduce.calls - calls
     times = time_interleaved(steps, device, rounds=rounds, warmup=2)
     if rank != 0:
         return None
     step_times, comm = times["tensor parallel"].times, comm[-rounds:]  # the warm-up calls dropped
-    step, comm_s, single = times["tensor parallel"].median, statistics.median(comm), times["one process"].median
+    step, comm_s, single = statistics.median(step_times), statistics.median(comm), times["one process"].median
     return TensorParallelResult(
         preset=preset_name(config), world_size=world_size, backend=backend, precision=precision,
         tokens=tokens[0].tolist(), reference_tokens=ref_tokens[0].tolist(),
@@ -277,22 +261,17 @@ def _tp_worker(rank: int, world_size: int, backend: str, config: ToyConfig, prec
         max_abs_logit_diff=float((logits.float() - ref_logits.float()).abs().max()),
         step_s=step, comm_s=comm_s, compute_s=statistics.median(s - c for s, c in zip(step_times, comm, strict=True)),
         comm_share=comm_s / step, single_device_step_s=single, speedup=single / step,
-        allreduces_per_step=calls, allreduce_bytes=config.d_model * full.dtype.itemsize, rounds=rounds)
+        allreduces_per_step=calls[-1], allreduce_bytes=config.d_model * full.dtype.itemsize, rounds=rounds)
 
 
 def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens: int = 16, prompt_len: int = 16,
                         precision: str = "fp32", rounds: int = 20, seed: int = 0,
                         timeout: float = 180.0) -> TensorParallelResult:
-    """Greedy decoding of the toy GPT split over ``world_size`` processes (tensor parallelism),
-    checked against the unsplit model and timed.
-
-    Every rank builds the model from the same seed, keeps its slice (:func:`shard_model`) and
-    decodes ``n_tokens`` tokens after a seeded random prompt; rank 0 decodes with the unsplit
-    model too and compares tokens and logits. Then one decode step at the last position is
-    timed ``rounds`` times (``machine.time_interleaved``, after warm-up), alternating with rank
-    0 timing the unsplit model's step, on one thread. ValueError for bad arguments (before any
-    process starts); RuntimeError if a rank fails; TimeoutError after ``timeout`` seconds.
-    """
+    """Greedy decoding of the toy GPT split over ``world_size`` processes, checked against the
+    unsplit model (tokens, logits) and timed: one decode step, ``rounds`` times after warm-up
+    (``machine.time_interleaved``), alternating with rank 0 timing the unsplit model's step.
+    ValueError for bad arguments (before any process starts); RuntimeError if a rank fails;
+    TimeoutError after ``timeout`` seconds."""
     config = get_config(preset_or_config)
     check_split(config, world_size)
     check_count("n_tokens", n_tokens)
