@@ -1,72 +1,55 @@
 r"""Tensor parallelism of the toy GPT, for real: N processes, torch.distributed, two all-reduces
-per layer (Megatron-LM style).
+per layer (Megatron-LM style). Each rank holds 1/N of every block's matrices:
 
-Each rank holds 1/N of every block's matrices and streams only those bytes per step:
+    wqkv    by heads (column-parallel): its h/N query heads, the h_kv/N KV heads they read, their cache
+    wo      by input columns (row-parallel): partial outputs, summed    -> all-reduce #1
+    w_up    by output rows (column-parallel): GELU on each rank's slice
+    w_down  by input columns (row-parallel)                             -> all-reduce #2
 
-    wqkv    split by heads (column-parallel): rank r gets query heads [r·h/N, (r+1)·h/N) and
-            the KV heads they read, [r·h_kv/N, (r+1)·h_kv/N), and caches only those K and V
-    wo      split by its input rows (row-parallel): each rank's partial output is summed
-            -> all-reduce #1
-    w_up    split by output columns (column-parallel): GELU runs on each rank's own slice
-    w_down  split by input rows (row-parallel) -> all-reduce #2
+The embedding, norms and LM head are replicated: every rank computes the same logits and picks
+the same token, so the ranks stay in lockstep. (Real systems also split the LM head.)
 
-so a layer's attention and MLP each end in one all-reduce (sum) of the hidden state,
-(batch, tokens, d_model). The embedding, the RMSNorm weights and the LM head are *replicated*
-on every rank (simple: each rank computes the same logits and picks the same token). Real
-systems also split the LM head by vocabulary and gather the logits, one more collective per
-step; here every rank streams the whole LM head, which caps the speed-up below N.
+Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter) and
+meet through a rendezvous file; gloo on the CPU, NCCL when there are N GPUs. Rank 0 writes its
+result to a file the parent reads. A rank that raises: the others are stopped and the parent
+raises RuntimeError with its traceback; past ``timeout`` seconds: all stopped, TimeoutError.
 
-``run_tensor_parallel`` starts N processes (``torch.multiprocessing``, spawn: works from a
-Jupyter kernel), gloo on CPU or NCCL when there are N GPUs, runs prefill + greedy decode on
-every rank, and returns rank 0's tokens, logits and per-step timings split into communication
-(time inside the all-reduces, device synchronised) and compute (the rest), beside the unsplit
-model's tokens and logits for the same prompt. ``measure_allreduce`` fits a latency and a
-bandwidth to all-reduce times of this machine, for ``perf.tensor_parallel_decode_time``.
+Each rank runs one torch thread. On a 2-core CPU the two ranks share the two cores with the
+notebook's kernel and the OS: communication and waiting dominate, which is the lesson.
 
-References: Shoeybi et al., "Megatron-LM" (2019), section 3 (the column/row split and the two
-all-reduces); PyTorch "Writing distributed applications with PyTorch" tutorial and the
-``torch.distributed`` / ``torch.multiprocessing`` documentation.
+References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
+distributed applications with PyTorch"; the torch.distributed / torch.multiprocessing docs.
 """
 
 from __future__ import annotations
 
 import os
-import queue as _queue
-import socket
+import pickle
+import statistics
+import tempfile
 import time
-import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from numbers import Integral
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from . import devices
-from .generate import decode_one_token, prefill, sample_greedy
-from .model import Attention, Block, KVCache, ToyConfig, ToyGPT, build_model, get_config
-
-BACKENDS = ("gloo", "nccl")
+from .machine import check_precision, synchronize, time_interleaved, use_threads
+from .model import Attention, Block, KVCache, ToyConfig, ToyGPT, build_model, decode_one_token, get_config, prefill
+from .perf import check_count, check_positive
+from .presets import preset_name
 
 
 # ----------------------------------------------------------------------------- splitting the model
-def _check_world_size(world_size) -> int:
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size={world_size!r} must be a whole number >= 1")
-    return world_size
-
-
 def check_split(config: ToyConfig, world_size) -> int:
-    """``world_size`` if the config splits evenly over that many ranks; ValueError otherwise.
-    Needs n_heads, n_kv_heads and d_ff divisible by it (each rank gets whole heads)."""
-    _check_world_size(world_size)
+    """``world_size`` if n_heads, n_kv_heads and d_ff divide by it (whole heads per rank); else ValueError."""
+    world_size = check_count("world_size", world_size)
     for name in ("n_heads", "n_kv_heads", "d_ff"):
-        value = getattr(config, name)
-        if value % world_size:
-            raise ValueError(f"world_size={world_size} does not divide {name}={value}: tensor parallelism "
-                             f"gives every rank the same whole number of heads and MLP columns")
+        if getattr(config, name) % world_size:
+            raise ValueError(f"world_size={world_size} does not divide {name}={getattr(config, name)}: every "
+                             f"rank must get the same whole number of heads and MLP columns")
     return world_size
 
 
@@ -88,407 +71,259 @@ class AllReduced(nn.Module):
         return self.all_reduce(self.inner(*args))
 
 
-def _rank_slice(size: int, rank: int, world_size: int) -> slice:
-    """Rank ``rank``'s contiguous 1/world_size of ``size`` rows or columns."""
-    part = size // world_size
-    return slice(rank * part, (rank + 1) * part)
+def _part(size: int, rank: int, world_size: int) -> slice:  # rank's contiguous 1/world_size
+    return slice(rank * size // world_size, (rank + 1) * size // world_size)
 
 
-def _shard_attention(full: Attention, config: ToyConfig, rank: int, world_size: int, max_batch: int) -> Attention:
-    """This rank's attention: its h/N query heads and h_kv/N KV heads (their rows of wqkv, the
-    matching columns of wo, a KV cache for those heads only). It is a plain Attention, built
-    from a config with d_model/N over n_heads/N heads (same head_dim, this rank's head counts),
-    whose wqkv and wo are then replaced by the full model's slices. Its output is a partial sum."""
-    n = world_size
-    local = replace(config, d_model=config.d_model // n, n_heads=config.n_heads // n, n_kv_heads=config.n_kv_heads // n)
+def _shard_block(full: Block, config: ToyConfig, rank: int, n: int, all_reduce) -> Block:
+    """This rank's block: an ordinary Block whose attention has h/N query and h_kv/N KV heads
+    (rows of wqkv, columns of wo, its own smaller KV cache) and whose MLP has d_ff/N columns."""
+    local = replace(config, d_model=config.d_model // n, n_heads=config.n_heads // n,
+                    n_kv_heads=config.n_kv_heads // n, d_ff=config.d_ff // n)  # same head_dim
+    dtype, batch = full.w_up.weight.dtype, full.attention.cache.k_cache.shape[0]
     with torch.device("meta"):
-        attention = Attention(local, max_batch, full.wqkv.weight.dtype)
-    q, k, v = full.wqkv.weight.split(full.split_sizes, dim=0)  # (h·hd, d), (h_kv·hd, d), (h_kv·hd, d)
-    rows_q, rows_kv = _rank_slice(q.shape[0], rank, n), _rank_slice(k.shape[0], rank, n)
+        block, attention = Block(config, batch, dtype), Attention(local, batch, dtype)
+    q, k, v = full.attention.wqkv.weight.split(full.attention.split_sizes)  # (h·hd, d), (h_kv·hd, d) x 2
+    rows_q, rows_kv = _part(q.shape[0], rank, n), _part(k.shape[0], rank, n)
     attention.wqkv = _linear(torch.cat([q[rows_q], k[rows_kv], v[rows_kv]]))  # ((h + 2 h_kv)·hd / N, d)
-    attention.wo = _linear(full.wo.weight[:, rows_q])  # (d, h·hd / N)
-    with torch.device(full.wqkv.weight.device):
-        attention.cache = KVCache(max_batch, local.n_kv_heads, config.max_seq_len, local.head_dim,
-                                  full.wqkv.weight.dtype)
-    return attention
-
-
-def _shard_block(full: Block, config: ToyConfig, rank: int, world_size: int, max_batch: int, all_reduce) -> Block:
-    """This rank's block: a plain Block (same forward) whose attention and w_down produce
-    partial sums that :class:`AllReduced` completes, whose w_up is a column slice, and whose
-    norms are the full block's own (replicated)."""
-    with torch.device("meta"):
-        block = Block(config, max_batch, full.w_up.weight.dtype)
-    cols = _rank_slice(config.d_ff, rank, world_size)
-    block.attn_norm, block.mlp_norm = full.attn_norm, full.mlp_norm
-    block.attention = AllReduced(_shard_attention(full.attention, config, rank, world_size, max_batch), all_reduce)
-    block.w_up = _linear(full.w_up.weight[cols])  # (d_ff / N, d): column-parallel
-    block.w_down = AllReduced(_linear(full.w_down.weight[:, cols]), all_reduce)  # (d, d_ff / N): row-parallel
+    attention.wo = _linear(full.attention.wo.weight[:, rows_q])  # (d, h·hd / N)
+    with torch.device(full.w_up.weight.device):
+        attention.cache = KVCache(batch, local.n_kv_heads, config.max_seq_len, config.head_dim, dtype)
+    cols = _part(config.d_ff, rank, n)
+    block.attn_norm, block.mlp_norm = full.attn_norm, full.mlp_norm  # replicated
+    block.attention = AllReduced(attention, all_reduce)
+    block.w_up = _linear(full.w_up.weight[cols])  # (d_ff / N, d)
+    block.w_down = AllReduced(_linear(full.w_down.weight[:, cols]), all_reduce)  # (d, d_ff / N)
     return block
 
 
 def shard_model(full: ToyGPT, rank: int, world_size: int, all_reduce=None) -> ToyGPT:
     """Rank ``rank``'s tensor-parallel slice of ``full``: a ToyGPT whose blocks hold this rank's
-    weight slices and KV cache, sharing the replicated embedding, final norm and LM head with
-    ``full``. ``all_reduce(x) -> x`` sums a tensor over the ranks (default: identity, right only
-    for world_size 1). prefill / decode_one_token / generate work on it unchanged, in lockstep
-    on every rank."""
-    config = full.config
-    check_split(config, world_size)
+    weight slices and KV cache and share the replicated embedding, norms and LM head with
+    ``full``. ``all_reduce(x) -> x`` sums a tensor over the ranks (default: identity, right
+    only for world_size 1). prefill, decode_one_token and generate run on it unchanged."""
+    world_size = check_split(full.config, world_size)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
         raise ValueError(f"rank={rank!r} must be a whole number in [0, world_size={world_size})")
-    all_reduce = all_reduce or (lambda x: x)
     with torch.device("meta"):
-        shard = ToyGPT(config, full.max_batch, full.dtype)
+        shard = ToyGPT(full.config, full.max_batch, full.dtype)
     shard.embedding, shard.final_norm, shard.lm_head = full.embedding, full.final_norm, full.lm_head
-    shard.layers = nn.ModuleList(_shard_block(block, config, rank, world_size, full.max_batch, all_reduce)
-                                 for block in full.layers)
+    shard.layers = nn.ModuleList(_shard_block(b, full.config, rank, world_size, all_reduce or (lambda x: x))
+                                 for b in full.layers)
     left = [name for name, t in [*shard.named_parameters(), *shard.named_buffers()] if t.is_meta]
     if left:  # model.py gained a tensor that this module does not know how to split
         raise RuntimeError(f"shard_model left these tensors unallocated: {', '.join(left)}")
     return shard.eval()
 
 
-# ----------------------------------------------------------------------------- communication
 class TimedAllReduce:
-    """``dist.all_reduce`` (sum, in place) that counts its calls and bytes and adds up the time
-    spent inside them, with the device synchronised before and after so that only the
-    collective is timed (on CPU gloo the call is blocking anyway). The time includes waiting
-    for the slowest rank to arrive, as a real step would."""
+    """``dist.all_reduce`` (sum, in place) counting its calls and the seconds inside them, device
+    synchronised: the transfer plus any wait for a slower rank."""
 
     def __init__(self, device: torch.device):
-        self.device, self.calls, self.bytes, self.seconds = device, 0, 0, 0.0
+        self.device, self.calls, self.seconds = device, 0, 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        devices.synchronize(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         dist.all_reduce(x)
-        devices.synchronize(self.device)
+        synchronize(self.device)
         self.seconds += time.perf_counter() - start
-        self.calls, self.bytes = self.calls + 1, self.bytes + x.numel() * x.element_size()
+        self.calls += 1
         return x
 
 
-# ----------------------------------------------------------------------------- launching processes
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (the OS picks it: bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pick_backend(world_size: int, backend: str | None = None) -> str:
-    """"nccl" when asked, or by default when there are >= world_size CUDA GPUs; else "gloo"."""
+# ----------------------------------------------------------------------------- starting the ranks
+def pick_backend(world_size: int) -> str:
+    """"nccl" when there are >= world_size CUDA GPUs and torch has NCCL; else "gloo" (CPU)."""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if backend is None:
-        return "nccl" if gpus >= world_size and dist.is_nccl_available() else "gloo"
-    name = str(backend).strip().lower()
-    if name not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not supported; use one of {', '.join(BACKENDS)} or None")
-    if name == "nccl" and (gpus < world_size or not dist.is_nccl_available()):
-        raise ValueError(f"backend='nccl' needs {world_size} CUDA GPUs and an NCCL build of torch; "
-                         f"this machine has {gpus}; use backend='gloo'")
-    return name
+    return "nccl" if gpus >= world_size and dist.is_nccl_available() else "gloo"
 
 
-def rank_device(backend: str, rank: int) -> torch.device:
-    """The device a rank computes on: its own GPU with NCCL, the CPU with gloo."""
+def _rank_device(backend: str, rank: int) -> torch.device:  # its own GPU with NCCL
     return torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
 
 
-def _join_group(rank: int, world_size: int, port: int, backend: str, timeout: float) -> None:
-    """Set this process up as one rank (one thread, its GPU) and join the group over TCP."""
-    torch.set_num_threads(1)  # one core per rank: N ranks on N cores, no oversubscription
+def _rank_main(rank: int, world_size: int, backend: str, folder: str, timeout: float, fn, args) -> None:
+    """Body of every spawned process: one thread, join the group, run ``fn(rank, world_size,
+    backend, *args)``; rank 0 writes its return value to ``folder``/result.pickle."""
+    use_threads(1)
     if backend == "nccl":
         torch.cuda.set_device(rank)
-        # cuDNN's attention builds a plan for every new KV length: 40-60 ms per bf16 decode step
-        # until each length has been seen once (measured on H200, torch 2.11); the others don't
-        torch.backends.cuda.enable_cudnn_sdp(False)
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dist.init_process_group(backend, init_method=f"file://{folder}/rendezvous", rank=rank,
                             world_size=world_size, timeout=timedelta(seconds=timeout))
-
-
-def _send(results, message) -> None:
-    """Put this process's one message and wait until it is in the pipe."""
-    results.put(message)
-    results.close()
-    results.join_thread()
-
-
-def _rank_main(rank: int, world_size: int, port: int, backend: str, timeout: float, fn, args, results) -> None:
-    """Body of every spawned process: join the group, run ``fn(rank, world_size, backend,
-    *args)``, send rank 0's return value (or any rank's traceback) home, leave the group.
-    A failing rank reports *before* it leaves, so its error reaches the parent ahead of the
-    errors its departure causes on the other ranks."""
-    try:
-        _join_group(rank, world_size, port, backend, timeout)
-    except BaseException:  # noqa: BLE001 - every failure must reach the parent, with its traceback
-        _send(results, ("error", rank, traceback.format_exc()))
-        return
-    try:
-        out = fn(rank, world_size, backend, *args)
-        message = ("result", rank, out) if rank == 0 else None
-    except BaseException:  # noqa: BLE001
-        message = ("error", rank, traceback.format_exc())
-    if message is not None:
-        _send(results, message)
+    out = fn(rank, world_size, backend, *args)
+    if rank == 0:
+        with open(f"{folder}/result.tmp", "wb") as f:
+            pickle.dump(out, f)
+        os.replace(f"{folder}/result.tmp", f"{folder}/result.pickle")  # all or nothing
     dist.destroy_process_group()
 
 
-def spawn_ranks(fn, world_size: int, args: tuple = (), backend: str | None = None, timeout: float = 120.0):
-    """Run ``fn(rank, world_size, backend, *args)`` in ``world_size`` fresh processes joined in
-    one torch.distributed group; return what rank 0's call returned (it must pickle; send
-    numbers, lists or numpy arrays rather than tensors).
-
-    ``fn`` must be importable (a top-level function of a module, not one defined in a notebook
-    cell): spawned processes start a new Python and find it by name. Raises RuntimeError with
-    the child's traceback if any rank fails, and after ``timeout`` seconds (start-up included)
-    if the ranks have not finished; the children are terminated either way, so a hung rank
-    never hangs the caller.
-    """
-    world_size = _check_world_size(world_size)
-    backend = pick_backend(world_size, backend)
+def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
+    """Run ``fn(rank, world_size, backend, *args)`` in ``world_size`` new processes joined in one
+    torch.distributed group; return rank 0's return value (it must pickle). ``fn`` must be a
+    module's top-level function (spawned processes import it by name; a script calling this needs
+    ``if __name__ == "__main__":``). RuntimeError with the traceback if a rank fails; TimeoutError
+    after ``timeout`` seconds (start-up included). Either way no rank is left running."""
+    world_size, timeout = check_count("world_size", world_size), check_positive("timeout", timeout)
+    backend = pick_backend(world_size)
     if backend == "nccl":  # NVLink multicast stays off (shared GPU hosts require it); children inherit this
         os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
-        os.environ["TORCH_SYMM_MEM_DISABLE_MULTICAST"] = "1"
-    context = mp.get_context("spawn")
-    results = context.Queue()
-    port = free_port()
-    procs = [context.Process(target=_rank_main, daemon=True,
-                             args=(rank, world_size, port, backend, timeout, fn, args, results))
-             for rank in range(world_size)]
-    for proc in procs:
-        proc.start()
-    grace = 0.0  # on failure, terminate at once
-    try:
-        out = _wait_for_result(procs, results, time.monotonic() + timeout, timeout)
-        grace = 5.0  # on success, let the ranks leave the group and exit by themselves
-        return out
-    finally:
-        _stop(procs, grace)
-        results.close()
-
-
-def _wait_for_result(procs, results, deadline: float, timeout: float):
-    """Rank 0's result from the queue; RuntimeError on a child's error, death or the deadline."""
-    while True:
-        message = _next_message(results, 0.1)
-        if message is None:
-            dead = [(rank, p.exitcode) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
-            if dead:
-                message = _next_message(results, 1.0)  # its last words may still be in the pipe
-            if message is None and dead:
-                rank, code = dead[0]
-                raise RuntimeError(f"rank {rank} died with exit code {code} before reporting a result (its "
-                                   f"error went to stderr; a script that calls this must guard its top level "
-                                   f"with `if __name__ == '__main__':`, as spawned processes re-import it)")
-            if message is None and time.monotonic() > deadline:
-                raise RuntimeError(f"the {len(procs)} ranks did not finish within timeout={timeout} s "
-                                   f"(start-up included); they were terminated")
-            if message is None:
-                continue
-        kind, rank, payload = message
-        if kind == "error":
-            raise RuntimeError(f"rank {rank} of {len(procs)} failed:\n{payload}{_more_errors(results)}")
-        return payload
-
-
-def _next_message(results, wait: float):
-    """The next (kind, rank, payload) from the children, or None after ``wait`` seconds."""
-    try:
-        return results.get(timeout=wait)
-    except _queue.Empty:
-        return None
-
-
-def _more_errors(results, wait: float = 0.5) -> str:
-    """Tracebacks other ranks send within ``wait`` seconds (often consequences of the first)."""
-    lines = []
-    while (message := _next_message(results, wait)) is not None:
-        _kind, rank, payload = message
-        lines.append(f"\n(then rank {rank} failed too:)\n{payload}")
-    return "".join(lines)
-
-
-def _stop(procs, grace: float) -> None:
-    """Let the children exit (up to ``grace`` seconds), then terminate any left."""
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        proc.join(max(deadline - time.monotonic(), 0.0))
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(1.0)
+    with tempfile.TemporaryDirectory(prefix="course-tp-") as folder:
+        ranks = mp.start_processes(_rank_main, (world_size, backend, folder, timeout, fn, args), nprocs=world_size,
+                                   join=False, daemon=True, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        try:
+            while not ranks.join(timeout=max(deadline - time.monotonic(), 0.0), grace_period=2.0):
+                if time.monotonic() >= deadline:
+                    for process in ranks.processes:
+                        process.kill()
+                        process.join()
+                    raise TimeoutError(f"the {world_size} ranks did not finish within timeout={timeout} s "
+                                       f"(start-up included); they were stopped")
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+            raise RuntimeError(f"rank {error.error_index} of {world_size} failed:{error}") from None
+        with open(f"{folder}/result.pickle", "rb") as f:
+            return pickle.load(f)
 
 
 # ----------------------------------------------------------------------------- the tensor-parallel run
-def _prompt(config: ToyConfig, prompt_len: int, seed: int) -> torch.Tensor:
-    """The seeded random prompt (1, prompt_len) every rank and the reference share."""
-    return torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
+@dataclass
+class TensorParallelResult:
+    """One tensor-parallel run beside the unsplit model. Times are medians in seconds per decode
+    step; comm_s is the time inside the all-reduces (transfer + waiting for the other ranks)."""
+
+    preset: str
+    world_size: int
+    backend: str
+    precision: str
+    tokens: list[int]             # prompt + n_tokens new ones, split model
+    reference_tokens: list[int]   # the same from the unsplit model
+    identical_tokens: bool
+    max_abs_logit_diff: float     # over every generated position
+    step_s: float                 # one tensor-parallel decode step (rank 0's clock)
+    compute_s: float              # step_s minus the all-reduces
+    comm_s: float
+    comm_share: float             # comm_s / step_s
+    single_device_step_s: float   # the unsplit model, one process, one thread, timed in the same rounds
+    speedup: float                # single_device_step_s / step_s
+    allreduces_per_step: int      # 2 per layer
+    allreduce_bytes: int          # bytes per all-reduce: the hidden state of one token
+    rounds: int
 
 
 @torch.inference_mode()
-def _timed_decode(model: ToyGPT, prompt: torch.Tensor, n_tokens: int, counter: TimedAllReduce) -> dict:
-    """Prefill, then greedy decode until ``n_tokens`` new tokens exist, timing each decode step
-    (device synchronised) and reading from ``counter`` the all-reduce time, calls and bytes of
-    each step. Returns tokens (1, T + n_tokens), logits (n_tokens, vocab) and per-step lists."""
-    T, device = prompt.shape[1], prompt.device
-    tokens = torch.empty((1, T + n_tokens), dtype=torch.long, device=device)
-    tokens[:, :T] = prompt
-    logits = [prefill(model, prompt)]  # each (1, vocab)
-    tokens[:, T:T + 1] = sample_greedy(logits[-1])
-    steps = {"step_s": [], "comm_s": [], "calls": [], "bytes": []}
-    for pos in range(T, T + n_tokens - 1):
-        before = (counter.seconds, counter.calls, counter.bytes)
-        devices.synchronize(device)
-        start = time.perf_counter()
-        logits.append(decode_one_token(model, tokens[:, pos:pos + 1], pos))
-        tokens[:, pos + 1:pos + 2] = sample_greedy(logits[-1])
-        devices.synchronize(device)
-        steps["step_s"].append(time.perf_counter() - start)
-        for key, now, then in zip(("comm_s", "calls", "bytes"), (counter.seconds, counter.calls, counter.bytes), before):
-            steps[key].append(now - then)
-    return {"tokens": tokens, "logits": torch.cat(logits), **steps}
+def _decode(model: ToyGPT, prompt: torch.Tensor, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy decoding keeping every logit: tokens (1, T + n_tokens), logits (n_tokens, vocab)."""
+    logits, tokens = [prefill(model, prompt)], prompt
+    for pos in range(prompt.shape[1], prompt.shape[1] + n_tokens):
+        tokens = torch.cat([tokens, logits[-1].argmax(-1, keepdim=True)], dim=1)
+        if pos < prompt.shape[1] + n_tokens - 1:
+            logits.append(decode_one_token(model, tokens[:, -1:], pos))
+    return tokens, torch.cat(logits)
 
 
-def _median(values) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return float(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2)
-
-
-def _summary(tp: dict, ref: dict) -> dict:
-    """Rank 0's report: tensors as numpy arrays (they cross a process boundary), medians."""
-    step, comm = _median(tp["step_s"]), _median(tp["comm_s"])
-    single = _median(ref["step_s"])
-    calls = tp["calls"][0]
-    return {
-        "tokens": tp["tokens"].cpu().numpy(), "reference_tokens": ref["tokens"].cpu().numpy(),
-        "final_logits": tp["logits"][-1].float().cpu().numpy(),
-        "identical_tokens": bool(torch.equal(tp["tokens"], ref["tokens"])),
-        "max_abs_logit_diff": float((tp["logits"].float() - ref["logits"].float()).abs().max()),
-        "step_s": step, "comm_s": comm, "compute_s": _median(s - c for s, c in zip(tp["step_s"], tp["comm_s"])),
-        "comm_share": comm / step, "single_device_step_s": single, "speedup": single / step,
-        "allreduces_per_step": calls, "allreduce_bytes": tp["bytes"][0] // max(calls, 1),
-        "step_times_s": tp["step_s"], "comm_times_s": tp["comm_s"],
-    }
-
-
+@torch.inference_mode()
 def _tp_worker(rank: int, world_size: int, backend: str, config: ToyConfig, precision: str, seed: int,
-               prompt_len: int, n_tokens: int) -> dict | None:
-    """One rank of ``run_tensor_parallel``: build the full model (same seed everywhere), keep
-    this rank's slice, decode; rank 0 then decodes with the unsplit model as the reference."""
-    device = rank_device(backend, rank)
-    full = build_model(config, device=device.type, precision=precision, seed=seed)
-    counter = TimedAllReduce(device)
-    shard = shard_model(full, rank, world_size, counter)
-    prompt = _prompt(config, prompt_len, seed).to(device)
+               prompt_len: int, n_tokens: int, rounds: int) -> TensorParallelResult | None:
+    """One rank: build the full model (same seed everywhere), keep this rank's slice, decode;
+    then time one decode step at the last position, in lockstep on every rank. Rank 0 also times
+    the unsplit model in the same rounds (the other ranks wait in their next all-reduce)."""
+    device = _rank_device(backend, rank)
+    full = build_model(config, device=device, precision=precision, seed=seed)
+    reduce = TimedAllReduce(device)
+    shard = shard_model(full, rank, world_size, reduce)
+    prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
+    tokens, logits = _decode(shard, prompt.to(device), n_tokens)
+    last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token (writes its own cache slot)
+    comm, calls = [], []
+
+    def tp_step():
+        before = reduce.seconds, reduce.calls
+        decode_one_token(shard, last, pos)
+        comm.append(reduce.seconds - before[0])
+        calls.append(reduce.calls - before[1])
+
+    steps = {"tensor parallel": tp_step}
+    if rank == 0:
+        ref_tokens, ref_logits = _decode(full, prompt.to(device), n_tokens)
+        steps["one process"] = lambda: decode_one_token(full, last, pos)
+    times = time_interleaved(steps, device, rounds=rounds, warmup=2)
     if rank != 0:
-        del full  # the shard keeps only its slices and the replicated modules
-        _timed_decode(shard, prompt, n_tokens, counter)
         return None
-    tp = _timed_decode(shard, prompt, n_tokens, counter)
-    del shard
-    return _summary(tp, _timed_decode(full, prompt, n_tokens, TimedAllReduce(device)))
-
-
-def _count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
-    return int(value)
+    step_times, comm = times["tensor parallel"].times, comm[-rounds:]  # the warm-up calls dropped
+    step, comm_s, single = statistics.median(step_times), statistics.median(comm), times["one process"].median
+    return TensorParallelResult(
+        preset=preset_name(config), world_size=world_size, backend=backend, precision=precision,
+        tokens=tokens[0].tolist(), reference_tokens=ref_tokens[0].tolist(),
+        identical_tokens=bool(torch.equal(tokens, ref_tokens)),
+        max_abs_logit_diff=float((logits.float() - ref_logits.float()).abs().max()),
+        step_s=step, comm_s=comm_s, compute_s=statistics.median(s - c for s, c in zip(step_times, comm, strict=True)),
+        comm_share=comm_s / step, single_device_step_s=single, speedup=single / step,
+        allreduces_per_step=calls[-1], allreduce_bytes=config.d_model * full.dtype.itemsize, rounds=rounds)
 
 
 def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens: int = 16, prompt_len: int = 16,
-                        backend: str | None = None, precision: str = "fp32", timeout: float = 120.0,
-                        seed: int = 0) -> dict:
-    """Greedy decoding of the toy GPT split over ``world_size`` processes (tensor parallelism),
-    checked against the unsplit model and timed step by step.
-
-    Every rank builds the model from the same seed, keeps its slice (:func:`shard_model`), and
-    runs prefill + ``n_tokens - 1`` decode steps with one torch thread; rank 0 then runs the
-    unsplit model on the same prompt, on one thread too. Backend: gloo on CPU, NCCL by
-    default when there are >= world_size GPUs (``backend`` forces one). Returns a dict:
-
-    tokens, reference_tokens (1, prompt_len + n_tokens), final_logits (vocab,) as tensors;
-    identical_tokens, max_abs_logit_diff (over all steps); per decode step, medians in
-    seconds: step_s, comm_s (inside the all-reduces: the transfer *and* any wait for the slower
-    rank), compute_s (the rest), comm_share, single_device_step_s (the unsplit model in one
-    process, one thread), speedup (single_device_step_s / step_s); allreduces_per_step (2 per
-    layer), allreduce_bytes (per all-reduce); step_times_s, comm_times_s (every step);
-    world_size, backend, device, precision, preset, n_tokens, prompt_len, wall_s (the whole
-    call, process start-up included: ~2-3 s to import torch in each child).
-
-    ValueError for a world size that does not divide the heads, KV heads and d_ff, n_tokens < 2,
-    a sequence longer than max_seq_len or an unknown backend; RuntimeError (with the child's
-    traceback) if a rank fails, or if the run exceeds ``timeout`` seconds.
-    """
-    start = time.perf_counter()
+                        precision: str = "fp32", rounds: int = 20, seed: int = 0,
+                        timeout: float = 180.0) -> TensorParallelResult:
+    """Greedy decoding of the toy GPT split over ``world_size`` processes, checked against the
+    unsplit model (tokens, logits) and timed: one decode step, ``rounds`` times after warm-up
+    (``machine.time_interleaved``), alternating with rank 0 timing the unsplit model's step.
+    ValueError for bad arguments (before any process starts); RuntimeError if a rank fails;
+    TimeoutError after ``timeout`` seconds."""
     config = get_config(preset_or_config)
     check_split(config, world_size)
-    _count("n_tokens", n_tokens, 2)
-    _count("prompt_len", prompt_len, 1)
+    check_count("n_tokens", n_tokens)
+    check_count("prompt_len", prompt_len)
     if prompt_len + n_tokens > config.max_seq_len:
         raise ValueError(f"prompt_len + n_tokens = {prompt_len + n_tokens} exceeds max_seq_len={config.max_seq_len}")
-    backend = pick_backend(world_size, backend)
-    device_type = rank_device(backend, 0).type
-    precision = devices.check_precision_supported(device_type, precision)
-    out = spawn_ranks(_tp_worker, world_size, (config, precision, seed, prompt_len, n_tokens), backend, timeout)
-    for key in ("tokens", "reference_tokens", "final_logits"):
-        out[key] = torch.from_numpy(out[key])
-    return {**out, "world_size": world_size, "backend": backend, "device": device_type, "precision": precision,
-            "preset": preset_or_config if isinstance(preset_or_config, str) else "custom",
-            "n_tokens": n_tokens, "prompt_len": prompt_len, "wall_s": time.perf_counter() - start}
+    precision = check_precision(_rank_device(pick_backend(world_size), 0), precision)
+    args = (config, precision, seed, prompt_len, n_tokens, check_count("rounds", rounds))
+    return spawn_ranks(_tp_worker, world_size, args, timeout)
 
 
 # ----------------------------------------------------------------------------- the link itself
-def _allreduce_worker(rank: int, world_size: int, backend: str, sizes: list[int], repeats: int) -> list[float] | None:
-    """Median seconds of one all-reduce of each size in bytes (fp32), ranks aligned by a
-    barrier before every call."""
-    device = rank_device(backend, rank)
-    medians = []
-    for size in sizes:
-        x = torch.rand(max(size // 4, 1), device=device)
-        for _ in range(3):  # warm-up: connections, buffers
-            dist.all_reduce(x)
-        times = []
-        for _ in range(repeats):
-            dist.barrier()
-            devices.synchronize(device)
-            t0 = time.perf_counter()
-            dist.all_reduce(x)
-            devices.synchronize(device)
-            times.append(time.perf_counter() - t0)
-        medians.append(_median(times))
-    return medians if rank == 0 else None
+@dataclass
+class LinkResult:
+    """All-reduce times on this machine and the ring model fitted to them (perf.allreduce_time)."""
+
+    world_size: int
+    backend: str
+    message_bytes: list[int]
+    seconds: list[float]          # median per all-reduce, one per message size
+    decode_message_bytes: int     # one token's hidden state of the preset (fp32)
+    decode_allreduce_s: float     # the all-reduce a tensor-parallel decode step does 2 per layer
+    latency_s: float              # alpha: per ring step
+    bandwidth_Bps: float          # beta: bytes per second
 
 
-def measure_allreduce(world_size: int = 2, message_bytes=(1 << 10, 1 << 14, 1 << 18, 1 << 22),
-                      backend: str | None = None, repeats: int = 20, timeout: float = 120.0) -> dict:
-    r"""Time all-reduces of a few message sizes over ``world_size`` processes and fit the ring
-    model of ``perf.allreduce_time``, :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot m / \beta`,
-    by least squares: latency alpha (s) and bandwidth beta (bytes/s) of the link.
+def _allreduce_worker(rank: int, world_size: int, backend: str, sizes: list[int], rounds: int) -> list[float]:
+    """Median seconds of one all-reduce per message size (fp32), the same calls on every rank."""
+    device = _rank_device(backend, rank)
+    buffers = {size: torch.rand(size // 4, device=device) for size in sizes}
+    steps = {size: (lambda x=x: dist.all_reduce(x)) for size, x in buffers.items()}
+    return [m.median for m in time_interleaved(steps, device, rounds=rounds, warmup=3).values()]
 
-    Returns message_bytes, seconds (medians), latency_s, bandwidth_Bps, world_size, backend.
-    On one machine with gloo the "link" is the loopback network stack, not a wire: the fit gives
-    the default values for the course's interconnect sliders on this machine.
-    """
-    if _check_world_size(world_size) < 2:
-        raise ValueError(f"world_size={world_size} must be at least 2 to measure a link")
-    sizes = [_count("message_bytes", m, 4) for m in message_bytes]
-    if len(set(sizes)) < 2:
-        raise ValueError(f"message_bytes={message_bytes!r} needs at least two different sizes for a fit")
-    _count("repeats", repeats, 1)
-    backend = pick_backend(world_size, backend)
-    seconds = spawn_ranks(_allreduce_worker, world_size, (sizes, repeats), backend, timeout)
-    intercept, slope = _line_fit(sizes, seconds)
+
+def measure_allreduce(world_size: int = 2, preset_or_config="cpu-m",
+                      message_bytes=(1 << 14, 1 << 18, 1 << 22), rounds: int = 20,
+                      timeout: float = 120.0) -> LinkResult:
+    r"""Time all-reduces of the preset's decode message (one token's hidden state, fp32) and of
+    ``message_bytes`` over ``world_size`` processes, and fit the ring model
+    :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot m / \beta` by least squares: the link's
+    latency alpha and bandwidth beta. With gloo on one machine the "link" is the loopback
+    network stack: the fit describes this machine, for ``perf.tensor_parallel_decode_time``."""
+    world_size = check_count("world_size", world_size, 2)
+    config = get_config(preset_or_config)
+    decode_bytes = config.d_model * 4
+    sizes = sorted({decode_bytes, *(4 * (check_count("message_bytes", m, 4) // 4) for m in message_bytes)})
+    if len(sizes) < 2:
+        raise ValueError(f"message_bytes={message_bytes!r}: the fit needs at least two different sizes")
+    seconds = spawn_ranks(_allreduce_worker, world_size, (sizes, check_count("rounds", rounds)), timeout)
+    slope, intercept = statistics.linear_regression(sizes, seconds)
     steps = 2 * (world_size - 1)
-    return {"message_bytes": sizes, "seconds": seconds, "world_size": world_size, "backend": backend,
-            "latency_s": max(intercept, 0.0) / steps,
-            "bandwidth_Bps": steps / world_size / slope if slope > 0 else float("inf")}
-
-
-def _line_fit(x: list[float], y: list[float]) -> tuple[float, float]:
-    """Least-squares intercept and slope of y = a + b x."""
-    mx, my = sum(x) / len(x), sum(y) / len(y)
-    slope = sum((xi - mx) * (yi - my) for xi, yi in zip(x, y)) / sum((xi - mx) ** 2 for xi in x)
-    return my - slope * mx, slope
+    return LinkResult(world_size=world_size, backend=pick_backend(world_size), message_bytes=sizes, seconds=seconds,
+                      decode_message_bytes=decode_bytes, decode_allreduce_s=seconds[sizes.index(decode_bytes)],
+                      latency_s=max(intercept, 0.0) / steps,
+                      bandwidth_Bps=steps / world_size / slope if slope > 0 else float("inf"))
