@@ -33,7 +33,8 @@ FUNCTIONS["math.div"] = lambda a, b: perf.check_number("a", a) / perf.check_posi
 # Display unit -> its size in SI. Course functions return SI values; a question asked in one of these
 # units is converted ("ms": seconds / 1e-3). Other units ("tokens/s", "FLOP/byte") are taken as they are.
 UNITS = {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30,
-         "GB/s": 1e9, "TB/s": 1e12, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "s": 1.0, "ms": 1e-3, "µs": 1e-6,
+         "B/s": 1.0, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12, "FLOP": 1.0, "GFLOP": 1e9, "TFLOP": 1e12,
+         "FLOP/s": 1.0, "GFLOP/s": 1e9, "TFLOP/s": 1e12, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6,
          "thousand": 1e3, "million": 1e6, "billion": 1e9, "%": 1e-2}
 # What a learner may type after a number besides the question's own unit.
 _UNIT_ALIASES = {"×": ("x", "times"), "tokens/s": ("tok/s", "token/s", "tokens per second"), "tokens": ("token",),
