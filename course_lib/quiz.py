@@ -25,7 +25,8 @@ import jsonschema
 from . import hardware, perf
 
 __all__ = ["FUNCTIONS", "UNITS", "AnswerError", "Bank", "MissingContext", "Option", "Question", "Result",
-           "answer_key", "format_number", "grade", "load_bank", "notebook_ids", "parse_bank", "parse_number"]
+           "answer_key", "answer_text", "format_number", "grade", "load_bank", "notebook_ids", "parse_bank",
+           "parse_number"]
 
 # Functions a bank may call: perf's public formulas (not its table builder), and one division.
 FUNCTIONS = {f"perf.{name}": getattr(perf, name) for name in perf.__all__ if name != "decode_table"}
