@@ -37,7 +37,7 @@ def run(*cmd, **kwargs) -> int:
 
 def ensure_env(requirements: str) -> Path:
     """Create the virtual environment if needed and install `requirements` when they changed."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 (this script runs before the venv, on any Python)
         sys.exit(f"The course needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     python = venv_python()
     if not python.exists():

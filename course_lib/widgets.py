@@ -26,7 +26,7 @@ def describe_decode(n_params: float, precision: str, bandwidth: float, memory: f
         t = perf.decode_time(n_params, precision, bandwidth)
         fits = True if memory is None else perf.fits(n_params, precision, memory)
     except ValueError as err:
-        return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}", False
+        return _error(err), False
     lines = [
         f"<b>{n_params / 1e9:,.2f} B parameters</b> × {perf.bytes_per_param(precision):g} B "
         f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
@@ -46,7 +46,25 @@ def describe_decode(n_params: float, precision: str, bandwidth: float, memory: f
     return "<br>".join(lines), fits
 
 
-class DecodeCalculator:
+def _error(err: Exception) -> str:
+    return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+
+
+class Explorer(W.VBox):
+    """Controls -> perf -> a readout and a chart updated in place. Subclasses build their
+    controls, call ``self.watch(*controls)`` and implement ``update()``; slow work never runs
+    in a callback (these only do arithmetic)."""
+
+    def watch(self, *controls) -> None:
+        for control in controls:
+            control.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+
+class DecodeCalculator(Explorer):
     """The notebook-01 calculator: model size, precision, bandwidth and a hardware preset."""
 
     def __init__(self, n_params=7e9, precision="fp16", preset="A100-80GB", measured=None):
@@ -70,20 +88,12 @@ class DecodeCalculator:
                                        description="memory GB", readout_format=",.0f", style=style, layout=layout)
         self.readout = W.HTML()
         self.figure = plots.as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
+        super().__init__([self.preset, self.size, self.precision, self.bandwidth, self.memory, self.readout, self.figure])
         self._syncing = False
         for control in (self.size, self.precision, self.bandwidth, self.memory):
             control.observe(self._on_change, names="value")
         self.preset.observe(self._on_preset, names="value")
         self.update()
-
-    @property
-    def widget(self) -> W.Widget:
-        return W.VBox([self.preset, self.size, self.precision, self.bandwidth, self.memory, self.readout, self.figure])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
 
     def _on_preset(self, change):
         hw = self.presets.get(change["new"])
@@ -167,7 +177,7 @@ def _slider(cls, description, **kwargs):
     return cls(description=description, style=style, layout=W.Layout(width="520px"), continuous_update=True, **kwargs)
 
 
-class RooflineExplorer:
+class RooflineExplorer(Explorer):
     """Notebook 03: a 7B-class model's decode step on a chosen device's roofline; batch and
     context sliders move the point (KV reads do not amortise, so context pulls it left)."""
 
@@ -185,20 +195,9 @@ class RooflineExplorer:
         self.context = _slider(W.IntSlider, "context (tokens)", value=0, min=0, max=32768, step=256)
         self.readout = W.HTML()
         self.figure, self._roof = None, None
-        self.box = W.VBox([W.HBox([self.device, self.precision]), self.batch, self.context, self.readout])
+        super().__init__([W.HBox([self.device, self.precision]), self.batch, self.context, self.readout])
         self.device.observe(self._on_device, names="value")
-        for control in (self.precision, self.batch, self.context):
-            control.observe(lambda _: self.update(), names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        return self.box
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        self.watch(self.precision, self.batch, self.context)
 
     def _on_device(self, change):
         options = self.devices[change["new"]].precisions
@@ -225,7 +224,7 @@ class RooflineExplorer:
         try:
             s = self.state()
         except ValueError as err:
-            self.readout.value = f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+            self.readout.value = _error(err)
             return
         regime = "compute-bound" if s["intensity"] >= s["ridge"] else "memory-bound"
         self.readout.value = (
@@ -245,14 +244,14 @@ class RooflineExplorer:
                 [{"name": f"{s['hw'].name} {self.precision.value}", "peak": s["peak"], "bandwidth": s["hw"].bandwidth}],
                 [point]))
             self._roof = roof
-            self.box.children = self.box.children[:4] + (self.figure,)
+            self.children = self.children[:4] + (self.figure,)
             return
         with _batch_update(self.figure):
             self.figure.data[1].x, self.figure.data[1].y = [point["intensity"]], [point["flops"] / 1e12]
             self.figure.data[1].text = [point["label"]]
 
 
-class TensorParallelExplorer:
+class TensorParallelExplorer(Explorer):
     """Notebook 04: a model split over N devices; streaming shrinks as 1/N, all-reduces do not."""
 
     def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM"):
@@ -266,19 +265,9 @@ class TensorParallelExplorer:
         self.latency = _slider(W.FloatLogSlider, "latency µs", value=5, base=10, min=-1, max=2, readout_format=".2g")
         self.readout = W.HTML()
         self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
-        for control in (self.model, self.device, self.precision, self.n, self.link, self.latency):
-            control.observe(lambda _: self.update(), names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        return W.VBox([W.HBox([self.model, self.device, self.precision]), self.n, self.link, self.latency,
-                       self.readout, self.figure])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        super().__init__([W.HBox([self.model, self.device, self.precision]), self.n, self.link, self.latency,
+                          self.readout, self.figure])
+        self.watch(self.model, self.device, self.precision, self.n, self.link, self.latency)
 
     def _args(self):
         n_params, layers, d = self.models[self.model.value]
@@ -292,7 +281,7 @@ class TensorParallelExplorer:
             stream, comm = perf.tensor_parallel_components(n_params, prec, bw, n, layers, d, link, latency)
             need = perf.min_devices(n_params, prec, hw.memory)
         except ValueError as err:
-            self.readout.value = f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+            self.readout.value = _error(err)
             return
         per_device = perf.weight_bytes(n_params, prec) / n
         fit = ("✅ each device holds" if per_device <= hw.memory
@@ -310,7 +299,7 @@ class TensorParallelExplorer:
             self.figure.data[0].marker.color = [plots.COLORS[2] if k == n else plots.COLORS[0] for k in ns]
 
 
-class SpeculativeExplorer:
+class SpeculativeExplorer(Explorer):
     """Notebook 04: expected tokens per verification and speed-up for α, γ and draft cost c."""
 
     COMPARE = (0.5, 0.7, 0.9)  # acceptance rates drawn thin for comparison
@@ -321,18 +310,8 @@ class SpeculativeExplorer:
         self.cost = _slider(W.FloatSlider, "draft cost c", value=cost_ratio, min=0.0, max=1.0, step=0.01)
         self.readout = W.HTML()
         self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
-        for control in (self.alpha, self.gamma, self.cost):
-            control.observe(lambda _: self.update(), names="value")
-        self.update()
-
-    @property
-    def widget(self):
-        return W.VBox([self.alpha, self.gamma, self.cost, self.readout, self.figure])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        super().__init__([self.alpha, self.gamma, self.cost, self.readout, self.figure])
+        self.watch(self.alpha, self.gamma, self.cost)
 
     def update(self):
         a, g, c = self.alpha.value, self.gamma.value, self.cost.value

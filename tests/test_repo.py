@@ -1,7 +1,9 @@
 """Repository hygiene: notebooks are committed without outputs, the README's commands exist."""
 
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +44,6 @@ def test_binder_pins_match_requirements():
 
 
 def test_colab_cell_and_links_point_at_the_repository():
-    import re  # not tomllib: the course supports Python 3.10
-
     url = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     slug = url.removeprefix("https://github.com/")
     readme = (ROOT / "README.md").read_text()
@@ -53,3 +53,44 @@ def test_colab_cell_and_links_point_at_the_repository():
         assert "google.colab" in source and url in source, path.name
         assert f"colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}" in readme
     assert f"mybinder.org/v2/gh/{slug}/" in readme
+
+
+def test_the_analytical_core_imports_without_torch():
+    # the calculators, explorers and quizzes must work where torch is absent (an in-browser track)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import course_lib.perf, course_lib.presets, course_lib.hardware, course_lib.plots\n"
+            "import course_lib.widgets, course_lib.quiz, course_lib.quiz_widget\n"
+            "from course_lib import hardware, perf, presets, widgets\n"
+            "widgets.DecodeCalculator(); widgets.RooflineExplorer()\n"
+            "print(perf.decode_time(presets.PRESETS['7b'].n_params(), 'bf16', hardware.get('H200').bandwidth))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) > 0
+    blocked = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; import course_lib.measure"],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert blocked.returncode != 0  # the check above really blocks torch
+
+
+def test_imports_point_down_the_stack():
+    # a module may import only modules below it: the library's layers, bottom first
+    layers = [{"perf"}, {"presets", "hardware", "machine"}, {"roofs", "model", "plots", "quiz"},
+              {"measure", "parallel", "speculative", "widgets", "quiz_widget"}, {"__main__"}]
+    level = {name: i for i, names in enumerate(layers) for name in names}
+    modules = sorted(p.stem for p in (ROOT / "course_lib").glob("*.py") if p.stem != "__init__")
+    assert set(modules) == set(level), "a new module needs a place in the layers above"
+    for name in modules:
+        source = (ROOT / "course_lib" / f"{name}.py").read_text()
+        for imported in re.findall(r"^\s*from \.(\w*) import|^\s*from \. import ([\w, ]+)", source, re.M):
+            for dep in filter(None, ",".join(imported).replace(" ", "").split(",")):
+                assert level[dep] < level[name], f"{name} imports {dep}, which is not below it"
+
+
+def test_the_library_stays_small():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
+    assert len(sizes) <= 15 and max(sizes.values()) <= 350, sizes  # 14 modules + __init__.py
+
+
+def test_ruff_passes():
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "course_lib", "tests", "benchmarks", "docs",
+                          "conftest.py", "course.py"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
