@@ -131,6 +131,7 @@ class PrefillRecord:
 
 
 def precision_of(model) -> str:
+    """The precision name of a model's weights: "fp32", "bf16" or "fp16"."""
     return _PRECISION[model.dtype]
 
 
@@ -175,12 +176,6 @@ def _fill_cache(model, batch: int, context_len: int, seed: int) -> torch.Tensor:
     return torch.randint(0, vocab, (batch, 1), generator=gen).to(device)
 
 
-def _check_length(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value!r} must be a whole number >= {minimum}")
-    return perf.check_count(name, value, minimum)
-
-
 def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: int | None = None,
                 graph: bool = False, profile: MachineProfile | None = None, fast: bool | None = None,
                 seed: int = 0) -> DecodeRecord:
@@ -188,8 +183,8 @@ def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: 
     (default: 128, or half the cache), after warm-up; ``graph=True`` replays the step from a
     CUDA graph. ``repeats`` single calls, or auto-ranged for ~1 s (0.3 s in fast mode)."""
     cfg, device = model.config, model.device
-    context_len = _check_length("context_len", min(128, cfg.max_seq_len // 2) if context_len is None
-                                else context_len, 0)
+    context_len = perf.check_count("context_len", min(128, cfg.max_seq_len // 2) if context_len is None
+                                   else context_len, 0)
     model.check_fits(batch, context_len + 1)
     profile = profile or get_profile(device, fast=fast)
     step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
@@ -219,7 +214,7 @@ def time_prefill(model, prompt_len: int, batch: int = 1, repeats: int | None = N
                  profile: MachineProfile | None = None, fast: bool | None = None, seed: int = 0) -> PrefillRecord:
     """Median time of ``prefill`` over a random (batch, prompt_len) prompt, with the roofline's
     memory time (bytes / bandwidth) and compute time (FLOPs / measured matmul rate)."""
-    _check_length("prompt_len", prompt_len, 1)
+    prompt_len = perf.check_count("prompt_len", prompt_len)
     model.check_fits(batch, prompt_len)
     cfg, device = model.config, model.device
     profile = profile or get_profile(device, fast=fast)
