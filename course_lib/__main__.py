@@ -151,15 +151,24 @@ def _positive_float(text: str) -> float:
 # ----------------------------------------------------------------------------- bench
 def format_table(records) -> str:
     """The bench table as text: one row per decode record (a pure function)."""
-    head = (f"{'preset':<8} {'mode':<10} {'weights MB':>10} {'ctx':>4} {'ms/token':>9} {'IQR':>6} "
-            f"{'bound ms':>9} {'launch-aware ms':>15} {'error':>6} {'MBU':>5} {'ops':>5} {'in cache':>8}")
+    head = (f"{'preset':<8} {'mode':<10} {'prec':<5} {'weights MB':>10} {'ms/token':>9} {'IQR':>6} {'bound ms':>9} "
+            f"{'modeled ms':>10} {'error':>6} {'MBU':>5} {'of kernel':>9} {'in cache':>8}")
     lines = [head, "-" * len(head)]
     for r in records:
-        err = (r.ms_per_step - r.launch_aware_ms) / r.launch_aware_ms
-        lines.append(f"{r.preset:<8} {r.mode:<10} {r.weight_bytes / 1e6:>10.1f} {r.context_len:>4} "
-                     f"{r.ms_per_token:>9.3f} {r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} "
-                     f"{r.launch_aware_ms:>15.3f} {err:>+6.0%} {r.mbu:>5.0%} {r.n_ops:>5} "
-                     f"{'yes' if r.fits_in_cache else 'no':>8}")
+        lines.append(f"{r.preset:<8} {r.mode:<10} {r.precision:<5} {r.weight_bytes / 1e6:>10.1f} {r.ms_per_token:>9.3f} "
+                     f"{r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} {r.modeled_ms:>10.3f} {r.residual:>+6.0%} "
+                     f"{r.mbu:>5.0%} {r.mbu_kernel:>9.0%} {'yes' if r.fits_in_cache else 'no':>8}")
+    return "\n".join(lines)
+
+
+def format_budget(r) -> str:
+    """A record's gap budget as a text waterfall: each term, its running total, a bar."""
+    scale, total, lines = 40 / max(r.ms_per_step, r.modeled_ms), 0.0, [f"gap budget of {r.preset} ({r.mode}):"]
+    for term, ms in r.budget.items():
+        total += ms
+        lines.append(f"  {term:<24} {ms:+9.3f} ms  = {total:8.3f}  {' ' * int(scale * (total - max(ms, 0)))}"
+                     f"{'#' * max(int(scale * abs(ms)), 1 if ms else 0)}")
+    lines.append(f"  {'measured (median)':<24} {r.ms_per_step:9.3f} ms  ({r.residual:+.0%} against the model)")
     return "\n".join(lines)
 
 
@@ -186,10 +195,13 @@ def _bench(args, parser) -> int:
             except ValueError as err:  # does not fit in memory, ...
                 skipped[preset] = str(err)
     print("\n" + format_table(records))
+    for mode in sorted({r.mode for r in records}):  # the largest preset of each mode, term by term
+        print("\n" + format_budget(max((r for r in records if r.mode == mode), key=lambda r: r.bytes_per_step)))
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     if args.json:
-        rows = [{**asdict(r), "ms_per_token": r.ms_per_token, "mbu": r.mbu} for r in records]
+        rows = [{**asdict(r), "ms_per_token": r.ms_per_token, "modeled_ms": r.modeled_ms, "mbu_stream": r.mbu,
+                 "mbu_kernel": r.mbu_kernel} for r in records]
         Path(args.json).write_text(json.dumps({"device_name": profile.device_name, "profile": asdict(profile),
                                                "records": rows, "skipped": skipped}, indent=2))
         print(f"wrote {args.json}")

@@ -199,12 +199,16 @@ def time_fn(fn, device="cpu", min_run_time: float = 0.2, warmup: int = 2, repeat
     return time_interleaved({"fn": fn}, device, check_count("repeats", repeats), warmup=0)["fn"]
 
 
-def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1) -> dict[str, Measurement]:
-    """Time each callable once per round, alternating their order each round, so that a slow
-    minute on a shared machine hits all of them alike. One Measurement per name (median, IQR).
+def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1, calls: int = 1,
+                     progress: bool = False) -> dict[str, Measurement]:
+    """Time each callable ``calls`` times (each call timed) in every round, alternating their
+    order round by round, so that a slow minute on a shared machine hits all of them alike.
+    One Measurement per name (median, IQR) over all its timed calls.
 
     Written here rather than taken from torch.utils.benchmark because its Timer measures one
     statement at a time; comparisons in this course are ratios measured in the same rounds."""
+    from tqdm.auto import trange
+
     clock, names = _clock(device), list(fns)
     for _ in range(warmup):
         for name in names:
@@ -213,11 +217,12 @@ def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1) 
     enabled = gc.isenabled()
     gc.disable()  # as timeit does
     try:
-        for i in range(check_count("rounds", rounds)):
+        for i in trange(check_count("rounds", rounds), desc="interleaved rounds", disable=not progress, leave=False):
             for name in (names if i % 2 == 0 else names[::-1]):
-                start = clock()
-                fns[name]()
-                times[name].append(clock() - start)
+                for _ in range(check_count("calls", calls)):
+                    start = clock()
+                    fns[name]()
+                    times[name].append(clock() - start)
     finally:
         if enabled:
             gc.enable()

@@ -2,8 +2,12 @@
 
     time_decode      one decode step of ``batch`` sequences after ``context_len`` cached tokens
     time_prefill     one prompt of ``prompt_len`` tokens in one pass
-    *_sweep          the same over presets, prompt lengths, batch sizes or context lengths
-    decode_breakdown where a decode step's time goes, component by component (forward hooks)
+    *_sweep          the same over presets, prompt lengths, batch sizes, context lengths or
+                     precisions, in interleaved rounds (a slow minute hits every point alike)
+
+The modeled side of every decode record is a budget from the machine's roofs
+(perf.decode_budget). The check beside it, timing the step's own parts with hooks, is a
+research tool: benchmarks/breakdown.py.
 
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
@@ -15,28 +19,30 @@ Records are small dataclasses: ``dataclasses.asdict(record)`` gives JSON.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
-from tqdm.auto import tqdm
+from torch.utils.benchmark import Measurement
 
 from . import hardware, perf
-from .machine import pick_device, release, synchronize, time_fn
+from .machine import fast_mode, pick_device, release, time_fn, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
-from .presets import preset_name
-from .roofs import MachineProfile, get_profile
+from .presets import get_config, preset_name
+from .roofs import MachineProfile, get_profile, kernel_roof, small_op_costs
 
 _PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
+NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
+
+
 @dataclass
 class DecodeRecord:
-    """One timed decode step. Times in ms (per step: a step yields ``batch`` tokens)."""
+    """One timed decode step beside its modeled budget. Times in ms, per step (a step yields
+    ``batch`` tokens); the budget's terms come from perf.decode_budget and the profile."""
 
     preset: str
     device: str
@@ -50,13 +56,10 @@ class DecodeRecord:
     ms_per_step: float          # median
     iqr_ms: float               # inter-quartile range of the step time
     repeats: int
-    bandwidth: float            # the profile's memory roof (B/s)
-    n_ops: int                  # ops charged the per-op cost (eager: torch calls; graph: kernels)
-    op_cost: float              # s per op used by the launch-aware prediction
-    predicted_ms: float         # bytes / bandwidth: the bound
-    launch_aware_ms: float      # + n_ops x op_cost (perf.launch_aware_decode_time)
-    roofline_ms: float          # max(bytes / bandwidth, FLOPs / peak) (perf.roofline_time)
-    launch_aware_roofline_ms: float  # the roofline + n_ops x op_cost (batched steps)
+    n_ops: int                  # calls besides the matrix products: torch calls and module calls
+    bandwidth: float            # the streaming-read roof (B/s)
+    kernel_bandwidth: float     # the decode GEMV kernel roof at this precision (B/s)
+    budget: dict                # term -> ms (perf.decode_budget): the modeled step, term by term
     fits_in_cache: bool         # bytes per step below the profile's cache size: may beat DRAM
     datasheet_bandwidth: float | None = None  # the device's catalogue bandwidth, where known
 
@@ -73,9 +76,33 @@ class DecodeRecord:
         return self.batch / (self.ms_per_step / 1e3)
 
     @property
+    def predicted_ms(self) -> float:
+        """The bandwidth bound: all bytes at the streaming-read roof."""
+        return self.bytes_per_step / self.bandwidth * 1e3
+
+    @property
+    def modeled_ms(self) -> float:
+        """The budget's total: the prediction the measurement is compared with."""
+        return sum(self.budget.values())
+
+    @property
+    def residual(self) -> float:
+        """Measured / modeled - 1: what the budget does not explain (+0.1 = 10 % slower)."""
+        return self.ms_per_step / self.modeled_ms - 1
+
+    @property
+    def noisy(self) -> bool:
+        return self.iqr_ms > NOISY * self.ms_per_step
+
+    @property
     def mbu(self) -> float:
-        """Model bandwidth utilisation: bytes per step / step time / the measured roof."""
+        """Model bandwidth utilisation against the streaming-read roof."""
         return self.bytes_per_step / (self.ms_per_step / 1e3) / self.bandwidth
+
+    @property
+    def mbu_kernel(self) -> float:
+        """The same against the decode GEMV kernel's roof: how close the step gets to its kernel."""
+        return self.bytes_per_step / (self.ms_per_step / 1e3) / self.kernel_bandwidth
 
     @property
     def mbu_datasheet(self) -> float | None:
@@ -85,10 +112,14 @@ class DecodeRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> DecodeRecord:
-        """A record from JSON (also recorded runs of version 1, whose names differ a little)."""
-        d = {"n_ops": d.get("n_kernels"), "op_cost": d.get("launch_overhead_s"), "launch_aware_roofline_ms": None,
-             "flops": d.get("flops_per_token", 0.0) * d.get("batch", 1),
-             "iqr_ms": d.get("spread", 0.0) * d.get("ms_per_step", 0.0), **d}
+        """A record from JSON; recorded runs of version 1 had no kernel roof or budget, only
+        the bound and a launch-aware term, which become a two-term budget."""
+        if "budget" not in d:
+            bound, launch = d["predicted_ms"], d.get("launch_aware_ms", d["predicted_ms"])
+            d = {**d, "n_ops": d.get("n_kernels"), "kernel_bandwidth": d["bandwidth"],
+                 "flops": d.get("flops_per_token", 0.0) * d.get("batch", 1),
+                 "iqr_ms": d.get("spread", 0.0) * d["ms_per_step"],
+                 "budget": {"memory roof": bound, "per-op overhead": launch - bound}}
         return cls(**{f.name: d.get(f.name) for f in fields(cls)})
 
 
@@ -135,39 +166,41 @@ def precision_of(model) -> str:
     return _PRECISION[model.dtype]
 
 
-def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) -> int:
-    """Ops one decode step pays a fixed cost for. Eager: the torch functions and methods called
-    from Python (``TorchFunctionMode``; each goes through Python and the dispatcher, and a
-    launch-bound GPU waits for exactly that). In a CUDA graph: the kernels the GPU runs
-    (``torch.profiler``), since a replay skips Python entirely."""
+_KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "gelu": "gelu", "add_": "add_",
+          "__setitem__": "__setitem__", "index_copy_": "index_copy_"}
+
+
+def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) -> dict[str, int]:
+    """The calls one decode step makes, by kind: torch functions and methods as they are called
+    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Matrix products are
+    left out (the kernel roof times them); metadata-only calls count as "tiny". ``graph=True``
+    counts the static-cache step a CUDA graph records."""
     token = torch.zeros((batch, 1), dtype=torch.long, device=model.device)
-
-    def step():
-        if graph:
-            return model(token, torch.tensor(context_len, device=model.device), static_kv=True)
-        return model(token, start_pos=context_len)
-
-    if graph:
-        from torch.profiler import ProfilerActivity, profile
-
-        with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-            step()
-            synchronize(model.device)
-        return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    counts = Counter()
 
     class Calls(TorchFunctionMode):
-        n = 0
-
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            self.n += 1
+            name = getattr(func, "__name__", "")
+            if name != "linear":
+                counts[_KINDS.get(name, "tiny")] += 1
             return func(*args, **(kwargs or {}))
 
-    with torch.inference_mode(), Calls() as calls:
-        step()
-    return calls.n
+    def module_call(module, args):
+        counts["module"] += 1
+
+    hook = register_module_forward_pre_hook(module_call)
+    try:
+        with torch.inference_mode(), Calls():
+            if graph:
+                model(token, torch.tensor(context_len, device=model.device), static_kv=True)
+            else:
+                model(token, start_pos=context_len)
+    finally:
+        hook.remove()
+    return dict(counts)
 
 
-def _fill_cache(model, batch: int, context_len: int, seed: int) -> torch.Tensor:
+def _fill_cache(model, batch: int, context_len: int, seed: int = 0) -> torch.Tensor:
     """Prefill a random context (so attention reads real values); return a random next token."""
     gen = torch.Generator().manual_seed(seed)
     vocab, device = model.config.vocab_size, model.device
@@ -176,131 +209,147 @@ def _fill_cache(model, batch: int, context_len: int, seed: int) -> torch.Tensor:
     return torch.randint(0, vocab, (batch, 1), generator=gen).to(device)
 
 
+def _context_of(cfg, context_len) -> int:
+    return perf.check_count("context_len", min(128, cfg.max_seq_len // 2) if context_len is None else context_len, 0)
+
+
+def _context(model, context_len) -> int:
+    return _context_of(model.config, context_len)
+
+
+def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False, seed: int = 0):
+    """A ready-to-time decode step (a callable): the cache prefilled with a random context,
+    ``graph=True`` replaying the step from a CUDA graph (captured before the prefill, since
+    capture writes cache slot 0)."""
+    context_len = _context(model, context_len)
+    model.check_fits(batch, context_len + 1)
+    step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
+    token = _fill_cache(model, batch, context_len, seed)
+    return lambda: step(token, context_len)
+
+
+def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1, context_len: int | None = None,
+                  graph: bool = False) -> DecodeRecord:
+    """The record of a timed decode step: bytes and FLOPs counted as the step runs, and the
+    budget modeled from the profile's roofs (perf.decode_budget)."""
+    cfg, context_len, precision = model.config, _context(model, context_len), precision_of(model)
+    kv_positions = cfg.max_seq_len if graph else context_len + 1  # the graph step reads every slot
+    kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
+    weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
+    device, threads = model.device.type, torch.get_num_threads()
+    kernel = kernel_roof(device, precision, cfg, threads, profile.fast)
+    counts = count_ops(model, batch, context_len, graph)
+    costs = small_op_costs(device, precision, cfg, batch, kv_positions, graph, threads, profile.fast)
+    budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
+                                profile.matmul_flops.get(precision))
+    datasheet = hardware.match(profile.device_name)
+    return DecodeRecord(
+        preset=preset_name(cfg), device=model.device.type, precision=precision, mode="cuda-graph" if graph else "eager",
+        batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
+        ms_per_step=m.median * 1e3, iqr_ms=m.iqr * 1e3, repeats=len(m.times) * m.number_per_run,
+        n_ops=sum(counts.values()),
+        bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
+        budget={k: v * 1e3 for k, v in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
+        datasheet_bandwidth=datasheet.bandwidth if datasheet else None)
+
+
 def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: int | None = None,
                 graph: bool = False, profile: MachineProfile | None = None, fast: bool | None = None,
                 seed: int = 0) -> DecodeRecord:
     """Median time of one decode step of ``batch`` sequences at position ``context_len``
-    (default: 128, or half the cache), after warm-up; ``graph=True`` replays the step from a
-    CUDA graph. ``repeats`` single calls, or auto-ranged for ~1 s (0.3 s in fast mode)."""
-    cfg, device = model.config, model.device
-    context_len = perf.check_count("context_len", min(128, cfg.max_seq_len // 2) if context_len is None
-                                   else context_len, 0)
-    model.check_fits(batch, context_len + 1)
-    profile = profile or get_profile(device, fast=fast)
-    step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
-    token = _fill_cache(model, batch, context_len, seed)  # after the graph: its capture writes slot 0
-    m = time_fn(lambda: step(token, context_len), device, 0.3 if profile.fast or fast else 1.0, 3, repeats)
-    precision = precision_of(model)
-    kv = batch * (cfg.max_seq_len if graph else context_len + 1) * cfg.kv_bytes_per_token(precision)
-    weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
-    n_ops = count_ops(model, batch, context_len, graph)
-    op = profile.op_cost_graph if graph else profile.eager_op_cost
-    peak = profile.matmul_flops.get(precision)
-    datasheet = hardware.match(profile.device_name)
-    roof = perf.roofline_time(weights + kv, flops if peak else 0.0, profile.bandwidth, peak or 1.0)
-    return DecodeRecord(
-        preset=preset_name(cfg), device=device.type, precision=precision, mode="cuda-graph" if graph else "eager",
-        batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
-        ms_per_step=m.median * 1e3, iqr_ms=m.iqr * 1e3, repeats=len(m.times) * m.number_per_run,
-        bandwidth=profile.bandwidth, n_ops=n_ops, op_cost=op,
-        predicted_ms=(weights + kv) / profile.bandwidth * 1e3,
-        launch_aware_ms=perf.launch_aware_decode_time(weights, kv, profile.bandwidth, n_ops, op) * 1e3,
-        roofline_ms=roof * 1e3, launch_aware_roofline_ms=(roof + n_ops * op) * 1e3,
-        fits_in_cache=weights + kv < profile.cache_bytes,
-        datasheet_bandwidth=datasheet.bandwidth if datasheet else None)
+    (default: 128, or half the cache), after warm-up; ``graph=True`` replays it from a CUDA
+    graph. ``repeats`` single calls, or auto-ranged for ~1 s (0.3 s in fast mode)."""
+    profile = profile or get_profile(model.device, fast=fast)
+    step = decode_step(model, batch, context_len, graph, seed)
+    m = time_fn(step, model.device, 0.3 if profile.fast or fast else 1.0, 3, repeats)
+    return decode_record(model, m, profile, batch, context_len, graph)
+
+
+def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: int, batch: int = 1) -> PrefillRecord:
+    """The record of a timed prefill, with the roofline's memory time (bytes / streaming read)
+    and compute time (FLOPs / measured matmul rate)."""
+    cfg, precision = model.config, precision_of(model)
+    moved = cfg.weight_bytes(precision) + batch * prompt_len * cfg.kv_bytes_per_token(precision)
+    flops, peak = cfg.forward_flops(prompt_len, batch=batch), profile.matmul_flops.get(precision)
+    return PrefillRecord(preset_name(cfg), model.device.type, precision, batch, prompt_len, m.median * 1e3,
+                         m.iqr * 1e3, len(m.times) * m.number_per_run, moved, flops,
+                         moved / profile.read_bandwidth * 1e3, flops / peak * 1e3 if peak else None)
 
 
 def time_prefill(model, prompt_len: int, batch: int = 1, repeats: int | None = None,
                  profile: MachineProfile | None = None, fast: bool | None = None, seed: int = 0) -> PrefillRecord:
-    """Median time of ``prefill`` over a random (batch, prompt_len) prompt, with the roofline's
-    memory time (bytes / bandwidth) and compute time (FLOPs / measured matmul rate)."""
+    """Median time of ``prefill`` over a random (batch, prompt_len) prompt."""
     prompt_len = perf.check_count("prompt_len", prompt_len)
     model.check_fits(batch, prompt_len)
-    cfg, device = model.config, model.device
-    profile = profile or get_profile(device, fast=fast)
+    profile = profile or get_profile(model.device, fast=fast)
     gen = torch.Generator().manual_seed(seed)
-    prompt = torch.randint(0, cfg.vocab_size, (batch, prompt_len), generator=gen).to(device)
-    m = time_fn(lambda: prefill(model, prompt), device, 0.3 if profile.fast or fast else 1.0, 2, repeats)
-    precision = precision_of(model)
-    moved = cfg.weight_bytes(precision) + batch * prompt_len * cfg.kv_bytes_per_token(precision)
-    flops, peak = cfg.forward_flops(prompt_len, batch=batch), profile.matmul_flops.get(precision)
-    return PrefillRecord(preset_name(cfg), device.type, precision, batch, prompt_len, m.median * 1e3, m.iqr * 1e3,
-                         len(m.times) * m.number_per_run, moved, flops, moved / profile.bandwidth * 1e3,
-                         flops / peak * 1e3 if peak else None)
+    prompt = torch.randint(0, model.config.vocab_size, (batch, prompt_len), generator=gen).to(model.device)
+    m = time_fn(lambda: prefill(model, prompt), model.device, 0.3 if profile.fast or fast else 1.0, 2, repeats)
+    return prefill_record(model, m, profile, prompt_len, batch)
 
 
 # ----------------------------------------------------------------------------- sweeps
-def _bar(items, progress: bool, desc: str):
-    return tqdm(list(items), desc=desc, disable=not progress, leave=False)
+def _interleave(steps: dict, device, fast: bool, rounds: int | None, progress: bool, calls: int | None = None):
+    """Time a sweep's points in >= 3 interleaved rounds (5 in full mode), several calls each."""
+    return time_interleaved(steps, device, rounds or (3 if fast else 5), 2, calls or (5 if fast else 10), progress)
 
 
-def decode_sweep(presets, device=None, precision: str = "fp32", batch: int = 1, context_len: int | None = None,
-                 graph: bool = False, profile: MachineProfile | None = None, fast: bool | None = None,
-                 repeats: int | None = None, progress: bool = True) -> list[DecodeRecord]:
-    """A decode record per preset name or ToyConfig; one model in memory at a time."""
-    device = pick_device(device)
+def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batch: int = 1,
+                 context_len: int | None = None, graph: bool = False, profile: MachineProfile | None = None,
+                 fast: bool | None = None, rounds: int | None = None, progress: bool = True) -> list[DecodeRecord]:
+    """A decode record per preset (name or ToyConfig) and precision (one or a list), timed in
+    interleaved rounds. The models are in memory together (build_model refuses, with a clear
+    message, if they do not fit)."""
+    device, fast = pick_device(device), fast_mode(fast)
     profile = profile or get_profile(device, fast=fast)
-    records = []
-    for preset in _bar(presets, progress, "decode sweep"):
-        model = build_model(preset, device=device, precision=precision, max_batch=batch)
-        try:
-            records.append(time_decode(model, batch, context_len, repeats, graph, profile, fast))
-        finally:
-            del model
-            release(device)
-    return records
+    precisions = [precision] if isinstance(precision, str) else list(precision)
+    for p in presets:  # measure each model's roofs first: their buffers and the models never share memory
+        for q in precisions:
+            cfg = get_config(p)
+            kv_positions = cfg.max_seq_len if graph else _context_of(cfg, context_len) + 1
+            kernel_roof(device.type, q, cfg, torch.get_num_threads(), profile.fast)
+            small_op_costs(device.type, q, cfg, batch, kv_positions, graph, torch.get_num_threads(), profile.fast)
+    models = [build_model(p, device=device, precision=q, max_batch=batch) for p in presets for q in precisions]
+    try:
+        steps = {i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)}
+        times = _interleave(steps, device, fast, rounds, progress)
+        return [decode_record(m, times[i], profile, batch, context_len, graph) for i, m in enumerate(models)]
+    finally:
+        del models
+        release(device)
 
 
-def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, repeats=None,
-                  progress: bool = True) -> list[PrefillRecord]:
-    """A prefill record per prompt length."""
-    profile = profile or get_profile(model.device, fast=fast)
-    return [time_prefill(model, n, batch, repeats, profile, fast) for n in _bar(lengths, progress, "prefill")]
-
-
-def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, repeats=None,
+def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, rounds=None,
                 progress: bool = True, graph: bool = False) -> list[DecodeRecord]:
-    """A decode record per batch size (build the model with max_batch >= max(batches))."""
+    """A decode record per batch size, interleaved (build the model with max_batch >= max(batches))."""
+    fast = fast_mode(fast)
     profile = profile or get_profile(model.device, fast=fast)
-    return [time_decode(model, b, context_len, repeats, graph, profile, fast)
-            for b in _bar(batches, progress, "batch sweep")]
+    times = _interleave({b: decode_step(model, b, context_len, graph) for b in batches}, model.device, fast,
+                        rounds, progress)
+    return [decode_record(model, times[b], profile, b, context_len, graph) for b in batches]
 
 
-def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, repeats=None,
+def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, rounds=None,
                   progress: bool = True) -> list[DecodeRecord]:
-    """A decode record per context length (KV-cache reads grow with it)."""
+    """A decode record per context length (KV-cache reads grow with it), interleaved."""
+    fast = fast_mode(fast)
     profile = profile or get_profile(model.device, fast=fast)
-    return [time_decode(model, batch, c, repeats, False, profile, fast)
-            for c in _bar(context_lens, progress, "context sweep")]
+    steps = {c: decode_step(model, batch, c) for c in sorted(context_lens)}  # the longest prefill last: all filled
+    times = _interleave(steps, model.device, fast, rounds, progress)
+    return [decode_record(model, times[c], profile, batch, c) for c in context_lens]
 
 
-def batching_claim(records: list[DecodeRecord], batch: int = 32) -> dict:
-    """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
-    records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
-    by_context: dict = defaultdict(dict)
-    for r in (DecodeRecord.from_dict(r) if isinstance(r, dict) else r for r in records):
-        by_context[r.context_len][r.batch] = r
-    result = {}
-    for ctx, rows in sorted(by_context.items()):
-        if 1 not in rows or batch not in rows:
-            raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
-        result[ctx] = {"throughput_gain": rows[batch].tokens_per_s / rows[1].tokens_per_s,
-                       "latency_ratio": rows[batch].ms_per_step / rows[1].ms_per_step}
-    return result
-
-
-def linear_fit(xs, ys) -> tuple[float, float, float]:
-    """Least-squares line y = slope * x + intercept and its R^2 (1.0 = a perfect line)."""
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError(f"xs and ys must be two 1-D sequences of finite numbers of equal length >= 2, "
-                         f"got shapes {x.shape} and {y.shape}")
-    if np.ptp(x) == 0:
-        raise ValueError("xs must not all be equal: a line through one x is undefined")
-    slope, intercept = np.polyfit(x, y, 1)
-    total = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float(((y - (slope * x + intercept)) ** 2).sum()) / total if total > 0 else 1.0
-    return float(slope), float(intercept), r2
+def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, rounds=None,
+                  progress: bool = True) -> list[PrefillRecord]:
+    """A prefill record per prompt length, interleaved."""
+    fast = fast_mode(fast)
+    profile = profile or get_profile(model.device, fast=fast)
+    gen = torch.Generator().manual_seed(0)
+    prompts = {n: torch.randint(0, model.config.vocab_size, (batch, n), generator=gen).to(model.device)
+               for n in (perf.check_count("prompt_len", n) for n in lengths)}
+    times = _interleave({n: (lambda p=p: prefill(model, p)) for n, p in prompts.items()}, model.device, fast,
+                        rounds, progress, calls=3 if fast else 5)
+    return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
 
 def parallel_vs_sequential(model, n_tokens: int = 64, seed: int = 0) -> dict:
@@ -320,68 +369,6 @@ def parallel_vs_sequential(model, n_tokens: int = 64, seed: int = 0) -> dict:
     return {"n_tokens": n_tokens, "parallel_ms": t_par.median * 1e3, "sequential_ms": t_seq.median * 1e3,
             "max_abs_diff": (together - apart).abs().max().item(),
             "same_argmax": bool((together.argmax(-1) == apart.argmax(-1)).all())}
-
-
-# ----------------------------------------------------------------------------- where the time goes
-COMPONENTS = {"embedding": ("embedding",), "norms": ("attn_norm", "mlp_norm", "final_norm"),
-              "QKV + output projections": ("wqkv", "wo"), "attention core (SDPA, KV cache)": ("attention",),
-              "MLP matrices (up, down)": ("w_up", "w_down"), "LM head": ("lm_head",)}
-
-
-def decode_breakdown(model, context_len: int = 128, steps: int | None = None, fast: bool | None = None) -> dict:
-    """Median time per decode step of each component, from forward hooks that read a
-    synchronised clock as each module starts and ends ("attention core" is the attention module
-    minus its two projections; "the rest" is GELU, residual adds and Python between modules).
-    Also ``gemv_chain_ms``: only the step's weight GEMVs back to back, the lower bound of this
-    matmul library. On a GPU the hooks' syncs slow the step: read the shares, not the total."""
-    device, cfg = model.device, model.config
-    context_len = min(context_len, cfg.max_seq_len - 1)
-    token = _fill_cache(model, 1, context_len, 0)
-    spans, starts, handles = defaultdict(float), {}, []
-
-    def clock():
-        synchronize(device)
-        return time.perf_counter()
-
-    def post(name):
-        def hook(mod, args, output):
-            spans[name] += clock() - starts.pop(id(mod))
-        return hook
-
-    for name, mod in model.named_modules():
-        key = name.rsplit(".", 1)[-1]
-        if key in {k for keys in COMPONENTS.values() for k in keys}:
-            handles += [mod.register_forward_pre_hook(lambda mod, args: starts.__setitem__(id(mod), clock())),
-                        mod.register_forward_hook(post(key))]
-    rows = defaultdict(list)
-    try:
-        for i in range((steps or (30 if fast else 100)) + 3):
-            spans.clear()
-            t0 = clock()
-            decode_one_token(model, token, context_len)
-            total = clock() - t0
-            if i >= 3:  # warm-up steps are not recorded
-                parts = {c: sum(spans[k] for k in keys) for c, keys in COMPONENTS.items()}
-                parts["attention core (SDPA, KV cache)"] -= parts["QKV + output projections"]
-                parts["the rest (GELU, adds, Python)"] = total - sum(parts.values())
-                for c, v in [*parts.items(), ("step", total)]:
-                    rows[c].append(v * 1e3)
-    finally:
-        for h in handles:
-            h.remove()
-    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    xs = [torch.rand(1, w.shape[1], dtype=w.dtype, device=device) for w in weights]
-
-    def chain():
-        for x, w in zip(xs, weights, strict=True):
-            F.linear(x, w)
-
-    with torch.inference_mode():
-        gemv = time_fn(chain, device, 0.3 if fast else 1.0)
-    step = float(np.median(rows.pop("step")))
-    return {"step_ms": step, "context_len": context_len, "gemv_chain_ms": gemv.median * 1e3,
-            "gemv_bytes": sum(w.numel() * w.element_size() for w in weights),
-            "components": {c: float(np.median(v)) for c, v in rows.items()}}
 
 
 def recorded_decode(ref: dict, mode: str = "eager") -> list[DecodeRecord]:

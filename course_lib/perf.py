@@ -7,8 +7,9 @@ The one idea (batch-1 decode streams every weight once per token):
 
 .. math:: t_\text{token} \approx \frac{P \cdot b_\text{param} + \text{KV bytes}}{B_\text{mem}}
 
-It is a *lower bound*. ``launch_aware_decode_time`` and ``roofline_time`` add back the terms
-real runs pay; measure.py compares them with what the toy model really does.
+It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real step pays (a
+kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
+measure.py puts that modeled time beside what the toy model really does.
 
 Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
 outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument. The ``check_*``
@@ -25,7 +26,8 @@ __all__ = [
     "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity",
     "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
-    "batched_decode_time", "decode_intensity", "launch_aware_decode_time", "roofline_time", "decode_table",
+    "batched_decode_time", "decode_intensity", "launch_aware_decode_time", "roofline_time", "decode_budget",
+    "decode_table",
 ]
 
 # Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
@@ -149,6 +151,40 @@ def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
     :math:`\max(\text{bytes} / B,\ \text{FLOPs} / \text{peak})`."""
     return max(check_non_negative("moved_bytes", moved_bytes) / check_positive("bandwidth", bandwidth),
                check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops))
+
+
+def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_counts: dict, op_costs: dict,
+                  peak_flops=None) -> dict[str, float]:
+    r"""The gap budget of one decode step: from the memory roof to a modeled step time, term by
+    term (seconds), each predicted from microbenchmarks of this machine and the model's shape,
+    never from timing the step itself. Their sum is the modeled time.
+
+    ======================  ==============================================================
+    memory roof             :math:`W / B_\text{stream}`: weights at what memory delivers
+    kernel below the roof   :math:`W / B_\text{kernel} - W / B_\text{stream}`: the batch-1
+                            matmul kernel streams slower than memory (negative if faster)
+    compute past the ridge  :math:`\max(0,\ \text{FLOPs} / \text{peak} - W / B_\text{kernel})`
+                            (zero at batch 1; large batches become compute-bound)
+    attention (KV reads)    calls :math:`\times` the cost of one attention call at this context
+    other small ops         :math:`\sum_k n_k t_k` over norms, GELU, adds, cache writes, views,
+                            module calls: each kind's count times its measured cost
+    ======================  ==============================================================
+
+    ``op_counts`` and ``op_costs`` map a kind of op to its count per step and its seconds per call.
+    """
+    w = check_positive("weight_bytes", weight_bytes)
+    kernel = w / check_positive("kernel_bandwidth", kernel_bandwidth)
+    compute = check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops) if peak_flops else 0.0
+    missing = set(op_counts) - set(op_costs)
+    if missing:
+        raise ValueError(f"op_counts has kinds without a cost: {sorted(missing)}")
+    ops = {k: check_count(f"op_counts[{k!r}]", n, 0) * check_non_negative(f"op_costs[{k!r}]", op_costs[k])
+           for k, n in op_counts.items()}
+    return {"memory roof": w / check_positive("stream_bandwidth", stream_bandwidth),
+            "kernel below the roof": kernel - w / stream_bandwidth,
+            "compute past the ridge": max(0.0, compute - kernel),
+            "attention (KV reads)": ops.pop("attention", 0.0),
+            "other small ops": sum(ops.values())}
 
 
 def fits(n_params, precision: str, memory, kv_bytes=0.0) -> bool:

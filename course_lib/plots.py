@@ -1,4 +1,5 @@
-"""Pure figure builders: data in, ``plotly.graph_objects.Figure`` out.
+"""Presenting results: pure figure builders (data in, ``plotly`` figure out), and the sentences
+that read a learner's own measurements (``explain_*``), computed from the records, never typed.
 
 No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
 measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
@@ -8,6 +9,7 @@ it, and falls back to the static figure (with a note) where it does not.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 import numpy as np
 import plotly.graph_objects as go
@@ -119,14 +121,14 @@ def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
 
 def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
     """Measured ms/token (median, IQR error bars) against bytes per token, with the line
-    bytes / bandwidth and the launch-aware prediction. Points in cache are drawn hollow."""
+    bytes / bandwidth and the modeled budget. Points in cache are drawn hollow."""
     xs = np.array([r.bytes_per_step / r.batch for r in records], dtype=float)
     grid = np.linspace(0, xs.max() * 1.1, 50)
     fig = go.Figure()
     fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
                     line=dict(color=COLORS[0], dash="dash"))
-    fig.add_scatter(x=xs / 1e6, y=[r.launch_aware_ms / r.batch for r in records], mode="markers",
-                    name="launch-aware prediction", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
+    fig.add_scatter(x=xs / 1e6, y=[r.modeled_ms / r.batch for r in records], mode="markers",
+                    name="modeled (the gap budget)", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
     fig.add_scatter(x=xs / 1e6, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],
@@ -269,3 +271,111 @@ def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
                         mode="lines+markers+text", text=[r.preset for r in rows], textposition="top left",
                         name=name, marker=dict(size=10, color=COLORS[1 + i]))
     return _layout(fig, f"Batch-1 decode, {label}", "GB read per token", "ms per token")
+
+
+# ----------------------------------------------------------------------------- reading a decode record
+def budget_waterfall(record, title: str | None = None) -> go.Figure:
+    """The gap budget of one decode record as a waterfall: from the memory roof, term by term,
+    to the modeled time, then the measured time (with its IQR) and the residual between them."""
+    terms = {k: v for k, v in record.budget.items() if abs(v) > 1e-4 * record.modeled_ms}
+    names = list(terms) + ["modeled", "measured"]
+    fig = go.Figure(go.Waterfall(x=names, y=[*terms.values(), 0, 0], measure=["relative"] * len(terms) + ["total"] * 2,
+                                 text=[f"{v:+.2f}" for v in terms.values()] + [f"{record.modeled_ms:.2f}", ""],
+                                 textposition="outside", connector=dict(line=dict(color="#bbb")),
+                                 increasing=dict(marker_color=COLORS[1]), decreasing=dict(marker_color=COLORS[2]),
+                                 totals=dict(marker_color=COLORS[0])))
+    fig.add_bar(x=["measured"], y=[record.ms_per_step], marker_color=COLORS[3], name="measured (median, IQR)",
+                error_y=dict(type="data", array=[record.iqr_ms / 2]), text=[f"{record.ms_per_step:.2f}"],
+                textposition="outside")
+    label = title or f"{record.preset} ({record.precision}, {record.mode}): where the step's time goes"
+    return _layout(fig, label, "", "ms per step", height=400)
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
+
+
+def explain_decode(r) -> str:
+    """What one decode record says, in a sentence or three computed from its numbers, with a
+    branch for each case that occurs: in cache, noisy, bandwidth-, kernel- or launch-bound, and
+    a residual the budget does not explain."""
+    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
+                                           "attention (KV reads)", "other small ops")}
+    b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
+    roof = b["memory roof"]
+    head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
+            f"{r.ms_per_step / roof:.1f}× the memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
+            f"at {r.bandwidth / 1e9:.1f} GB/s).")
+    if r.fits_in_cache:
+        return head + (" Its weights fit in this machine's cache, so they need not come from memory at all: "
+                       "the memory line does not bind it, and neither does this budget.")
+    per_op = b["other small ops"] / max(r.n_ops, 1) * 1e3
+    parts = {f"the batch-1 matmul kernel streaming at {r.kernel_bandwidth / 1e9:.1f} of {r.bandwidth / 1e9:.1f} GB/s":
+             b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
+             "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"]}
+    named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
+    biggest = max(parts, key=parts.get)
+    if b["other small ops"] > roof:
+        kind = "**launch-bound**: fixed costs per op outweigh moving the bytes"
+    elif parts[biggest] >= 0.25 * roof and biggest.startswith("the batch-1"):
+        kind = "**kernel-bound**: the matmul kernel, not memory, sets the pace"
+    elif r.modeled_ms <= 1.25 * roof:
+        kind = "**bandwidth-bound**: close to what memory delivers"
+    else:
+        kind = f"slowed most by {biggest.split(' streaming')[0]}"
+    text = f"{head} It is {kind}. The budget: " + (", ".join(named) or "nothing beyond the memory line")
+    text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({r.residual:+.0%})."
+    if abs(r.residual) > 0.15:
+        text += (f" The budget leaves {abs(r.residual):.0%} {'unexplained' if r.residual > 0 else 'too much'}: "
+                 "something this model of the step does not contain (or a busy machine) is at work.")
+    if r.noisy:
+        text += (f" ⚠ Noisy: the middle half of the timings spans {r.iqr_ms / r.ms_per_step:.0%} of the median "
+                 "(another program was busy?); re-run the cell before drawing conclusions.")
+    return text
+
+
+def explain_precision(records) -> str:
+    """The precision experiment: the same model at two or more precisions. Did halving the
+    bytes halve the time? The answer comes from the kernel roofs per precision."""
+    base = next((r for r in records if r.precision == "fp32"), records[0])
+    lines = []
+    for r in records:
+        if r is base:
+            continue
+        bytes_ratio, time_ratio = r.weight_bytes / base.weight_bytes, r.ms_per_step / base.ms_per_step
+        kernel_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio
+        verdict = ("time fell about as much as the bytes" if time_ratio <= 1.15 * bytes_ratio else
+                   "time fell, but less than the bytes" if time_ratio < 0.95 else
+                   "time did **not** fall" if time_ratio <= 1.05 else "it got **slower**")
+        lines.append(
+            f"{r.precision} reads {bytes_ratio:.0%} of {base.precision}'s bytes and took {time_ratio:.0%} of its time "
+            f"({_ms(r.ms_per_step)} vs {_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 {r.precision} kernel "
+            f"streams at {r.kernel_bandwidth / 1e9:.1f} GB/s against {base.kernel_bandwidth / 1e9:.1f} GB/s for "
+            f"{base.precision}, so the kernels alone predict {kernel_ratio:.0%}."
+            + (" ⚠ The timings are noisy: re-run." if r.noisy or base.noisy else ""))
+    return "\n\n".join(lines)
+
+
+def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:
+    """Neighbouring points where more work took less time (a longer prompt, a bigger batch, a
+    longer context faster by more than ``tolerance``): noise to be named and re-run, not a finding."""
+    rows = sorted(records, key=lambda r: _val(r, x))
+    return [f"{x} {_val(a, x)} → {_val(b, x)}: {_val(a, y):.3g} → {_val(b, y):.3g} ms, faster with more work: "
+            "that is noise (a busy machine, a cache effect), not a property of the model; re-run the cell."
+            for a, b in zip(rows, rows[1:]) if _val(b, y) < (1 - tolerance) * _val(a, y)]
+
+
+def batching_claim(records, batch: int = 32) -> dict:
+    """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
+    records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
+    by_context: dict = defaultdict(dict)
+    for r in records:
+        by_context[_val(r, "context_len")][_val(r, "batch")] = _val(r, "ms_per_step")
+    result = {}
+    for ctx, ms in sorted(by_context.items()):
+        if 1 not in ms or batch not in ms:
+            raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
+        result[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
+    return result
+
+

@@ -54,6 +54,12 @@ class ToyConfig:
         per_layer = qkv + self.n_heads * hd * d + 2 * d * self.d_ff
         return self.n_layers * per_layer + d * self.vocab_size
 
+    def matrix_shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of every weight matrix one decode step multiplies with, in step order."""
+        d, qkv = self.d_model, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
+        layer = [(qkv, d), (d, self.n_heads * self.head_dim), (self.d_ff, d), (d, self.d_ff)]
+        return layer * self.n_layers + [(self.vocab_size, d)]
+
     def n_params(self, embedding: bool = True) -> int:
         """Exact parameter count: matrices, two RMSNorm weights per layer, the final norm, and
         (if ``embedding``) the embedding table."""

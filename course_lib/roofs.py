@@ -5,8 +5,11 @@
     gemv_bandwidth     the kernel roof: the toy's own decode op (one-row F.linear, same dtype and
                        weight layout) over cold matrices: what the matmul library achieves
     matmul_flops       dense matmul FLOP/s per precision
-    op_cost            seconds per tiny op (CPU dispatch, GPU launch, or inside a CUDA graph)
-    get_profile        all of them as a MachineProfile, cached on disk for every notebook
+    small_op_costs     seconds per call of each kind of small op a decode step makes (norm,
+                       GELU, add, cache write, attention...), on a model's own shapes: on a CPU
+                       between cold weight streams, as in the step; on a GPU per launch or per
+                       replay from a CUDA graph
+    get_profile        the machine-wide roofs as a MachineProfile, cached on disk for every notebook
 
 Rules: random inputs (never zeros); bandwidth buffers far larger than the caches (256 MiB on
 CPU, in fast mode too, since a VM's L3 still speeds up 64-128 MiB; GiBs on a GPU).
@@ -20,12 +23,12 @@ import math
 import os
 import warnings
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.benchmark import Measurement
-from torch.utils.benchmark.utils.common import TaskSpec
 
 from .machine import (
     MiB,
@@ -39,6 +42,7 @@ from .machine import (
     time_interleaved,
     torch_dtype,
 )
+from .presets import get_config
 
 
 @dataclass(frozen=True)
@@ -80,26 +84,51 @@ def read_bandwidth(device, fast: bool | None = None, nbytes: int | None = None) 
     return Roof.of(m, x.numel() * 4, "x.sum() over a fp32 buffer; bytes read / median time")
 
 
-def gemv_bandwidth(device, precision: str = "fp32", cols: int = 1024, nbytes: int | None = None,
+# the preset whose matrices and cache the kernel and attention roofs are measured on, per device
+REFERENCE_PRESET = {"cpu": "cpu-l", "cuda": "7b", "mps": "gpu-1b"}
+
+
+def _cold_copies(shapes, dtype, device, nbytes: int) -> list[torch.Tensor]:
+    """Random tensors of ``shapes``, cycled until they hold ``nbytes``: each is cold (evicted
+    from the caches by the others) when its turn comes, as every weight is in a decode step."""
+    elem, out, total = torch.empty((), dtype=dtype).element_size(), [], 0
+    while total < nbytes:
+        shape = shapes[len(out) % len(shapes)]
+        out.append(random_tensor(shape, dtype, device, seed=len(out)))
+        total += math.prod(shape) * elem
+    return out
+
+
+def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | None = None,
                    fast: bool | None = None) -> Roof:
-    """The kernel roof: one-row ``F.linear(x, W)`` (the toy's decode op, its dtype and its
-    (out, in) weight layout) over a chain of cold 8 MiB matrices ``cols`` wide, streaming
-    ``nbytes`` in all (default: the bandwidth buffer): bytes of W / median time."""
+    """The kernel roof: the toy's own decode op (one-row ``F.linear(x, W)``, W stored (out, in))
+    over cold matrices of the toy's own shapes (default: those of REFERENCE_PRESET), ``nbytes``
+    in all (default: the bandwidth buffer): bytes of W / median time. What the matmul library
+    achieves at batch 1, which can be well below what memory delivers."""
     device, fast = pick_device(device), fast_mode(fast)
-    dtype, nbytes = torch_dtype(precision), nbytes or _buffer_bytes(device, fast)
-    elem = torch.empty((), dtype=dtype).element_size()
-    rows = max(min(8 * MiB, nbytes) // (elem * cols), 1)
-    mats = random_tensor((max(nbytes // (elem * rows * cols), 1), rows, cols), dtype, device).unbind(0)
-    x = random_tensor((1, cols), dtype, device, seed=2)
+    dtype = torch_dtype(precision)
+    shapes = shapes or get_config(REFERENCE_PRESET[device.type]).matrix_shapes()
+    mats = _cold_copies(shapes, dtype, device, nbytes or _buffer_bytes(device, fast))
+    xs = {n: random_tensor((1, n), dtype, device, seed=7) for n in {w.shape[1] for w in mats}}
 
     def chain():
         for w in mats:
-            F.linear(x, w)
+            F.linear(xs[w.shape[1]], w)
 
     with torch.inference_mode():
         m = time_fn(chain, device, 0.15 if fast else 0.5)
-    return Roof.of(m, len(mats) * rows * cols * elem,
-                   f"F.linear(x[1, {cols}], W[{rows}, {cols}]) over {len(mats)} cold matrices, {precision}")
+    return Roof.of(m, sum(w.numel() * w.element_size() for w in mats),
+                   f"F.linear(x[1, in], W[out, in]), {precision}, over {len(mats)} cold matrices of shapes {shapes[:5]}...")
+
+
+@lru_cache(maxsize=32)
+def kernel_roof(device_type: str, precision: str, config, threads: int, fast: bool) -> float:
+    """The kernel roof (B/s) on one toy's own matrix shapes, measured once per process (the
+    arguments are the cache key; pass torch.get_num_threads()). A model with narrow rows
+    streams slower than the profile's reference preset, so its budget needs its own roof."""
+    roof = gemv_bandwidth(device_type, precision, shapes=config.matrix_shapes(), fast=fast).value
+    release(device_type)
+    return roof
 
 
 def matmul_flops(device, precision: str = "fp32", n: int | None = None, fast: bool | None = None) -> Roof:
@@ -113,79 +142,94 @@ def matmul_flops(device, precision: str = "fp32", n: int | None = None, fast: bo
     return Roof.of(m, 2.0 * n ** 3, f"torch.mm of two {n}x{n} {precision} matrices; 2 n^3 / median time")
 
 
-def op_cost(device, graph: bool = False, n_ops: int = 200, fast: bool | None = None) -> Roof:
-    """Seconds per tiny op (``x.add_(c)`` on 16 floats) when ``n_ops`` run back to back: the
-    per-op dispatch cost on a CPU, the per-kernel launch cost on a GPU, or (``graph=True``) the
-    per-kernel cost of the same ops replayed from one CUDA graph."""
-    device, fast = pick_device(device), fast_mode(fast)
-    x = random_tensor((16,), torch.float32, device)
+# ----------------------------------------------------------------------------- the small ops
+def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool) -> dict:
+    """One callable per kind of small op a decode step of ``config`` makes, on its shapes. The
+    kinds are the names TorchFunctionMode reports (measure.count_ops); "tiny" stands for the
+    metadata-only calls (views, slices, attribute reads), "module" for an nn.Module call."""
+    d, h, kvh, hd, n = config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, kv_positions
+    x, y = random_tensor((batch, 1, d), dtype, device, 1), random_tensor((batch, 1, d), dtype, device, 2)
+    hidden = random_tensor((batch, 1, config.d_ff), dtype, device, 3)
+    k, v = (random_tensor((batch, kvh, config.max_seq_len, hd), dtype, device, s) for s in (4, 5))
+    q, new = random_tensor((batch, h, 1, hd), dtype, device, 6), random_tensor((batch, kvh, 1, hd), dtype, device, 7)
+    norm, empty, pos = torch.nn.RMSNorm(d, dtype=dtype, device=device), torch.nn.Identity(), torch.tensor([n - 1], device=device)
+    mask = torch.zeros(1, config.max_seq_len, dtype=dtype, device=device)  # the CUDA-graph step's additive mask
+    if graph:  # the static-cache step attends over every slot, under a mask
+        attention = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kvh != h)  # noqa: E731
+    else:
+        attention = lambda: F.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n], enable_gqa=kvh != h)  # noqa: E731
+    return {"attention": attention, "rms_norm": lambda: norm(x), "gelu": lambda: F.gelu(hidden),
+            "add_": lambda: y.add_(x), "index_copy_": lambda: k.index_copy_(2, pos, new),
+            "__setitem__": lambda: k.__setitem__((slice(0, batch), slice(None), slice(n - 1, n)), new),
+            "tiny": lambda: x.view(batch, 1, h, hd), "module": lambda: empty(x)}
 
-    def ops():
-        for _ in range(n_ops):
-            x.add_(1e-3)
 
-    fn = ops
+@lru_cache(maxsize=64)
+def small_op_costs(device_type: str, precision: str, config, batch: int, kv_positions: int, graph: bool,
+                   threads: int, fast: bool) -> dict[str, float]:
+    """Seconds per call of each kind of small op of a decode step (``_small_ops``), measured
+    once per process (the arguments are the cache key; pass torch.get_num_threads()).
+
+    CPU: each op runs twice after each of 16 cold 8 MiB GEMVs, as ops do in the step, where
+    every weight matrix has just evicted the caches; cost = (with - without) / calls, timed in
+    interleaved rounds. GPU: 50 calls back to back, eagerly (the launch cost) or replayed from
+    one CUDA graph; cost = time / 50."""
+    device, dtype = pick_device(device_type), torch_dtype(precision)
+    ops = _small_ops(config, dtype, device, batch, kv_positions, graph)
+    with torch.inference_mode():
+        if device.type == "cpu":
+            mats, x = random_tensor((16, 2048, 1024), dtype, device).unbind(0), random_tensor((1, 1024), dtype, device, 8)
+
+            def after_streams(op):
+                def run():
+                    for w in mats:
+                        F.linear(x, w)
+                        op()
+                        op()
+                return run
+
+            t = time_interleaved({k: after_streams(op) for k, op in {"none": lambda: None, **ops}.items()},
+                                 device, rounds=3 if fast else 7, calls=2)
+            costs = {k: max((t[k].median - t["none"].median) / (2 * len(mats)), 0.0) for k in ops}
+        else:
+            costs = {k: _repeated(op, device, graph) for k, op in ops.items()}
+    release(device)
+    return costs
+
+
+def _repeated(op, device, graph: bool, n: int = 50) -> float:
+    def many():
+        for _ in range(n):
+            op()
+
+    fn = many
     if graph:
-        if device.type != "cuda":
-            raise ValueError(f"graph=True needs a CUDA device, not {device.type!r}")
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            ops()
-        torch.cuda.current_stream().wait_stream(side)
+        many()  # warm-up before capture, as the CUDA graph documentation advises
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
-            ops()
+            many()
         fn = g.replay
-    m = time_fn(fn, device, 0.1 if fast else 0.3)
-    return Roof.of(m, n_ops, f"{n_ops} x x.add_(c) on 16 floats{' in one CUDA graph' if graph else ''}; "
-                   f"median / {n_ops}", divide=False)
+    return time_fn(fn, device, 0.2).median / n
 
 
-def op_cost_in_context(device="cpu", ops_per_gap: int = 6, fast: bool | None = None) -> Roof:
-    """CPU: seconds per tiny op run *between cold weight streams*, as in a decode step, where
-    each GEMV evicts the dispatcher's code and data from the caches. Chains of cold 8 MiB
-    GEMVs with and without ``ops_per_gap`` tiny ops after each, timed interleaved; the median
-    difference / number of tiny ops. (6 per gap is about what the toy runs between GEMVs.)"""
-    device, fast = pick_device(device), fast_mode(fast)
-    if device.type != "cpu":
-        raise ValueError(f"op_cost_in_context measures CPU caches; device {device.type!r} is not a CPU")
-    mats = random_tensor((32, 2048, 1024), torch.float32, device).unbind(0)
-    x, tiny = random_tensor((1, 1024), torch.float32, device, 2), random_tensor((16,), torch.float32, device, 3)
-
-    def run(ops: int):
-        for w in mats:
-            F.linear(x, w)
-            for _ in range(ops):
-                tiny.add_(1e-3)
-
-    with torch.inference_mode():
-        t = time_interleaved({"with": lambda: run(ops_per_gap), "without": lambda: run(0)},
-                             device, rounds=10 if fast else 25)
-    diffs = sorted(a - b for a, b in zip(t["with"].times, t["without"].times, strict=True))
-    diff = Measurement(1, diffs, TaskSpec(stmt="difference", setup=""))
-    n_ops = len(mats) * ops_per_gap
-    return Roof(max(diff.median / n_ops, 1e-9), diff.median, diff.iqr, len(diffs),
-                f"32 cold 8 MiB GEMVs each followed by {ops_per_gap} tiny ops, minus the GEMVs alone "
-                f"(interleaved); median difference / {n_ops}")
-
-
-def cache_bytes(device, gemv_roof: float | None = None, fast: bool | None = None) -> float:
+def cache_bytes(device, fast: bool | None = None) -> float:
     """Working sets below this size may run from cache and beat memory (flag them). CPU: the
-    largest of 16, 64 MiB whose GEMV chain ran >= 1.2x the 256 MiB rate (16 MiB if none), as
-    a VM often reports the host's whole L3 but gets only part of it. GPU: the L2 size."""
+    largest of 16 and 64 MiB whose GEMV chain runs >= 1.2x the rate over the bandwidth buffer
+    (16 MiB if neither: a VM often reports the host's whole L3 but gets only part of it).
+    GPU: the L2 size."""
     device = pick_device(device)
     if device.type == "cuda":
         return float(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 50e6)
     if device.type != "cpu":
         return float(32 * MiB)
-    dram = gemv_roof or gemv_bandwidth(device, fast=True).value
-    fast_sizes = [mib for mib in (16, 64) if gemv_bandwidth(device, nbytes=mib * MiB, fast=True).value >= 1.2 * dram]
-    return float(max(fast_sizes, default=16) * MiB)
+    shapes = [(2048, 1024)]  # 8 MiB matrices
+    dram = gemv_bandwidth(device, shapes=shapes, fast=True).value
+    faster = [mib for mib in (16, 64) if gemv_bandwidth(device, shapes=shapes, nbytes=mib * MiB, fast=True).value >= 1.2 * dram]
+    return float(max(faster, default=16) * MiB)
 
 
 # ----------------------------------------------------------------------------- the profile
-SCHEMA = 3  # 3: kernel roofs per precision, op costs renamed
+SCHEMA = 5  # 5: kernel roofs on the toy's shapes; small-op costs as a decode step makes them
 
 
 @dataclass
@@ -202,22 +246,29 @@ class MachineProfile:
     read_bandwidth: float             # streaming read, x.sum(): bytes / s
     gemv_bandwidth: dict[str, float]  # precision -> the decode op's kernel roof, bytes / s
     matmul_flops: dict[str, float]    # precision -> dense matmul FLOP/s
-    op_cost: float                    # s per tiny op, eager, back to back
-    op_cost_in_context: float | None = None  # CPU: s per tiny op between cold weight streams
-    op_cost_graph: float | None = None       # CUDA: s per kernel replayed from a CUDA graph
+    op_cost: float                    # s per small op (an RMSNorm on the reference preset's width): on a
+                                      # CPU between cold weight streams, on a GPU per eager launch
+    op_cost_graph: float | None = None  # CUDA: the same op replayed from a CUDA graph
     cache_bytes: float = 0.0          # working sets below this may run from cache
     schema: int = SCHEMA
     details: dict = field(default_factory=dict)  # roof name -> Roof as a dict (how it was measured)
 
     @property
     def bandwidth(self) -> float:
-        """The memory roof decode is compared with: the best read rate measured (stream or GEMV)."""
-        return max(self.read_bandwidth, *self.gemv_bandwidth.values())
+        """The memory roof: what a streaming read gets from memory (MBU divides by it)."""
+        return self.read_bandwidth
 
-    @property
-    def eager_op_cost(self) -> float:
-        """Per-op cost of an eager decode step: on the CPU the in-context cost, else the tight loop."""
-        return self.op_cost_in_context or self.op_cost
+    def kernel_efficiency(self, precision: str) -> float:
+        """The decode GEMV kernel's rate as a share of the streaming read: 1.0 means the
+        matmul library streams weights as fast as memory delivers them."""
+        return self.kernel_bandwidth(precision) / self.read_bandwidth
+
+    def kernel_bandwidth(self, precision: str) -> float:
+        """The decode GEMV kernel roof at ``precision``; ValueError if it was not measured."""
+        if precision not in self.gemv_bandwidth:
+            raise ValueError(f"precision={precision!r}: no kernel roof measured on {self.device_type}; "
+                             f"measured: {', '.join(self.gemv_bandwidth)}")
+        return self.gemv_bandwidth[precision]
 
     def peak_flops(self, precision: str) -> float:
         """Measured matmul FLOP/s at ``precision``; ValueError if it was not measured."""
@@ -232,15 +283,20 @@ class MachineProfile:
                  f"{', fast mode' if self.fast else ''}, measured {self.date})",
                  f"  copy bandwidth (read + write): {self.copy_bandwidth / 1e9:8.1f} GB/s",
                  f"  streaming read (x.sum()):      {self.read_bandwidth / 1e9:8.1f} GB/s"]
-        lines += [f"  decode GEMV kernel, {p:>4}:      {r / 1e9:8.1f} GB/s" for p, r in self.gemv_bandwidth.items()]
+        lines += [f"  decode GEMV kernel, {p:>4}:      {r / 1e9:8.1f} GB/s = {self.kernel_efficiency(p):4.0%} of the read"
+                  for p, r in self.gemv_bandwidth.items()]
         lines += [f"  matmul {p:>5}:                {r / 1e12:8.3f} TFLOP/s" for p, r in self.matmul_flops.items()]
-        lines.append(f"  per-op cost (eager):           {self.op_cost * 1e6:8.2f} us (tight loop)")
-        if self.op_cost_in_context is not None:
-            lines.append(f"  per-op cost in context:        {self.op_cost_in_context * 1e6:8.2f} us "
-                         "(between weight streams)")
+        where = "between cold weight streams" if self.device_type == "cpu" else "eager launch"
+        lines.append(f"  per small op (an RMSNorm):     {self.op_cost * 1e6:8.2f} us ({where})")
         if self.op_cost_graph is not None:
             lines.append(f"  per-kernel in a CUDA graph:    {self.op_cost_graph * 1e6:8.2f} us")
         return "\n".join(lines + [f"  cache (smaller working sets may beat memory): {self.cache_bytes / MiB:.0f} MiB"])
+
+
+def _op_roof(device, graph: bool, fast: bool) -> Roof:
+    cost = small_op_costs(device.type, "fp32", get_config(REFERENCE_PRESET[device.type]), 1, 129, graph,
+                          torch.get_num_threads(), fast)["rms_norm"]
+    return Roof(cost, cost, 0.0, 1, "an RMSNorm call on the reference preset's width, as small_op_costs measures it")
 
 
 def measure_profile(device=None, fast: bool | None = None, progress: bool = False) -> MachineProfile:
@@ -248,15 +304,14 @@ def measure_profile(device=None, fast: bool | None = None, progress: bool = Fals
     from tqdm.auto import tqdm
 
     device, fast = pick_device(device), fast_mode(fast)
-    precisions = [p for p in supported_precisions(device) if not (device.type == "cpu" and p == "fp16")]
+    precisions = supported_precisions(device)
+    matmuls = [p for p in precisions if not (device.type == "cpu" and p == "fp16")]  # CPUs run fp16 GEMM slowly
     steps = {"copy": lambda: copy_bandwidth(device, fast), "read": lambda: read_bandwidth(device, fast),
              **{f"gemv_{p}": (lambda p=p: gemv_bandwidth(device, p, fast=fast)) for p in precisions},
-             **{f"matmul_{p}": (lambda p=p: matmul_flops(device, p, fast=fast)) for p in precisions},
-             "op": lambda: op_cost(device, fast=fast)}
-    if device.type == "cpu":
-        steps["op_in_context"] = lambda: op_cost_in_context(device, fast=fast)
+             **{f"matmul_{p}": (lambda p=p: matmul_flops(device, p, fast=fast)) for p in matmuls},
+             "op": lambda: _op_roof(device, False, fast)}
     if device.type == "cuda":
-        steps["op_graph"] = lambda: op_cost(device, graph=True, fast=fast)
+        steps["op_graph"] = lambda: _op_roof(device, True, fast)
     roofs = {}
     for name, run in tqdm(steps.items(), desc="measuring this machine", disable=not progress, leave=False):
         roofs[name] = run()
@@ -266,10 +321,9 @@ def measure_profile(device=None, fast: bool | None = None, progress: bool = Fals
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), threads=torch.get_num_threads(),
         fast=fast, copy_bandwidth=roofs["copy"].value, read_bandwidth=roofs["read"].value,
         gemv_bandwidth={p: roofs[f"gemv_{p}"].value for p in precisions},
-        matmul_flops={p: roofs[f"matmul_{p}"].value for p in precisions}, op_cost=roofs["op"].value,
-        op_cost_in_context=roofs["op_in_context"].value if "op_in_context" in roofs else None,
+        matmul_flops={p: roofs[f"matmul_{p}"].value for p in matmuls}, op_cost=roofs["op"].value,
         op_cost_graph=roofs["op_graph"].value if "op_graph" in roofs else None,
-        cache_bytes=cache_bytes(device, roofs["gemv_fp32"].value, fast),
+        cache_bytes=cache_bytes(device, fast),
         details={name: asdict(r) for name, r in roofs.items()})
 
 
@@ -284,8 +338,8 @@ def load_profile(path) -> MachineProfile | None:
     try:
         data = json.loads(Path(path).read_text())
         profile = MachineProfile(**{f.name: data[f.name] for f in fields(MachineProfile) if f.name in data})
-        rates = [profile.copy_bandwidth, profile.read_bandwidth, profile.op_cost,
-                 *profile.gemv_bandwidth.values(), *profile.matmul_flops.values()]
+        rates = [profile.copy_bandwidth, profile.read_bandwidth, profile.op_cost, *profile.gemv_bandwidth.values(),
+                 *profile.matmul_flops.values()]
         ok = profile.schema == SCHEMA and profile.matmul_flops and all(float(r) > 0 and math.isfinite(r) for r in rates)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None

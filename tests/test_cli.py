@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from course_lib.__main__ import Check, format_table, report, run_checks
+from course_lib.__main__ import Check, format_budget, format_table, report, run_checks
 
 
 def cli(*args):
@@ -52,10 +52,12 @@ def test_check_reports_problems_with_a_fix():
 def test_bench_runs_and_writes_json(tmp_path):
     out = cli("bench", "--fast", "--presets", "tiny", "--no-progress", "--json", str(tmp_path / "b.json"))
     assert out.returncode == 0, out.stderr
-    assert "tiny" in out.stdout and "launch-aware ms" in out.stdout
+    assert "tiny" in out.stdout and "modeled ms" in out.stdout and "gap budget of tiny" in out.stdout
     data = json.loads((tmp_path / "b.json").read_text())
     rec = data["records"][0]
-    assert rec["preset"] == "tiny" and rec["mode"] == "eager" and rec["ms_per_token"] > 0 and 0 < rec["mbu"]
+    assert rec["preset"] == "tiny" and rec["mode"] == "eager" and rec["ms_per_token"] > 0
+    assert rec["modeled_ms"] == sum(rec["budget"].values()) and rec["mbu_stream"] > 0 and rec["mbu_kernel"] > 0
+    assert rec["fits_in_cache"] is True
     assert data["profile"]["device_type"] == "cpu"
 
 
@@ -69,11 +71,13 @@ def test_format_table_by_hand():
     from course_lib.measure import DecodeRecord
 
     r = DecodeRecord(preset="cpu-l", device="cpu", precision="fp32", mode="eager", batch=1, context_len=128,
-                     weight_bytes=251.7e6, kv_bytes=0.0, flops=1.0, ms_per_step=20.0, iqr_ms=0.5, repeats=9,
-                     bandwidth=14e9, n_ops=84, op_cost=5e-6, predicted_ms=15.0, launch_aware_ms=16.0,
-                     roofline_ms=15.0, launch_aware_roofline_ms=16.0, fits_in_cache=False)
+                     weight_bytes=251.7e6, kv_bytes=0.0, flops=1.0, ms_per_step=20.0, iqr_ms=0.5, repeats=9, n_ops=84,
+                     bandwidth=14e9, kernel_bandwidth=12e9, budget={"memory roof": 15.0, "other small ops": 1.0},
+                     fits_in_cache=False)
     text = format_table([r])
-    assert "cpu-l" in text and "251.7" in text and "+25%" in text  # measured vs launch-aware: 20 / 16 - 1
+    assert "cpu-l" in text and "251.7" in text and "+25%" in text  # measured vs modeled: 20 / 16 - 1
+    budget = format_budget(r)
+    assert "memory roof" in budget and "=   16.000" in budget and "(+25% against the model)" in budget
 
 
 def test_quiz_answer_key():

@@ -2,7 +2,6 @@
 On the "tiny" preset with a fake profile (fast; no timing thresholds)."""
 
 import dataclasses
-import math
 
 import pytest
 
@@ -14,55 +13,68 @@ def tiny():
     return model.build_model("tiny", device="cpu", max_batch=2)
 
 
-def test_count_ops_counts_torch_calls(tiny):
-    # each layer calls at least its 4 matrices, SDPA, 2 norms, 2 residual adds and GELU; then the
-    # embedding, the final norm and the LM head; every layer adds the same number of calls
-    n = {layers: measure.count_ops(model.build_model(dataclasses.replace(tiny.config, n_layers=layers)), 1, 8)
-         for layers in (1, 2, 4)}
-    per_layer = n[2] - n[1]
-    assert per_layer >= 10 and n[4] - n[2] == 2 * per_layer and n[1] - per_layer >= 3
-    assert measure.count_ops(tiny, 1, 8) == n[2]
+def test_count_ops_by_kind(tiny):
+    counts = measure.count_ops(tiny, 1, 8)
+    layers = tiny.config.n_layers
+    # per layer: two norms, one GELU, two residual adds, one attention call, two cache writes;
+    # plus the final norm; matrix products are left to the kernel roof
+    assert counts["rms_norm"] == 2 * layers + 1 and counts["gelu"] == layers and counts["add_"] == 2 * layers
+    assert counts["attention"] == layers and counts["__setitem__"] == 2 * layers and "linear" not in counts
+    # module calls: the model, embedding, final norm, LM head; per layer the block, two norms,
+    # attention and its two matrices, and the two MLP matrices
+    assert counts["module"] == 4 + 8 * layers
+    graph = measure.count_ops(tiny, 1, 8, graph=True)
+    assert graph["index_copy_"] == 2 * layers and "__setitem__" not in graph  # the static cache's writes
+    one, four = (measure.count_ops(model.build_model(dataclasses.replace(tiny.config, n_layers=n)), 1, 8)
+                 for n in (1, 4))
+    assert all(four[k] - counts[k] == 2 * (counts[k] - one[k]) for k in counts)  # every layer makes the same calls
 
 
-def test_time_decode_record_by_hand(tiny, fake_profile):
-    r = measure.time_decode(tiny, batch=1, context_len=8, repeats=5, profile=fake_profile)
+def test_time_decode_record_by_hand(tiny, fake_machine):
+    r = measure.time_decode(tiny, batch=1, context_len=8, repeats=5, profile=fake_machine)
     cfg = tiny.config
     kv = 9 * cfg.kv_bytes_per_token("fp32")  # 8 cached + 1 new position read
+    w = cfg.weight_bytes("fp32")
     assert (r.preset, r.precision, r.mode, r.repeats) == ("tiny", "fp32", "eager", 5)
-    assert r.weight_bytes == cfg.weight_bytes("fp32") and r.kv_bytes == kv
-    assert r.flops == cfg.forward_flops(1, past=8)
-    # the memory roof is the larger of the streaming read (14 GB/s) and the GEMV roof (10 GB/s)
-    assert r.bandwidth == 14e9 and r.predicted_ms == pytest.approx((r.weight_bytes + kv) / 14e9 * 1e3)
-    # eager on a CPU: every op pays the in-context cost (8 us in the fake profile)
-    assert r.op_cost == 8e-6 and r.launch_aware_ms == pytest.approx(r.predicted_ms + r.n_ops * 8e-3)
-    assert r.roofline_ms == pytest.approx(max(r.predicted_ms, r.flops / 1e11 * 1e3))
-    assert r.launch_aware_roofline_ms == pytest.approx(r.roofline_ms + r.n_ops * 8e-3)
+    assert r.weight_bytes == w and r.kv_bytes == kv and r.flops == cfg.forward_flops(1, past=8)
+    assert r.bandwidth == 14e9 and r.predicted_ms == pytest.approx((w + kv) / 14e9 * 1e3)
+    # the budget, term by term: memory roof at 14 GB/s, the kernel at 10 GB/s, attention calls at
+    # 20 us, every other call at 2 us; batch 1 is far below the ridge
+    counts = measure.count_ops(tiny, 1, 8)
+    assert r.budget["memory roof"] == pytest.approx(w / 14e9 * 1e3)
+    assert r.budget["kernel below the roof"] == pytest.approx((w / 10e9 - w / 14e9) * 1e3)
+    assert r.budget["compute past the ridge"] == 0.0
+    assert r.budget["attention (KV reads)"] == pytest.approx(cfg.n_layers * 20e-3)
+    assert r.budget["other small ops"] == pytest.approx((sum(counts.values()) - cfg.n_layers) * 2e-3)
+    assert r.modeled_ms == pytest.approx(sum(r.budget.values()))
+    assert r.residual == pytest.approx(r.ms_per_step / r.modeled_ms - 1)
     assert r.ms_per_token == r.ms_per_step and r.tokens_per_s == pytest.approx(1e3 / r.ms_per_step)
-    assert r.mbu == pytest.approx((r.weight_bytes + kv) / (r.ms_per_step / 1e3) / 14e9)
+    assert r.mbu == pytest.approx((w + kv) / (r.ms_per_step / 1e3) / 14e9)
+    assert r.mbu_kernel == pytest.approx((w + kv) / (r.ms_per_step / 1e3) / 10e9)
     assert r.fits_in_cache and r.mbu_datasheet is None and r.iqr_ms >= 0
     assert dataclasses.asdict(r)["kv_bytes"] == kv
 
 
-def test_batch_counts_kv_per_sequence(tiny, fake_profile):
-    one = measure.time_decode(tiny, batch=1, context_len=4, repeats=3, profile=fake_profile)
-    two = measure.time_decode(tiny, batch=2, context_len=4, repeats=3, profile=fake_profile)
+def test_batch_counts_kv_per_sequence(tiny, fake_machine):
+    one = measure.time_decode(tiny, batch=1, context_len=4, repeats=3, profile=fake_machine)
+    two = measure.time_decode(tiny, batch=2, context_len=4, repeats=3, profile=fake_machine)
     assert two.kv_bytes == 2 * one.kv_bytes and two.weight_bytes == one.weight_bytes
     assert two.ms_per_token == two.ms_per_step / 2 and two.tokens_per_s == pytest.approx(2e3 / two.ms_per_step)
 
 
-def test_bad_arguments(tiny, fake_profile):
+def test_bad_arguments(tiny, fake_machine):
     with pytest.raises(ValueError, match="max_seq_len"):
-        measure.time_decode(tiny, context_len=tiny.config.max_seq_len, profile=fake_profile)
+        measure.time_decode(tiny, context_len=tiny.config.max_seq_len, profile=fake_machine)
     with pytest.raises(ValueError, match="max_batch"):
-        measure.time_decode(tiny, batch=3, profile=fake_profile)
+        measure.time_decode(tiny, batch=3, profile=fake_machine)
     with pytest.raises(ValueError, match="context_len"):
-        measure.time_decode(tiny, context_len=-1, profile=fake_profile)
+        measure.time_decode(tiny, context_len=-1, profile=fake_machine)
     with pytest.raises(ValueError, match="prompt_len"):
-        measure.time_prefill(tiny, 0, profile=fake_profile)
+        measure.time_prefill(tiny, 0, profile=fake_machine)
 
 
-def test_time_prefill_record(tiny, fake_profile):
-    r = measure.time_prefill(tiny, 16, repeats=3, profile=fake_profile)
+def test_time_prefill_record(tiny, fake_machine):
+    r = measure.time_prefill(tiny, 16, repeats=3, profile=fake_machine)
     cfg = tiny.config
     assert r.flops == cfg.forward_flops(16)
     assert r.bytes == cfg.weight_bytes("fp32") + 16 * cfg.kv_bytes_per_token("fp32")  # K and V written once
@@ -71,44 +83,22 @@ def test_time_prefill_record(tiny, fake_profile):
     assert r.tokens_per_s == pytest.approx(16e3 / r.ms) and r.intensity == r.flops / r.bytes
 
 
-def test_sweeps(tiny, fake_profile):
-    recs = measure.decode_sweep(["tiny", model.PRESETS["tiny"]], "cpu", profile=fake_profile, repeats=2, progress=False)
-    assert [r.preset for r in recs] == ["tiny", "tiny"]
-    assert [r.prompt_len for r in measure.prefill_sweep(tiny, [4, 8], profile=fake_profile, repeats=2,
-                                                         progress=False)] == [4, 8]
-    assert [r.batch for r in measure.batch_sweep(tiny, [1, 2], 4, profile=fake_profile, repeats=2,
+def test_sweeps_interleave_their_points(tiny, fake_machine):
+    recs = measure.decode_sweep(["tiny", model.PRESETS["tiny"]], "cpu", ["fp32", "bf16"], profile=fake_machine,
+                                fast=True, progress=False)
+    assert [(r.preset, r.precision) for r in recs] == [("tiny", "fp32"), ("tiny", "bf16")] * 2
+    assert all(r.repeats == 3 * 5 for r in recs)  # fast: 3 interleaved rounds of 5 timed calls
+    pre = measure.prefill_sweep(tiny, [4, 8], profile=fake_machine, fast=True, progress=False)
+    assert [r.prompt_len for r in pre] == [4, 8] and pre[0].repeats == 3 * 3
+    assert [r.batch for r in measure.batch_sweep(tiny, [1, 2], 4, profile=fake_machine, fast=True,
                                                   progress=False)] == [1, 2]
-    ctx = measure.context_sweep(tiny, [0, 16], profile=fake_profile, repeats=2, progress=False)
-    assert [r.context_len for r in ctx] == [0, 16] and ctx[1].kv_bytes > ctx[0].kv_bytes
-
-
-def test_linear_fit_by_hand():
-    assert measure.linear_fit([1, 2, 3], [2, 4, 6]) == pytest.approx((2.0, 0.0, 1.0))
-    # mean x 1.5, mean y 2.5; Sxy = 4, Sxx = 5, Syy = 5 -> slope 0.8, intercept 1.3, R^2 = 16/25
-    assert measure.linear_fit([0, 1, 2, 3], [1, 3, 2, 4]) == pytest.approx((0.8, 1.3, 0.64))
-    for xs, ys in (([1], [1]), ([1, 2], [1]), ([2, 2, 2], [1, 2, 3]), ([1, math.nan], [1, 2])):
-        with pytest.raises(ValueError):
-            measure.linear_fit(xs, ys)
+    ctx = measure.context_sweep(tiny, [16, 0], profile=fake_machine, rounds=3, progress=False)
+    assert [r.context_len for r in ctx] == [16, 0] and ctx[0].kv_bytes > ctx[1].kv_bytes and ctx[0].repeats == 3 * 10
 
 
 def test_parallel_vs_sequential_gives_the_same_logits(tiny):
     demo = measure.parallel_vs_sequential(tiny, n_tokens=16)
     assert demo["same_argmax"] and demo["max_abs_diff"] < 1e-4 and demo["sequential_ms"] > 0
-
-
-def test_batching_claim_by_hand():
-    rows = [{"context_len": 16, "batch": 1, "ms_per_step": 10.0}, {"context_len": 16, "batch": 32, "ms_per_step": 20.0}]
-    claim = measure.batching_claim(rows, batch=32)  # 32 tokens per 20 ms vs 1 per 10 ms: 16x, steps 2x longer
-    assert claim[16] == {"throughput_gain": pytest.approx(16.0), "latency_ratio": 2.0}
-    with pytest.raises(ValueError, match="batch"):
-        measure.batching_claim(rows, batch=8)
-
-
-def test_decode_breakdown_names_every_part(tiny):
-    b = measure.decode_breakdown(tiny, context_len=8, steps=5)
-    assert set(b["components"]) == set(measure.COMPONENTS) | {"the rest (GELU, adds, Python)"}
-    assert b["step_ms"] > 0 and b["gemv_chain_ms"] > 0
-    assert b["gemv_bytes"] == tiny.config.weight_bytes("fp32") - (2 * tiny.config.n_layers + 1) * 64 * 4  # no norms
 
 
 def test_recorded_runs_load_as_records():

@@ -167,6 +167,19 @@ def test_tensor_parallel_latency_floor():
     assert t8 > floor
 
 
+def test_decode_budget_by_hand():
+    # 1 GB of weights: 1 ms at 1 TB/s streaming, 2 ms at the 0.5 TB/s kernel; 10 norms at 5 us,
+    # 4 attention calls at 25 us; 2 GFLOP at 1 PFLOP/s is far below the kernel time
+    b = perf.decode_budget(1e9, 2e9, 1e12, 0.5e12, {"rms_norm": 10, "attention": 4},
+                           {"rms_norm": 5e-6, "attention": 25e-6, "gelu": 1.0}, 1e15)
+    assert b == pytest.approx({"memory roof": 1e-3, "kernel below the roof": 1e-3, "compute past the ridge": 0.0,
+                               "attention (KV reads)": 100e-6, "other small ops": 50e-6})
+    # a batch past the ridge: 4e12 FLOP at 1 PFLOP/s = 4 ms, 2 ms beyond the kernel's 2 ms
+    assert perf.decode_budget(1e9, 4e12, 1e12, 0.5e12, {}, {}, 1e15)["compute past the ridge"] == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match="without a cost"):
+        perf.decode_budget(1e9, 0, 1e12, 1e12, {"gelu": 1}, {})
+
+
 def test_roofline_time_takes_the_binding_roof():
     # 1 GB at 1 TB/s = 1 ms; 1e12 FLOP at 1e15 FLOP/s = 1 ms: equal at the ridge
     assert perf.roofline_time(1e9, 1e12, 1e12, 1e15) == pytest.approx(1e-3)

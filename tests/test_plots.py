@@ -7,12 +7,13 @@ from course_lib import hardware, perf, plots
 from course_lib.measure import DecodeRecord, PrefillRecord
 
 
-def decode(preset="a", weight_bytes=1e8, ms=9.0, batch=1, context_len=0, fits_in_cache=False, **over):
-    return DecodeRecord(preset=preset, device="cpu", precision="fp32", mode="eager", batch=batch,
+def decode(preset="a", weight_bytes=1e8, ms=9.0, batch=1, context_len=0, fits_in_cache=False, budget=None,
+           iqr=0.2, kernel=10e9, precision="fp32"):
+    """A record with round numbers: 12.5 GB/s read; by default a budget of 8 ms + 0.5 ms."""
+    return DecodeRecord(preset=preset, device="cpu", precision=precision, mode="eager", batch=batch,
                         context_len=context_len, weight_bytes=weight_bytes, kv_bytes=0.0, flops=1.0, ms_per_step=ms,
-                        iqr_ms=0.2 * ms, repeats=5, bandwidth=12.5e9, n_ops=10, op_cost=5e-6, predicted_ms=1.0,
-                        launch_aware_ms=ms - 0.5, roofline_ms=1.0, launch_aware_roofline_ms=1.0,
-                        fits_in_cache=fits_in_cache, **over)
+                        iqr_ms=iqr * ms, repeats=5, n_ops=10, bandwidth=12.5e9, kernel_bandwidth=kernel,
+                        budget=budget or {"memory roof": ms - 1.0, "other small ops": 0.5}, fits_in_cache=fits_in_cache)
 
 
 def test_tokens_vs_size_marks_the_model():
@@ -42,7 +43,7 @@ def test_measured_vs_bytes_and_prefill_curve():
     recs = [decode("a", 1e8, 9.0), decode("b", 1e7, 1.0, fits_in_cache=True)]
     fig = plots.measured_vs_bytes(recs, 12.5e9)
     assert fig.data[0].y[-1] == pytest.approx(fig.data[0].x[-1] * 1e6 / 12.5e9 * 1e3)  # the line is bytes / bandwidth
-    assert list(fig.data[1].y) == [8.5, 0.5]  # launch-aware predictions
+    assert list(fig.data[1].y) == [8.5, 0.5]  # the modeled budgets
     measured = fig.data[-1]
     assert list(measured.marker.symbol) == ["circle", "circle-open"] and list(measured.y) == [9.0, 1.0]
     assert list(measured.error_y.array) == pytest.approx([0.9, 0.1])  # half the IQR (20 % of the median)
@@ -85,3 +86,61 @@ def test_reference_decode_figure():
     rows = [decode("a", 1e9, 2.0), decode("b", 4e9, 3.0)]
     fig = plots.reference_decode(rows, rows, 2e12, "recorded")
     assert len(fig.data) == 3 and fig.data[0].y[-1] == pytest.approx(fig.data[0].x[-1] * 1e9 / 2e12 * 1e3)
+
+
+def test_batching_claim_by_hand():
+    rows = [{"context_len": 16, "batch": 1, "ms_per_step": 10.0}, {"context_len": 16, "batch": 32, "ms_per_step": 20.0}]
+    claim = plots.batching_claim(rows, batch=32)  # 32 tokens per 20 ms vs 1 per 10 ms: 16x, steps 2x longer
+    assert claim[16] == {"throughput_gain": pytest.approx(16.0), "latency_ratio": 2.0}
+    with pytest.raises(ValueError, match="batch"):
+        plots.batching_claim(rows, batch=8)
+
+
+def budget(roof, kernel=0.0, ops=0.0, attention=0.0):
+    return {"memory roof": roof, "kernel below the roof": kernel, "compute past the ridge": 0.0,
+            "attention (KV reads)": attention, "other small ops": ops}
+
+
+def test_budget_waterfall_goes_from_the_roof_to_the_measurement():
+    r = decode("cpu-l", 235e6, 16.0, budget=budget(8.0, kernel=6.0, ops=0.5, attention=0.3), iqr=0.04)
+    fig = plots.budget_waterfall(r)
+    steps = fig.data[0]
+    assert list(steps.x) == ["memory roof", "kernel below the roof", "attention (KV reads)", "other small ops",
+                             "modeled", "measured"]  # the zero compute term is left out
+    assert list(steps.y[:4]) == [8.0, 6.0, 0.3, 0.5] and steps.text[4] == "14.80"
+    assert fig.data[1].y[0] == 16.0 and fig.data[1].error_y.array[0] == pytest.approx(0.32)
+
+
+@pytest.mark.parametrize("rec, words", [
+    (decode("cpu-l", 235e6, 16.0, budget=budget(8.0, kernel=6.0, ops=0.5, attention=0.3), iqr=0.02),
+     ["2.0× the memory line", "kernel-bound", "streaming at 10.0 of 12.5 GB/s (+6.00 ms)", "modeled 14.80 ms", "+8%"]),
+    (decode("cpu-l", 235e6, 10.0, budget=budget(8.0, kernel=0.8, ops=0.2), iqr=0.02),
+     ["bandwidth-bound", "+11%"]),
+    (decode("gpu-s", 23e6, 2.0, budget=budget(0.01, ops=1.9), iqr=0.02), ["launch-bound", "10 ops at 190.0 µs each"]),
+    (decode("cpu-xs", 7e6, 1.0, fits_in_cache=True, budget=budget(0.5)), ["fit in this machine's cache", "does not bind"]),
+    (decode("cpu-m", 117e6, 20.0, budget=budget(8.0, kernel=2.5), iqr=0.3), ["unexplained", "Noisy", "re-run"]),
+])
+def test_explain_decode_branches(rec, words):
+    text = plots.explain_decode(rec)
+    for w in words:
+        assert w in text, (w, text)
+
+
+def test_explain_precision_compares_time_with_bytes_and_kernels():
+    fp32 = decode("cpu-l", 235e6, 16.0, kernel=16e9)
+    fp16 = decode("cpu-l", 117.5e6, 7.0, kernel=20e9, precision="fp16")
+    bf16 = decode("cpu-l", 117.5e6, 18.0, kernel=8e9, precision="bf16")
+    text = plots.explain_precision([fp32, fp16, bf16])
+    # fp16: half the bytes, 44 % of the time; kernels: 16 / 20 x 0.5 = 40 %
+    assert "fp16 reads 50% of fp32's bytes and took 44% of its time" in text and "predict 40%" in text
+    assert "time fell about as much as the bytes" in text
+    # bf16: half the bytes but 8 GB/s against 16: the kernels predict 100 %, and it got slower
+    assert "it got **slower**" in text and "predict 100%" in text
+
+
+def test_wrong_way_points_are_named_as_noise():
+    rows = [decode(batch=b, ms=ms) for b, ms in ((1, 10.0), (2, 10.2), (4, 9.0), (8, 12.0))]
+    flags = plots.wrong_way(rows, "batch")
+    assert len(flags) == 1 and flags[0].startswith("batch 2 → 4: 10.2 → 9 ms") and "noise" in flags[0]
+    assert plots.wrong_way(rows[:2], "batch") == []  # 2 % slower is within the tolerance, and the right way
+
