@@ -177,7 +177,7 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
     """One rank: build the full model (same seed everywhere), keep this rank's slice, decode;
     then time one decode step at the last position, in lockstep on every rank. Rank 0 also times
     the unsplit model in the same rounds (the other ranks wait in their next all-reduce)."""
-    seconds = []  # of each all-reduce in the current step, device synchronised: transfer + waiting
+    seconds, comm = [], []  # each all-reduce of the current step (transfer + waiting); their sum per step
 
     def all_reduce(x: torch.Tensor) -> torch.Tensor:
         synchronize(device)
@@ -193,7 +193,6 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
     tokens = generate(shard, prompt, n_tokens)
     logits = teacher_forced_logits(shard, tokens)
     last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token again (it rewrites its own slot)
-    comm = []
 
     def tp_step():
         seconds.clear()
