@@ -9,10 +9,8 @@ per layer (Megatron-LM style). Each rank holds 1/N of every block's matrices:
 The embedding, norms and LM head are replicated: every rank computes the same logits and picks
 the same token, so the ranks stay in lockstep. (Real systems also split the LM head.)
 
-Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter) and
-meet through a rendezvous file; gloo on the CPU, NCCL when there are N GPUs. Rank 0 writes its
-result to a file the parent reads. A rank that raises: the others are stopped and the parent
-raises RuntimeError with its traceback; past ``timeout`` seconds: all stopped, TimeoutError.
+Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter);
+gloo on the CPU, NCCL when there are N GPUs. A failing or hung rank stops them all (spawn_ranks).
 
 Each rank runs one torch thread. On a 2-core CPU the two ranks share the two cores with the
 notebook's kernel and the OS: communication and waiting dominate, which is the lesson.
@@ -37,13 +35,13 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from .machine import check_precision, synchronize, time_interleaved, use_threads
-from .model import Attention, Block, KVCache, ToyConfig, ToyGPT, build_model, decode_one_token, get_config, prefill
+from .model import Attention, Block, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
 from .perf import check_count, check_positive
-from .presets import preset_name
+from .presets import ToyConfig, get_config, preset_name
 
 
 # ----------------------------------------------------------------------------- splitting the model
-def check_split(config: ToyConfig, world_size) -> int:
+def _check_split(config: ToyConfig, world_size) -> int:
     """``world_size`` if n_heads, n_kv_heads and d_ff divide by it (whole heads per rank); else ValueError."""
     world_size = check_count("world_size", world_size)
     for name in ("n_heads", "n_kv_heads", "d_ff"):
@@ -60,40 +58,27 @@ def _linear(weight: torch.Tensor) -> nn.Linear:
     return layer
 
 
-class AllReduced(nn.Module):
-    """Wraps a module whose output is this rank's partial sum; returns the sum over all ranks."""
-
-    def __init__(self, inner: nn.Module, all_reduce):
-        super().__init__()
-        self.inner, self.all_reduce = inner, all_reduce
-
-    def forward(self, *args):
-        return self.all_reduce(self.inner(*args))
-
-
-def _part(size: int, rank: int, world_size: int) -> slice:  # rank's contiguous 1/world_size
-    return slice(rank * size // world_size, (rank + 1) * size // world_size)
-
-
 def _shard_block(full: Block, config: ToyConfig, rank: int, n: int, all_reduce) -> Block:
     """This rank's block: an ordinary Block whose attention has h/N query and h_kv/N KV heads
-    (rows of wqkv, columns of wo, its own smaller KV cache) and whose MLP has d_ff/N columns."""
+    (rows of wqkv, columns of wo, its own smaller KV cache) and whose MLP has d_ff/N columns.
+    The attention and w_down outputs are partial sums: a forward hook all-reduces each."""
     local = replace(config, d_model=config.d_model // n, n_heads=config.n_heads // n,
                     n_kv_heads=config.n_kv_heads // n, d_ff=config.d_ff // n)  # same head_dim
     dtype, batch = full.w_up.weight.dtype, full.attention.cache.k_cache.shape[0]
     with torch.device("meta"):
         block, attention = Block(config, batch, dtype), Attention(local, batch, dtype)
     q, k, v = full.attention.wqkv.weight.split(full.attention.split_sizes)  # (h·hd, d), (h_kv·hd, d) x 2
-    rows_q, rows_kv = _part(q.shape[0], rank, n), _part(k.shape[0], rank, n)
-    attention.wqkv = _linear(torch.cat([q[rows_q], k[rows_kv], v[rows_kv]]))  # ((h + 2 h_kv)·hd / N, d)
-    attention.wo = _linear(full.attention.wo.weight[:, rows_q])  # (d, h·hd / N)
+    # chunk(n)[rank]: this rank's contiguous 1/N, whole heads (query head i reads KV head i·h_kv/h)
+    attention.wqkv = _linear(torch.cat([w.chunk(n)[rank] for w in (q, k, v)]))  # ((h + 2 h_kv)·hd / N, d)
+    attention.wo = _linear(full.attention.wo.weight.chunk(n, dim=1)[rank])  # (d, h·hd / N)
     with torch.device(full.w_up.weight.device):
         attention.cache = KVCache(batch, local.n_kv_heads, config.max_seq_len, config.head_dim, dtype)
-    cols = _part(config.d_ff, rank, n)
     block.attn_norm, block.mlp_norm = full.attn_norm, full.mlp_norm  # replicated
-    block.attention = AllReduced(attention, all_reduce)
-    block.w_up = _linear(full.w_up.weight[cols])  # (d_ff / N, d)
-    block.w_down = AllReduced(_linear(full.w_down.weight[:, cols]), all_reduce)  # (d, d_ff / N)
+    block.attention = attention
+    block.w_up = _linear(full.w_up.weight.chunk(n)[rank])  # (d_ff / N, d)
+    block.w_down = _linear(full.w_down.weight.chunk(n, dim=1)[rank])  # (d, d_ff / N)
+    for partial in (block.attention, block.w_down):
+        partial.register_forward_hook(lambda module, args, out: all_reduce(out))  # the returned sum replaces out
     return block
 
 
@@ -102,72 +87,47 @@ def shard_model(full: ToyGPT, rank: int, world_size: int, all_reduce=None) -> To
     weight slices and KV cache and share the replicated embedding, norms and LM head with
     ``full``. ``all_reduce(x) -> x`` sums a tensor over the ranks (default: identity, right
     only for world_size 1). prefill, decode_one_token and generate run on it unchanged."""
-    world_size = check_split(full.config, world_size)
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank={rank!r} must be a whole number in [0, world_size={world_size})")
+    world_size = _check_split(full.config, world_size)
     with torch.device("meta"):
         shard = ToyGPT(full.config, full.max_batch, full.dtype)
     shard.embedding, shard.final_norm, shard.lm_head = full.embedding, full.final_norm, full.lm_head
-    shard.layers = nn.ModuleList(_shard_block(b, full.config, rank, world_size, all_reduce or (lambda x: x))
-                                 for b in full.layers)
-    left = [name for name, t in [*shard.named_parameters(), *shard.named_buffers()] if t.is_meta]
-    if left:  # model.py gained a tensor that this module does not know how to split
-        raise RuntimeError(f"shard_model left these tensors unallocated: {', '.join(left)}")
+    shard.layers = nn.ModuleList(_shard_block(block, full.config, rank, world_size, all_reduce or (lambda x: x))
+                                 for block in full.layers)
     return shard.eval()
 
 
-class TimedAllReduce:
-    """``dist.all_reduce`` (sum, in place) counting its calls and the seconds inside them, device
-    synchronised: the transfer plus any wait for a slower rank."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.calls, self.seconds = device, 0, 0.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        synchronize(self.device)
-        start = time.perf_counter()
-        dist.all_reduce(x)
-        synchronize(self.device)
-        self.seconds += time.perf_counter() - start
-        self.calls += 1
-        return x
-
-
 # ----------------------------------------------------------------------------- starting the ranks
-def pick_backend(world_size: int) -> str:
+def _backend(world_size: int) -> str:
     """"nccl" when there are >= world_size CUDA GPUs and torch has NCCL; else "gloo" (CPU)."""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return "nccl" if gpus >= world_size and dist.is_nccl_available() else "gloo"
 
 
-def _rank_device(backend: str, rank: int) -> torch.device:  # its own GPU with NCCL
-    return torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
-
-
 def _rank_main(rank: int, world_size: int, backend: str, folder: str, timeout: float, fn, args) -> None:
     """Body of every spawned process: one thread, join the group, run ``fn(rank, world_size,
-    backend, *args)``; rank 0 writes its return value to ``folder``/result.pickle."""
+    device, *args)`` (device: its own GPU with NCCL, else the CPU); rank 0 writes its return
+    value to ``folder``/result.pickle."""
     use_threads(1)
+    device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
     if backend == "nccl":
-        torch.cuda.set_device(rank)
+        torch.cuda.set_device(device)
     dist.init_process_group(backend, init_method=f"file://{folder}/rendezvous", rank=rank,
                             world_size=world_size, timeout=timedelta(seconds=timeout))
-    out = fn(rank, world_size, backend, *args)
-    if rank == 0:
-        with open(f"{folder}/result.tmp", "wb") as f:
+    out = fn(rank, world_size, device, *args)
+    if rank == 0:  # (if it fails later, or is stopped, the parent raises and never reads the file)
+        with open(f"{folder}/result.pickle", "wb") as f:
             pickle.dump(out, f)
-        os.replace(f"{folder}/result.tmp", f"{folder}/result.pickle")  # all or nothing
     dist.destroy_process_group()
 
 
 def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
-    """Run ``fn(rank, world_size, backend, *args)`` in ``world_size`` new processes joined in one
+    """Run ``fn(rank, world_size, device, *args)`` in ``world_size`` new processes joined in one
     torch.distributed group; return rank 0's return value (it must pickle). ``fn`` must be a
     module's top-level function (spawned processes import it by name; a script calling this needs
     ``if __name__ == "__main__":``). RuntimeError with the traceback if a rank fails; TimeoutError
     after ``timeout`` seconds (start-up included). Either way no rank is left running."""
     world_size, timeout = check_count("world_size", world_size), check_positive("timeout", timeout)
-    backend = pick_backend(world_size)
+    backend = _backend(world_size)
     if backend == "nccl":  # NVLink multicast stays off (shared GPU hosts require it); children inherit this
         os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     with tempfile.TemporaryDirectory(prefix="course-tp-") as folder:
@@ -199,69 +159,62 @@ class TensorParallelResult:
     backend: str
     precision: str
     tokens: list[int]             # prompt + n_tokens new ones, split model
-    reference_tokens: list[int]   # the same from the unsplit model
-    identical_tokens: bool
-    max_abs_logit_diff: float     # over every generated position
+    identical_tokens: bool        # to the unsplit model's
+    max_abs_logit_diff: float     # over every position of the output, in one full pass
     step_s: float                 # one tensor-parallel decode step (rank 0's clock)
-    compute_s: float              # step_s minus the all-reduces
+    compute_s: float              # step_s - comm_s
     comm_s: float
     comm_share: float             # comm_s / step_s
     single_device_step_s: float   # the unsplit model, one process, one thread, timed in the same rounds
     speedup: float                # single_device_step_s / step_s
     allreduces_per_step: int      # 2 per layer
     allreduce_bytes: int          # bytes per all-reduce: the hidden state of one token
-    rounds: int
 
 
 @torch.inference_mode()
-def _decode(model: ToyGPT, prompt: torch.Tensor, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy decoding keeping every logit: tokens (1, T + n_tokens), logits (n_tokens, vocab)."""
-    logits, tokens = [prefill(model, prompt)], prompt
-    for pos in range(prompt.shape[1], prompt.shape[1] + n_tokens):
-        tokens = torch.cat([tokens, logits[-1].argmax(-1, keepdim=True)], dim=1)
-        if pos < prompt.shape[1] + n_tokens - 1:
-            logits.append(decode_one_token(model, tokens[:, -1:], pos))
-    return tokens, torch.cat(logits)
-
-
-@torch.inference_mode()
-def _tp_worker(rank: int, world_size: int, backend: str, config: ToyConfig, precision: str, seed: int,
+def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConfig, precision: str, seed: int,
                prompt_len: int, n_tokens: int, rounds: int) -> TensorParallelResult | None:
     """One rank: build the full model (same seed everywhere), keep this rank's slice, decode;
     then time one decode step at the last position, in lockstep on every rank. Rank 0 also times
     the unsplit model in the same rounds (the other ranks wait in their next all-reduce)."""
-    device = _rank_device(backend, rank)
+    seconds, comm = [], []  # each all-reduce of the current step (transfer + waiting); their sum per step
+
+    def all_reduce(x: torch.Tensor) -> torch.Tensor:
+        synchronize(device)
+        start = time.perf_counter()
+        dist.all_reduce(x)  # sum, in place
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+        return x
+
     full = build_model(config, device=device, precision=precision, seed=seed)
-    reduce = TimedAllReduce(device)
-    shard = shard_model(full, rank, world_size, reduce)
-    prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
-    tokens, logits = _decode(shard, prompt.to(device), n_tokens)
-    last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token (writes its own cache slot)
-    comm, calls = [], []
+    shard = shard_model(full, rank, world_size, all_reduce)
+    prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed)).to(device)
+    tokens = generate(shard, prompt, n_tokens)
+    logits = teacher_forced_logits(shard, tokens)
+    last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token again (it rewrites its own slot)
 
     def tp_step():
-        before = reduce.seconds, reduce.calls
+        seconds.clear()
         decode_one_token(shard, last, pos)
-        comm.append(reduce.seconds - before[0])
-        calls.append(reduce.calls - before[1])
+        comm.append(sum(seconds))
 
     steps = {"tensor parallel": tp_step}
     if rank == 0:
-        ref_tokens, ref_logits = _decode(full, prompt.to(device), n_tokens)
+        reference = generate(full, prompt, n_tokens)  # (this fills its KV cache for the timed step)
         steps["one process"] = lambda: decode_one_token(full, last, pos)
     times = time_interleaved(steps, device, rounds=rounds, warmup=2)
     if rank != 0:
         return None
-    step_times, comm = times["tensor parallel"].times, comm[-rounds:]  # the warm-up calls dropped
-    step, comm_s, single = statistics.median(step_times), statistics.median(comm), times["one process"].median
+    step, single = times["tensor parallel"].median, times["one process"].median
+    comm_s = statistics.median(comm[-rounds:])  # the warm-up steps dropped
     return TensorParallelResult(
-        preset=preset_name(config), world_size=world_size, backend=backend, precision=precision,
-        tokens=tokens[0].tolist(), reference_tokens=ref_tokens[0].tolist(),
-        identical_tokens=bool(torch.equal(tokens, ref_tokens)),
-        max_abs_logit_diff=float((logits.float() - ref_logits.float()).abs().max()),
-        step_s=step, comm_s=comm_s, compute_s=statistics.median(s - c for s, c in zip(step_times, comm, strict=True)),
-        comm_share=comm_s / step, single_device_step_s=single, speedup=single / step,
-        allreduces_per_step=calls[-1], allreduce_bytes=config.d_model * full.dtype.itemsize, rounds=rounds)
+        preset=preset_name(config), world_size=world_size, backend=dist.get_backend(), precision=precision,
+        tokens=tokens[0].tolist(), identical_tokens=bool(torch.equal(tokens, reference)),
+        max_abs_logit_diff=float((logits.float() - teacher_forced_logits(full, tokens).float()).abs().max()),
+        step_s=step, compute_s=step - comm_s, comm_s=comm_s, comm_share=comm_s / step,
+        single_device_step_s=single, speedup=single / step,
+        allreduces_per_step=len(seconds), allreduce_bytes=config.d_model * full.dtype.itemsize)
 
 
 def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens: int = 16, prompt_len: int = 16,
@@ -273,12 +226,12 @@ def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens:
     ValueError for bad arguments (before any process starts); RuntimeError if a rank fails;
     TimeoutError after ``timeout`` seconds."""
     config = get_config(preset_or_config)
-    check_split(config, world_size)
+    _check_split(config, world_size)
     check_count("n_tokens", n_tokens)
     check_count("prompt_len", prompt_len)
     if prompt_len + n_tokens > config.max_seq_len:
         raise ValueError(f"prompt_len + n_tokens = {prompt_len + n_tokens} exceeds max_seq_len={config.max_seq_len}")
-    precision = check_precision(_rank_device(pick_backend(world_size), 0), precision)
+    precision = check_precision("cuda" if _backend(world_size) == "nccl" else "cpu", precision)
     args = (config, precision, seed, prompt_len, n_tokens, check_count("rounds", rounds))
     return spawn_ranks(_tp_worker, world_size, args, timeout)
 
@@ -290,17 +243,14 @@ class LinkResult:
 
     world_size: int
     backend: str
-    message_bytes: list[int]
+    message_bytes: list[int]      # the preset's decode message (one token's hidden state) among them
     seconds: list[float]          # median per all-reduce, one per message size
-    decode_message_bytes: int     # one token's hidden state of the preset (fp32)
-    decode_allreduce_s: float     # the all-reduce a tensor-parallel decode step does 2 per layer
     latency_s: float              # alpha: per ring step
     bandwidth_Bps: float          # beta: bytes per second
 
 
-def _allreduce_worker(rank: int, world_size: int, backend: str, sizes: list[int], rounds: int) -> list[float]:
+def _allreduce_worker(rank: int, world_size: int, device: torch.device, sizes: list[int], rounds: int) -> list[float]:
     """Median seconds of one all-reduce per message size (fp32), the same calls on every rank."""
-    device = _rank_device(backend, rank)
     buffers = {size: torch.rand(size // 4, device=device) for size in sizes}
     steps = {size: (lambda x=x: dist.all_reduce(x)) for size, x in buffers.items()}
     return [m.median for m in time_interleaved(steps, device, rounds=rounds, warmup=3).values()]
@@ -315,15 +265,11 @@ def measure_allreduce(world_size: int = 2, preset_or_config="cpu-m",
     latency alpha and bandwidth beta. With gloo on one machine the "link" is the loopback
     network stack: the fit describes this machine, for ``perf.tensor_parallel_decode_time``."""
     world_size = check_count("world_size", world_size, 2)
-    config = get_config(preset_or_config)
-    decode_bytes = config.d_model * 4
+    decode_bytes = get_config(preset_or_config).d_model * 4
     sizes = sorted({decode_bytes, *(4 * (check_count("message_bytes", m, 4) // 4) for m in message_bytes)})
-    if len(sizes) < 2:
-        raise ValueError(f"message_bytes={message_bytes!r}: the fit needs at least two different sizes")
     seconds = spawn_ranks(_allreduce_worker, world_size, (sizes, check_count("rounds", rounds)), timeout)
     slope, intercept = statistics.linear_regression(sizes, seconds)
     steps = 2 * (world_size - 1)
-    return LinkResult(world_size=world_size, backend=pick_backend(world_size), message_bytes=sizes, seconds=seconds,
-                      decode_message_bytes=decode_bytes, decode_allreduce_s=seconds[sizes.index(decode_bytes)],
+    return LinkResult(world_size=world_size, backend=_backend(world_size), message_bytes=sizes, seconds=seconds,
                       latency_s=max(intercept, 0.0) / steps,
                       bandwidth_Bps=steps / world_size / slope if slope > 0 else float("inf"))

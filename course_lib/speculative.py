@@ -16,28 +16,25 @@ One round, with ``n`` tokens known and the target's KV cache filled for position
 The static KV cache makes rollback free: slots written for rejected guesses are overwritten by a
 later pass before anything reads them.
 
-Drafts (any object with ``prefill``, ``propose``, ``keep`` works):
+Drafts (any object with ``propose`` and ``keep`` works):
 
-    make_draft(target, noise)   a copy of the target with noisy weights: noise 0 is a perfect
-                                draft (alpha = 1); as slow as the target (c ≈ 1), so it loses
-    make_bf16_draft(target)     the target in bf16: the same function up to rounding (alpha near
-                                1) from half the bytes; c is what this machine's bf16 matmul makes of it
-    PromptLookupDrafter()       no model: copy what followed the last earlier occurrence of the
-                                current n-gram (c ≈ 0). Proposes nothing without a match: such
-                                rounds are plain decode steps, counted as ``empty_rounds``
+    make_draft(target, noise)   a noisy copy of the target: alpha up to 1, but c ≈ 1, so it loses
+    make_bf16_draft(target)     the target in bf16: alpha near 1 from half the bytes; c depends
+                                on how fast this machine's bf16 matmul is
+    PromptLookupDrafter()       no model, c ≈ 0: copy what followed an earlier occurrence of the
+                                latest n-gram; without a match a round is a plain decode step
 
 References: Leviathan, Kalman & Matias, "Fast Inference from Transformers via Speculative
-Decoding" (ICML 2023); A. Saxena, "Prompt Lookup Decoding" (2023); gpt-fast's
-``speculative_decode``.
+Decoding" (ICML 2023); A. Saxena, "Prompt Lookup Decoding" (2023); gpt-fast's ``speculative_decode``.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import perf
 from .machine import check_precision, time_interleaved
@@ -49,15 +46,11 @@ from .perf import check_count, check_non_negative
 class ModelDrafter:
     """Proposes tokens greedily with a draft ToyGPT on its own KV cache. ``valid`` counts the
     leading cache slots that hold tokens of the accepted sequence; a round first feeds the draft
-    the known tokens it lacks (one, or two after a round that kept every guess)."""
+    the known tokens it lacks: the whole prompt in the first round, then one (or two after a
+    round that kept every guess)."""
 
     def __init__(self, model: ToyGPT):
         self.model, self.valid = model, 0
-
-    def prefill(self, context: torch.Tensor) -> None:
-        """Fill the cache with ``context`` (1, T) at positions [0, T)."""
-        self.model(context, start_pos=0)
-        self.valid = context.shape[1]
 
     def propose(self, tokens: torch.Tensor, n: int, gamma: int) -> int:
         """Write ``gamma`` guesses into tokens[:, n:n+gamma] (the first n are known); return gamma."""
@@ -81,19 +74,14 @@ class PromptLookupDrafter:
     and propose the tokens that followed it ("prompt lookup decoding", vLLM's n-gram speculator).
     Free to run; right whenever the text repeats itself, as greedy text often does."""
 
-    def __init__(self, max_ngram: int = 3):
-        self.max_ngram = check_count("max_ngram", max_ngram)
-
-    def prefill(self, context: torch.Tensor) -> None:
-        """Nothing to prepare: the lookup reads the tokens themselves."""
+    max_ngram = 3
 
     def propose(self, tokens: torch.Tensor, n: int, gamma: int) -> int:
         """Write up to ``gamma`` guesses into tokens[:, n:n+gamma]; return how many (0: no match)."""
         seq = tokens[0, :n].tolist()
         for size in range(min(self.max_ngram, n - 1), 0, -1):
-            suffix = seq[n - size:]
             for start in range(n - size - 1, -1, -1):  # latest match first
-                if seq[start:start + size] == suffix:
+                if seq[start:start + size] == seq[n - size:]:
                     for i in range(gamma):  # copy what followed; may run into its own copy (a loop)
                         seq.append(seq[start + size + i])
                     tokens[0, n:n + gamma] = torch.tensor(seq[n:], dtype=tokens.dtype)
@@ -123,20 +111,6 @@ def make_bf16_draft(target: ToyGPT) -> ToyGPT:
     half the bytes of fp32. Cheaper only where this machine's bf16 matmul is fast."""
     check_precision(target.device, "bf16")
     return copy.deepcopy(target).to(torch.bfloat16)
-
-
-def _as_drafter(draft, target: ToyGPT):
-    """A ToyGPT becomes a ModelDrafter (after checks); a drafter object is used as it is."""
-    if not isinstance(draft, ToyGPT):
-        if not all(callable(getattr(draft, name, None)) for name in ("prefill", "propose", "keep")):
-            raise ValueError(f"draft={type(draft).__name__} must be a ToyGPT or have prefill(), propose(), keep()")
-        return draft
-    if draft.config.vocab_size != target.config.vocab_size:
-        raise ValueError(f"the draft's vocab_size={draft.config.vocab_size} differs from the target's "
-                         f"{target.config.vocab_size}: their tokens must mean the same thing")
-    if draft.device != target.device:
-        raise ValueError(f"the draft is on {draft.device} but the target is on {target.device}")
-    return ModelDrafter(draft)
 
 
 # ----------------------------------------------------------------------------- generation
@@ -172,25 +146,20 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
 
     ``draft``: a ToyGPT with the target's vocabulary (``make_draft``, ``make_bf16_draft``) or a
     drafter such as :class:`PromptLookupDrafter`. Near the end a round proposes fewer than
-    ``gamma`` tokens, so that exactly ``max_new_tokens`` come out. ValueError for gamma < 1, a
-    batch other than 1, or a sequence longer than either model's max_seq_len.
+    ``gamma`` tokens, so that exactly ``max_new_tokens`` come out.
     """
     gamma, max_new_tokens = check_count("gamma", gamma), check_count("max_new_tokens", max_new_tokens)
     if not isinstance(prompt, torch.Tensor) or prompt.dtype != torch.long or prompt.dim() != 2 or prompt.shape[0] != 1:
         raise ValueError("prompt must be a torch.long tensor of shape (1, length)")
-    if prompt.device != target.device:
-        raise ValueError(f"prompt is on {prompt.device} but the target is on {target.device}")
-    drafter = _as_drafter(draft, target)
-    T = prompt.shape[1]
-    end = T + max_new_tokens
-    for model in (target, draft):
-        if isinstance(model, ToyGPT):
-            model.check_fits(1, end)
-    tokens = torch.empty((1, end), dtype=torch.long, device=prompt.device)
-    tokens[:, :T] = prompt
-    if T > 1:  # the caches take all but the last prompt token, which round 1 feeds
+    if isinstance(draft, ToyGPT) and draft.config.vocab_size != target.config.vocab_size:
+        raise ValueError(f"the draft's vocab_size={draft.config.vocab_size} differs from the target's "
+                         f"{target.config.vocab_size}: their tokens must mean the same thing")
+    drafter = ModelDrafter(draft) if isinstance(draft, ToyGPT) else draft
+    T, end = prompt.shape[1], prompt.shape[1] + max_new_tokens
+    target.check_fits(1, end)  # (a draft model checks its own at its first pass)
+    tokens = F.pad(prompt, (0, max_new_tokens))  # the prompt, then room for the new tokens
+    if T > 1:  # the target's cache takes all but the last prompt token, which round 1 feeds
         target(prompt[:, :-1], start_pos=0)
-        drafter.prefill(prompt[:, :-1])
     n, stats = T, SpeculativeStats(0, 0, 0, 0, 0, max_new_tokens)  # n: tokens known
     while n < end:
         g = drafter.propose(tokens, n, min(gamma, end - n - 1))  # never make more than end - n tokens
@@ -198,7 +167,9 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
         k = int((choice[:, :g] == tokens[:, n:n + g]).int().cumprod(dim=-1).sum())  # accepted prefix
         tokens[:, n + k] = choice[:, k]  # the correction, or the bonus token if all g were kept
         drafter.keep(n + k)
-        stats.rounds, stats.proposed, stats.accepted = stats.rounds + 1, stats.proposed + g, stats.accepted + k
+        stats.rounds += 1
+        stats.proposed += g
+        stats.accepted += k
         stats.rejections += k < g
         stats.empty_rounds += g == 0 and n + 1 < end  # (the last round may have no room to propose)
         n += k + 1
@@ -208,7 +179,7 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
 # ----------------------------------------------------------------------------- measuring
 @dataclass
 class DraftResult:
-    """One draft in :func:`run_speculative_demo`. Times are medians in seconds."""
+    """One draft in :func:`run_speculative_demo`; the ratios are of median times."""
 
     draft: str                # "noisy copy", "bf16 copy" or "prompt lookup"
     noise: float              # for the noisy copy; 0 otherwise
@@ -216,69 +187,55 @@ class DraftResult:
     alpha: float              # measured per-token acceptance
     tokens_per_step: float    # measured tokens per verification pass
     empty_rounds: int         # rounds without a proposal (prompt lookup without a match)
-    rounds: int
     cost_ratio: float         # c: the draft's time per proposed token / the target's decode step
     verify_ratio: float       # v: the target's pass over gamma + 1 tokens / its decode step
     predicted_speedup: float  # perf.speculative_speedup(alpha, gamma, c): assumes v = 1
-    measured_speedup: float   # baseline_s / speculative_s
+    measured_speedup: float   # target-only generate / speculative_generate, whole calls
     identical: bool           # same tokens as target-only greedy decoding
-    baseline_s: float         # target-only generate, the whole call
-    speculative_s: float      # speculative_generate, the whole call, timed in the same rounds
-
-
-def _costs(target: ToyGPT, drafter, tokens: torch.Tensor, gamma: int, rounds: int) -> tuple[float, float]:
-    """(c, v): a draft round of ``gamma`` guesses per guess, and the target's verification pass
-    over gamma + 1 tokens, each relative to one target decode step, timed in the same rounds."""
-    gamma = min(gamma, tokens.shape[1] - 2)
-    n = tokens.shape[1] - gamma  # propose at n (>= 2): the pass writes up to the last slot
-    target(tokens[:, :n - 1], start_pos=0)
-    drafter.prefill(tokens[:, :n - 1])
-    work = tokens.clone()
-
-    def draft_round():
-        drafter.keep(n - 1)  # as after a rejection: feed one token, guess gamma
-        drafter.propose(work, n, gamma)
-
-    times = time_interleaved({"step": lambda: target(tokens[:, n - 1:n], start_pos=n - 1),
-                              "verify": lambda: target(tokens[:, n - 1:n + gamma], start_pos=n - 1),
-                              "draft": draft_round}, target.device, rounds=rounds, warmup=1)
-    step = times["step"].median
-    return times["draft"].median / gamma / step, times["verify"].median / step
 
 
 @torch.inference_mode()
-def measure_draft(target: ToyGPT, draft, name: str, prompt: torch.Tensor, max_new_tokens: int, gamma: int,
-                  rounds: int = 5, noise: float = 0.0) -> DraftResult:
-    """Target-only ``generate`` and :func:`speculative_generate` timed in alternating rounds
-    (``machine.time_interleaved``, after a warm-up), the draft's cost ratio c and the
-    verification ratio v, and the formula's prediction beside the measured speed-up."""
-    runs = {}
+def _measure_draft(target: ToyGPT, draft, name: str, noise: float, prompt: torch.Tensor, max_new_tokens: int,
+                   gamma: int, rounds: int) -> DraftResult:
+    """Time, in the same alternating rounds (``machine.time_interleaved``): target-only
+    ``generate``, :func:`speculative_generate`, and near the end of the text one target decode
+    step, the target's pass over g + 1 tokens (v = pass / step) and a draft round of g guesses
+    (c = round / g / step). Those three reuse the KV caches as they are: values do not change times."""
+    expected = generate(target, prompt, max_new_tokens)
+    drafter = ModelDrafter(draft) if isinstance(draft, ToyGPT) else draft
+    g = min(gamma, max_new_tokens)
+    n = expected.shape[1] - g  # guesses for the last g slots: the verification pass ends at the last one
+    guesses, out = expected.clone(), {}
+
+    def draft_round():
+        drafter.keep(n - 1)  # feed one token, guess g
+        drafter.propose(guesses, n, g)
+
     times = time_interleaved({
-        "baseline": lambda: runs.update(baseline=generate(target, prompt, max_new_tokens)),
-        "speculative": lambda: runs.update(spec=speculative_generate(target, draft, prompt, max_new_tokens, gamma)),
-    }, target.device, rounds=check_count("rounds", rounds), warmup=1)
-    tokens, stats = runs["spec"]
-    c, v = _costs(target, _as_drafter(draft, target), runs["baseline"], gamma, rounds)
+        "baseline": lambda: generate(target, prompt, max_new_tokens),
+        "speculative": lambda: out.update(spec=speculative_generate(target, draft, prompt, max_new_tokens, gamma)),
+        "step": lambda: target(expected[:, n - 1:n], start_pos=n - 1),
+        "verify": lambda: target(expected[:, n - 1:n + g], start_pos=n - 1),
+        "draft": draft_round,
+    }, target.device, rounds=rounds, warmup=1)
+    tokens, stats = out["spec"]
+    step = times["step"].median
+    c = times["draft"].median / g / step
     alpha = min(stats.alpha, 1 - 1e-9)  # perf's formula needs alpha < 1; the limit is gamma + 1 tokens
-    predicted = perf.speculative_speedup(alpha, gamma, c) if math.isfinite(alpha) else float("nan")
-    baseline_s, speculative_s = times["baseline"].median, times["speculative"].median
+    predicted = perf.speculative_speedup(alpha, gamma, c) if stats.proposed else float("nan")
     return DraftResult(draft=name, noise=noise, gamma=gamma, alpha=stats.alpha, tokens_per_step=stats.tokens_per_step,
-                       empty_rounds=stats.empty_rounds, rounds=stats.rounds, cost_ratio=c, verify_ratio=v,
-                       predicted_speedup=predicted, measured_speedup=baseline_s / speculative_s,
-                       identical=bool(torch.equal(tokens, runs["baseline"])), baseline_s=baseline_s,
-                       speculative_s=speculative_s)
+                       empty_rounds=stats.empty_rounds, cost_ratio=c, verify_ratio=times["verify"].median / step,
+                       predicted_speedup=predicted, measured_speedup=times["baseline"].median / times["speculative"].median,
+                       identical=bool(torch.equal(tokens, expected)))
 
 
 def run_speculative_demo(target_preset="cpu-m", gamma: int = 2, noises=(0.0,), bf16: bool = True,
                          lookup: bool = True, max_new_tokens: int = 40, prompt_len: int = 16, device=None,
                          seed: int = 0, rounds: int = 5) -> list[DraftResult]:
-    """Speculative decoding on this machine: one :class:`DraftResult` per draft (a noisy copy
-    per value of ``noises``, a bf16 copy if ``bf16``, prompt lookup if ``lookup``), each timed
-    against target-only decoding in alternating rounds. The target is the preset in fp32 with a
-    seeded random prompt; how soon greedy text starts repeating (what prompt lookup feeds on)
-    changes with the seed. ``gamma`` is 2 by default: on a small CPU a pass over 3 tokens costs
-    about one decode step, over 5 about two (see ``verify_ratio``). Single-thread CPU runs are
-    the steadiest; set ``machine.use_threads`` before calling."""
+    """One :class:`DraftResult` per draft (a noisy copy per value of ``noises``, a bf16 copy,
+    prompt lookup) for the preset in fp32 on a seeded random prompt; how soon greedy text repeats
+    (what prompt lookup feeds on) changes with the seed. ``gamma`` is 2 by default: on a small
+    CPU a pass over 3 tokens costs about one decode step, over 5 about two (``verify_ratio``)."""
     config = get_config(target_preset)
     gamma = check_count("gamma", gamma)
     target = build_model(config, device=device, seed=seed)
@@ -287,5 +244,5 @@ def run_speculative_demo(target_preset="cpu-m", gamma: int = 2, noises=(0.0,), b
     drafts = [("noisy copy", x, lambda x=x: make_draft(target, x, seed)) for x in map(float, noises)]
     drafts += [("bf16 copy", 0.0, lambda: make_bf16_draft(target))] if bf16 else []
     drafts += [("prompt lookup", 0.0, PromptLookupDrafter)] if lookup else []
-    return [measure_draft(target, build(), name, prompt, max_new_tokens, gamma, rounds, noise)
+    return [_measure_draft(target, build(), name, noise, prompt, max_new_tokens, gamma, rounds)
             for name, noise, build in drafts]
