@@ -25,9 +25,11 @@ os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
 os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
 
 import torch  # noqa: E402
+from breakdown import decode_breakdown  # noqa: E402
 from common import provenance  # noqa: E402
 
 from course_lib import machine, measure, model, parallel, roofs  # noqa: E402
+from course_lib.__main__ import format_budget, format_table  # noqa: E402
 
 
 def _card_name(name: str) -> str:
@@ -54,19 +56,26 @@ def main(argv=None) -> int:
     print(profile.summary())
     result = {"provenance": provenance(device), "fast": args.fast, "profile": dataclasses.asdict(profile),
               "records": []}
+    records = []
     for graph in (False, True):
-        result["records"] += _jsonable(measure.decode_sweep(["gpu-s", "gpu-m", "gpu-1b", "7b"], device, "bf16",
-                                                            graph=graph, profile=profile, fast=args.fast,
-                                                            progress=False))
+        records += measure.decode_sweep(["gpu-s", "gpu-m", "gpu-1b", "7b"], device, "bf16", graph=graph,
+                                        profile=profile, fast=args.fast, progress=False)
+    print(format_table(records))
+    for r in records:
+        print(format_budget(r))
+    result["records"] = _jsonable(records)
     toy = model.build_model("7b", device=device, precision="bf16")
-    result["breakdown"] = measure.decode_breakdown(toy, fast=args.fast)
+    result["breakdown"] = decode_breakdown(toy, steps=30 if args.fast else 100)
     del toy
     machine.release(device)
     # the 7B-class toy in CUDA graphs: launch overhead out of the way, so the knee shows
-    toy = model.build_model("7b", device=device, precision="bf16", max_batch=64)
-    result["batch_sweep"] = _jsonable(measure.batch_sweep(toy, [1, 2, 4, 8, 16, 32, 64], context_len=128,
-                                                          fast=args.fast, progress=False, graph=True))
-    result["prefill_sweep"] = _jsonable(measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255],
+    batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    toy = model.build_model("7b", device=device, precision="bf16", max_batch=batches[-1])
+    sweep = measure.batch_sweep(toy, batches, context_len=128, profile=profile, fast=args.fast, progress=False,
+                                graph=True)
+    print(format_table(sweep))
+    result["batch_sweep"] = _jsonable(sweep)
+    result["prefill_sweep"] = _jsonable(measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile=profile,
                                                               fast=args.fast, progress=False))
     del toy
     machine.release(device)

@@ -167,13 +167,15 @@ def precision_of(model) -> str:
 
 
 _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "gelu": "gelu", "add_": "add_",
-          "__setitem__": "__setitem__", "index_copy_": "index_copy_"}
+          "__setitem__": "__setitem__", "index_copy_": "index_copy_", "linear": "linear",
+          # metadata only: no kernel, no data touched (in a CUDA graph they cost nothing)
+          **dict.fromkeys(("view", "transpose", "split", "reshape", "__getitem__", "__get__", "t"), "view")}
 
 
 def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) -> dict[str, int]:
     """The calls one decode step makes, by kind: torch functions and methods as they are called
-    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Matrix products are
-    left out (the kernel roof times them); metadata-only calls count as "tiny". ``graph=True``
+    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Metadata-only calls
+    count as "view", any other call as "other". ``graph=True``
     counts the static-cache step a CUDA graph records."""
     token = torch.zeros((batch, 1), dtype=torch.long, device=model.device)
     counts = Counter()
@@ -181,8 +183,7 @@ def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) 
     class Calls(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", "")
-            if name != "linear":
-                counts[_KINDS.get(name, "tiny")] += 1
+            counts[_KINDS.get(name, "other")] += 1
             return func(*args, **(kwargs or {}))
 
     def module_call(module, args):
@@ -240,8 +241,11 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     kernel = kernel_roof(device, precision, cfg, threads, profile.fast)
     counts = count_ops(model, batch, context_len, graph)
     costs = small_op_costs(device, precision, cfg, batch, kv_positions, graph, threads, profile.fast)
+    launches = None
+    if device == "cuda" and not graph:  # eager on a GPU: the CPU issues ops while the GPU runs earlier ones
+        costs, launches = small_op_costs(device, precision, cfg, batch, kv_positions, True, threads, profile.fast), costs
     budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
-                                profile.matmul_flops.get(precision))
+                                profile.matmul_flops.get(precision), launches)
     datasheet = hardware.match(profile.device_name)
     return DecodeRecord(
         preset=preset_name(cfg), device=model.device.type, precision=precision, mode="cuda-graph" if graph else "eager",

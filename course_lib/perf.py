@@ -154,7 +154,7 @@ def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
 
 
 def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_counts: dict, op_costs: dict,
-                  peak_flops=None) -> dict[str, float]:
+                  peak_flops=None, launch_costs: dict | None = None) -> dict[str, float]:
     r"""The gap budget of one decode step: from the memory roof to a modeled step time, term by
     term (seconds), each predicted from microbenchmarks of this machine and the model's shape,
     never from timing the step itself. Their sum is the modeled time.
@@ -171,20 +171,29 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
     ======================  ==============================================================
 
     ``op_counts`` and ``op_costs`` map a kind of op to its count per step and its seconds per call.
+    With ``launch_costs`` (eager on a GPU: the CPU's seconds to issue each kind of op), the GPU
+    runs while the CPU issues, so a last term adds only what issuing takes beyond the GPU's work:
+    ``waiting for launches`` :math:`= \max(0,\ \sum_k n_k l_k - \text{the terms above})`.
     """
     w = check_positive("weight_bytes", weight_bytes)
     kernel = w / check_positive("kernel_bandwidth", kernel_bandwidth)
     compute = check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops) if peak_flops else 0.0
-    missing = set(op_counts) - set(op_costs)
-    if missing:
-        raise ValueError(f"op_counts has kinds without a cost: {sorted(missing)}")
-    ops = {k: check_count(f"op_counts[{k!r}]", n, 0) * check_non_negative(f"op_costs[{k!r}]", op_costs[k])
-           for k, n in op_counts.items()}
-    return {"memory roof": w / check_positive("stream_bandwidth", stream_bandwidth),
-            "kernel below the roof": kernel - w / stream_bandwidth,
-            "compute past the ridge": max(0.0, compute - kernel),
-            "attention (KV reads)": ops.pop("attention", 0.0),
-            "other small ops": sum(ops.values())}
+    def priced(costs: dict) -> dict:
+        missing = set(op_counts) - set(costs)
+        if missing:
+            raise ValueError(f"op_counts has kinds without a cost: {sorted(missing)}")
+        return {k: check_count(f"op_counts[{k!r}]", n, 0) * check_non_negative(f"cost of {k!r}", costs[k])
+                for k, n in op_counts.items()}
+
+    ops = priced(op_costs)
+    budget = {"memory roof": w / check_positive("stream_bandwidth", stream_bandwidth),
+              "kernel below the roof": kernel - w / stream_bandwidth,
+              "compute past the ridge": max(0.0, compute - kernel),
+              "attention (KV reads)": ops.pop("attention", 0.0),
+              "other small ops": sum(ops.values())}
+    if launch_costs is not None:
+        budget["waiting for launches"] = max(0.0, sum(priced(launch_costs).values()) - sum(budget.values()))
+    return budget
 
 
 def fits(n_params, precision: str, memory, kv_bytes=0.0) -> bool:

@@ -302,6 +302,7 @@ def explain_decode(r) -> str:
     b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
                                            "attention (KV reads)", "other small ops")}
     b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
+    b["waiting for launches"] = r.budget.get("waiting for launches", 0.0)
     roof = b["memory roof"]
     head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
             f"{r.ms_per_step / roof:.1f}× the memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
@@ -312,10 +313,11 @@ def explain_decode(r) -> str:
     per_op = b["other small ops"] / max(r.n_ops, 1) * 1e3
     parts = {f"the batch-1 matmul kernel streaming at {r.kernel_bandwidth / 1e9:.1f} of {r.bandwidth / 1e9:.1f} GB/s":
              b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
-             "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"]}
+             "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
+             "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
     biggest = max(parts, key=parts.get)
-    if b["other small ops"] > roof:
+    if b["other small ops"] + b["waiting for launches"] > roof:
         kind = "**launch-bound**: fixed costs per op outweigh moving the bytes"
     elif parts[biggest] >= 0.25 * roof and biggest.startswith("the batch-1"):
         kind = "**kernel-bound**: the matmul kernel, not memory, sets the pace"

@@ -104,7 +104,8 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
     """The kernel roof: the toy's own decode op (one-row ``F.linear(x, W)``, W stored (out, in))
     over cold matrices of the toy's own shapes (default: those of REFERENCE_PRESET), ``nbytes``
     in all (default: the bandwidth buffer): bytes of W / median time. What the matmul library
-    achieves at batch 1, which can be well below what memory delivers."""
+    achieves at batch 1, which can be well below what memory delivers. On a GPU the chain is
+    replayed from a CUDA graph, so that launch costs (priced separately) do not hide it."""
     device, fast = pick_device(device), fast_mode(fast)
     dtype = torch_dtype(precision)
     shapes = shapes or get_config(REFERENCE_PRESET[device.type]).matrix_shapes()
@@ -116,7 +117,7 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
             F.linear(xs[w.shape[1]], w)
 
     with torch.inference_mode():
-        m = time_fn(chain, device, 0.15 if fast else 0.5)
+        m = time_fn(_graphed(chain) if device.type == "cuda" else chain, device, 0.15 if fast else 0.5)
     return Roof.of(m, sum(w.numel() * w.element_size() for w in mats),
                    f"F.linear(x[1, in], W[out, in]), {precision}, over {len(mats)} cold matrices of shapes {shapes[:5]}...")
 
@@ -145,23 +146,34 @@ def matmul_flops(device, precision: str = "fp32", n: int | None = None, fast: bo
 # ----------------------------------------------------------------------------- the small ops
 def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool) -> dict:
     """One callable per kind of small op a decode step of ``config`` makes, on its shapes. The
-    kinds are the names TorchFunctionMode reports (measure.count_ops); "tiny" stands for the
-    metadata-only calls (views, slices, attribute reads), "module" for an nn.Module call."""
+    kinds are the names TorchFunctionMode reports (measure.count_ops); "view" stands for the
+    metadata-only calls (views, slices, attribute reads), "other" for any other small op (a
+    multiply), "module" for an nn.Module call."""
     d, h, kvh, hd, n = config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, kv_positions
     x, y = random_tensor((batch, 1, d), dtype, device, 1), random_tensor((batch, 1, d), dtype, device, 2)
     hidden = random_tensor((batch, 1, config.d_ff), dtype, device, 3)
-    k, v = (random_tensor((batch, kvh, config.max_seq_len, hd), dtype, device, s) for s in (4, 5))
+    # one cache per layer, visited in turn: the step's attention reads a different, cold cache each
+    # time (as many as fit in a quarter of a bandwidth buffer, and at least two)
+    per_layer = 2 * batch * kvh * config.max_seq_len * hd * dtype.itemsize
+    layers = max(2, min(config.n_layers, _buffer_bytes(device, True) // 4 // per_layer))
+    caches = [tuple(random_tensor((batch, kvh, config.max_seq_len, hd), dtype, device, 2 * i + s) for s in (20, 21))
+              for i in range(layers)]
+    k, turn = caches[0][0], iter(range(1 << 62))
     q, new = random_tensor((batch, h, 1, hd), dtype, device, 6), random_tensor((batch, kvh, 1, hd), dtype, device, 7)
     norm, empty, pos = torch.nn.RMSNorm(d, dtype=dtype, device=device), torch.nn.Identity(), torch.tensor([n - 1], device=device)
+    w = random_tensor((8, d), dtype, device, 9)  # a matrix too small to stream: what remains is the call
     mask = torch.zeros(1, config.max_seq_len, dtype=dtype, device=device)  # the CUDA-graph step's additive mask
-    if graph:  # the static-cache step attends over every slot, under a mask
-        attention = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kvh != h)  # noqa: E731
-    else:
-        attention = lambda: F.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n], enable_gqa=kvh != h)  # noqa: E731
+    def attention():
+        ck, cv = caches[next(turn) % len(caches)]
+        if graph:  # the static-cache step attends over every slot, under a mask
+            return F.scaled_dot_product_attention(q, ck, cv, attn_mask=mask, enable_gqa=kvh != h)
+        return F.scaled_dot_product_attention(q, ck[:, :, :n], cv[:, :, :n], enable_gqa=kvh != h)
+
     return {"attention": attention, "rms_norm": lambda: norm(x), "gelu": lambda: F.gelu(hidden),
             "add_": lambda: y.add_(x), "index_copy_": lambda: k.index_copy_(2, pos, new),
             "__setitem__": lambda: k.__setitem__((slice(0, batch), slice(None), slice(n - 1, n)), new),
-            "tiny": lambda: x.view(batch, 1, h, hd), "module": lambda: empty(x)}
+            "view": lambda: x.view(batch, 1, h, hd), "other": lambda: x.mul(2.0), "module": lambda: empty(x),
+            "linear": lambda: F.linear(x, w)}
 
 
 @lru_cache(maxsize=64)
@@ -170,15 +182,16 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
     """Seconds per call of each kind of small op of a decode step (``_small_ops``), measured
     once per process (the arguments are the cache key; pass torch.get_num_threads()).
 
-    CPU: each op runs twice after each of 16 cold 8 MiB GEMVs, as ops do in the step, where
-    every weight matrix has just evicted the caches; cost = (with - without) / calls, timed in
-    interleaved rounds. GPU: 50 calls back to back, eagerly (the launch cost) or replayed from
-    one CUDA graph; cost = time / 50."""
+    Eager (a CPU, or a GPU's launches): each op runs twice after each of 16 cold 8 MiB GEMVs on
+    the CPU, as ops do in the step, where every weight matrix (or, on a GPU, the model's Python
+    between launches) has just evicted the CPU's caches; cost = (with - without) / calls, timed
+    in interleaved rounds. In a CUDA graph: 50 calls replayed from one graph; cost = time / 50."""
     device, dtype = pick_device(device_type), torch_dtype(precision)
     ops = _small_ops(config, dtype, device, batch, kv_positions, graph)
     with torch.inference_mode():
-        if device.type == "cpu":
-            mats, x = random_tensor((16, 2048, 1024), dtype, device).unbind(0), random_tensor((1, 1024), dtype, device, 8)
+        if not (graph and device.type == "cuda"):  # eager anywhere; the static step on a CPU too
+            mats = random_tensor((16, 2048, 1024), torch.float32, "cpu").unbind(0)  # cold streams, on the CPU
+            x = random_tensor((1, 1024), torch.float32, "cpu")
 
             def after_streams(op):
                 def run():
@@ -188,13 +201,28 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
                         op()
                 return run
 
-            t = time_interleaved({k: after_streams(op) for k, op in {"none": lambda: None, **ops}.items()},
+            t = time_interleaved({k: after_streams(op) for k, op in {"none": lambda: None, **ops}.items()
+                                  if not (k == "linear" and device.type == "cpu")},
                                  device, rounds=3 if fast else 7, calls=2)
-            costs = {k: max((t[k].median - t["none"].median) / (2 * len(mats)), 0.0) for k in ops}
+            costs = {k: max((t[k].median - t["none"].median) / (2 * len(mats)), 0.0) for k in t if k != "none"}
         else:
             costs = {k: _repeated(op, device, graph) for k, op in ops.items()}
+    if device.type == "cpu" or graph:  # the kernel roof's chain already paid for each matrix call
+        costs["linear"] = 0.0
     release(device)
     return costs
+
+
+def _graphed(fn):
+    """``fn`` captured in a CUDA graph (warmed up first, as the documentation advises): its replay."""
+    fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a graph of metadata-only ops is empty, and torch says so
+        with torch.cuda.graph(g):
+            fn()
+    return g.replay
 
 
 def _repeated(op, device, graph: bool, n: int = 50) -> float:
@@ -202,14 +230,7 @@ def _repeated(op, device, graph: bool, n: int = 50) -> float:
         for _ in range(n):
             op()
 
-    fn = many
-    if graph:
-        many()  # warm-up before capture, as the CUDA graph documentation advises
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            many()
-        fn = g.replay
-    return time_fn(fn, device, 0.2).median / n
+    return time_fn(_graphed(many) if graph else many, device, 0.2).median / n
 
 
 def cache_bytes(device, fast: bool | None = None) -> float:

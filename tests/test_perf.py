@@ -178,6 +178,11 @@ def test_decode_budget_by_hand():
     assert perf.decode_budget(1e9, 4e12, 1e12, 0.5e12, {}, {}, 1e15)["compute past the ridge"] == pytest.approx(2e-3)
     with pytest.raises(ValueError, match="without a cost"):
         perf.decode_budget(1e9, 0, 1e12, 1e12, {"gelu": 1}, {})
+    # eager on a GPU: 1000 calls at 10 us take 10 ms to issue, 8 ms more than the GPU's 2 ms of work
+    eager = perf.decode_budget(1e9, 0, 1e12, 1e12, {"other": 1000}, {"other": 1e-6}, None, {"other": 10e-6})
+    assert eager["waiting for launches"] == pytest.approx(10e-3 - 1e-3 - 1e-3)
+    fast_cpu = perf.decode_budget(1e9, 0, 1e12, 1e12, {"other": 10}, {"other": 1e-6}, None, {"other": 10e-6})
+    assert fast_cpu["waiting for launches"] == 0.0  # issuing 0.1 ms hides under 1 ms of GPU work
 
 
 def test_roofline_time_takes_the_binding_roof():
