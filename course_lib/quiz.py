@@ -401,7 +401,7 @@ def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
     for power in (3, 6, 9, 12):  # seconds typed for milliseconds, bytes for GB, ...
         if near(expected * 10.0**power) or near(expected / 10.0**power):
             return Result("incorrect", f"Not quite: {shown} is off by a factor of 10^{power}.",
-                          (f"Check your units: the answer is asked in {q.units or 'plain numbers'}.",
+                          (f"Check your units: the answer is asked in {q.units}.",
                            q.feedback["incorrect"]))
     word = "low" if value < expected else "high"
     return Result("incorrect", f"Not quite: {shown} is too {word}.",
