@@ -1,23 +1,22 @@
 """Quizzes: the banks (data/quizzes/NN.json, docs/QUIZ_SCHEMA.md), grading, and answer keys.
 
-``load_bank("01")`` checks a bank against ``data/quiz.schema.json`` and then what a schema cannot say;
-a ``ValueError`` names the bank and the question. Numeric answers are computed, never typed in:
-``{"fn": "perf.decode_time", "args": {...}}``, with ``"$bandwidth"`` for a learner's measurement (from
-``context``). ``grade(question, answer, context)`` is pure and never raises on a learner's answer.
-``answer_key("01")`` is the instructors' Markdown. No torch, no ipywidgets (see ``quiz_widget``).
+Numeric answers are never typed into a bank: each names a course formula and its arguments,
+``{"fn": "perf.decode_time", "args": {...}}``, so the quiz changes when ``perf`` does; ``"$bandwidth"``
+is a learner's own measurement, from ``context``. ``load_bank`` checks a bank against the schema and
+computes every value, so a broken bank fails in the tests, never in front of a learner. ``grade`` is
+pure and never raises on a learner's answer. No torch, no ipywidgets (see ``quiz_widget``).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from importlib import resources
 from numbers import Real
+from string import ascii_uppercase as LETTERS
 from typing import NamedTuple
 
 import jsonschema
@@ -40,9 +39,12 @@ UNITS = {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0**10, 
 # What a learner may type after a number besides the question's own unit.
 _UNIT_ALIASES = {"×": ("x", "times"), "tokens/s": ("tok/s", "token/s", "tokens per second"), "tokens": ("token",),
                  "ms": ("milliseconds", "millisecond"), "FLOP/byte": ("FLOP/B", "FLOPs/byte"), "GPUs": ("GPU",)}
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?::([^{}]+))?\}")
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_KINDS = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?::([^{}]+))?\}")  # {name} or {name:unit}
+
+# A plausible learner's measurements (SI units; the keys of docs/QUIZ_SCHEMA.md). Loading a bank
+# computes its measured questions with them, so that a broken formula fails there too.
+_SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
+                   "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4}
 
 
 class MissingContext(LookupError):
@@ -52,19 +54,17 @@ class MissingContext(LookupError):
 
 
 # ============================================================================ values
-def _walk(spec):
-    """A value spec and every value inside it (the arguments of calls, recursively)."""
-    yield spec
-    for value in spec.get("args", {}).values() if isinstance(spec, Mapping) else ():
-        yield from _walk(value)
-
-
-def _refs(*specs) -> list[str]:
-    """The context keys ("$name") that value specs use."""
-    return [v[1:] for spec in specs for v in _walk(spec) if isinstance(v, str) and v.startswith("$")]
+def _refs(spec) -> list[str]:
+    """The context keys ("$name") that a value spec uses, in the arguments of its calls too."""
+    if isinstance(spec, str) and spec.startswith("$"):
+        return [spec[1:]]
+    if isinstance(spec, Mapping):
+        return [key for value in spec.get("args", {}).values() for key in _refs(value)]
+    return []
 
 
 def _resolve(spec, context: Mapping):
+    """The value of a spec: a number or string as it is, a measurement, a catalogue figure or a call."""
     if isinstance(spec, str) and spec.startswith("$"):
         if context.get(spec[1:]) is None:
             raise MissingContext(spec[1:])
@@ -73,22 +73,23 @@ def _resolve(spec, context: Mapping):
         device = hardware.get(spec["hardware"])
         return getattr(device, spec["attr"]) if "attr" in spec else device.peak_flops(spec["peak_flops"])
     if isinstance(spec, Mapping):
+        if spec["fn"] not in FUNCTIONS:
+            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div, perf.NAME (perf.__all__)")
         return FUNCTIONS[spec["fn"]](**{k: _resolve(v, context) for k, v in spec["args"].items()})
     return spec
 
 
-def format_number(x: float, digits: int = 3) -> str:
-    """3 significant figures; whole numbers in full below 1e7; e-notation beyond (``115``, ``1.3e10``)."""
+def format_number(x: float, units: str = "", digits: int = 3) -> str:
+    """3 significant figures; whole numbers in full below 1e7; e-notation beyond (``115``, ``1.3e10``);
+    then the unit, if any (``"115 tokens/s"``, ``"5%"``)."""
     x = float(x)
     if x == 0 or not math.isfinite(x):
-        return "0" if x == 0 else str(x)
-    whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
-    mantissa, _, exponent = f"{x:.{max(digits, whole)}g}".partition("e")
-    return mantissa + (f"e{int(exponent)}" if exponent else "")
-
-
-def _with_units(value: float, units: str) -> str:
-    return format_number(value) + ("" if units in ("", "%") else " ") + units
+        text = "0" if x == 0 else str(x)
+    else:
+        whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
+        mantissa, _, exponent = f"{x:.{max(digits, whole)}g}".partition("e")
+        text = mantissa + (f"e{int(exponent)}" if exponent else "")
+    return text + ("" if units in ("", "%") else " ") + units
 
 
 # ============================================================================ the bank
@@ -107,26 +108,27 @@ class Question:
     type: str  # multiple_choice, many_choice or numeric
     question: str
     explanation: str
-    options: tuple[Option, ...]
-    answer: Mapping | None  # numeric: {"fn", "args"}
-    units: str
-    tolerance: Mapping  # {"rel": r} and/or {"abs": a}
-    feedback: Mapping  # numeric: correct, incorrect, too_low, too_high
-    mistakes: tuple[Mapping, ...]  # {"answer": {"fn", "args"}, "feedback": text}
-    given: Mapping  # placeholder name -> value
-    verify: tuple[Mapping, ...]
+    options: tuple[Option, ...] = ()
+    answer: Mapping | None = None  # numeric only, as are the fields up to mistakes
+    units: str = ""
+    tolerance: Mapping = field(default_factory=dict)  # {"rel": r} and/or {"abs": a}
+    feedback: Mapping = field(default_factory=dict)  # correct, incorrect, and optionally too_low, too_high
+    mistakes: tuple[Mapping, ...] = ()  # {"answer": a spec, "feedback": text}
+    given: Mapping = field(default_factory=dict)  # placeholder name -> spec
+    verify: tuple[Mapping, ...] = ()  # checked when the bank is loaded; learners never see them
 
     @property
     def context_keys(self) -> tuple[str, ...]:
         """The learner's measurements this question needs (empty: not a measured question)."""
-        return tuple(dict.fromkeys(_refs(self.answer, *self.given.values(), *(m["answer"] for m in self.mistakes))))
+        specs = [self.answer, *self.given.values(), *(m["answer"] for m in self.mistakes)]
+        return tuple(dict.fromkeys(key for spec in specs for key in _refs(spec)))
 
     @property
     def correct_indices(self) -> tuple[int, ...]:
         return tuple(i for i, option in enumerate(self.options) if option.correct)
 
     def expected(self, context: Mapping | None = None, spec=None) -> float:
-        """The answer (or another call of the bank, e.g. a mistake) in the question's units;
+        """The answer (or another spec of the question, e.g. a mistake) in the question's units;
         MissingContext if a measurement is missing, ValueError if the course refuses one."""
         value = perf.check_number("value", _resolve(spec or self.answer, context or {}))
         return value / UNITS.get(self.units, 1.0)
@@ -137,15 +139,13 @@ class Question:
             name, units = match.group(1), (match.group(2) or "").strip()
             try:
                 value = _resolve(self.given[name] if name in self.given else self.answer["args"][name], context or {})
+                if isinstance(value, str):  # a precision
+                    return value.upper() if value.lower() in perf.PRECISIONS else value
+                return format_number(perf.check_number(name, value) / UNITS.get(units, 1.0), units)
             except MissingContext as missing:
                 return f"[your measured {missing.key}]"
             except (ValueError, TypeError):  # a measurement the course functions refuse
                 return f"[{name}: not available]"
-            if isinstance(value, str):
-                return value.upper() if value.lower() in perf.PRECISIONS else value
-            if isinstance(value, bool) or not isinstance(value, Real):
-                return f"[{name}: not available]"
-            return _with_units(value / UNITS.get(units, 1.0), units)
         return _PLACEHOLDER.sub(fill, self.question)
 
 
@@ -155,79 +155,57 @@ class Bank(NamedTuple):
     questions: tuple[Question, ...]
 
 
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(resources.files("course_lib").joinpath("data/quiz.schema.json").read_text("utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads(resources.files("course_lib").joinpath("data/quiz.schema.json").read_text("utf-8")))
 
 
-def _semantic_problem(q: dict) -> str | None:
+def _question_problem(q: dict) -> str | None:
     """The first problem of a schema-valid question that the schema cannot express, or None."""
-    texts, right = [o["text"] for o in q.get("options", [])], sum(o["correct"] for o in q.get("options", []))
+    options = q.get("options", [])
+    right = sum(o["correct"] for o in options)
     if q["type"] == "multiple_choice" and right != 1:
         return f"options: multiple_choice needs exactly one correct option, has {right} (many_choice allows several)"
     if q["type"] == "many_choice" and right < 1:
         return "options: many_choice needs at least one correct option"
-    if len(set(texts)) != len(texts):
+    if len({o["text"] for o in options}) != len(options):
         return "options: two options have the same text"
-    for match in _PLACEHOLDER.finditer(q["question"]):
-        if match.group(1) not in q.get("given", {}) and match.group(1) not in q.get("answer", {}).get("args", {}):
-            return f"question: {{{match.group(1)}}} is neither in 'given' nor an argument of 'answer'"
-    values = [("answer", q["answer"])] if "answer" in q else []
-    values += [*((f"mistakes[{i}].answer", m["answer"]) for i, m in enumerate(q.get("mistakes", []))),
-              *((f"given.{k}", v) for k, v in q.get("given", {}).items()),
-              *((f"verify[{i}]", v) for i, v in enumerate(q.get("verify", [])))]
-    for where, spec in values:
-        for call in (v for v in _walk(spec) if isinstance(v, Mapping) and "fn" in v):
-            if call["fn"] not in FUNCTIONS:
-                return f"{where}: unknown function {call['fn']!r}; banks may call math.div, perf.NAME (perf.__all__)"
-            try:
-                inspect.signature(FUNCTIONS[call["fn"]]).bind(**call["args"])
-            except TypeError as err:
-                return f"{where}: the args do not fit {call['fn']}: {err}"
-        if where.startswith("verify") and _refs(spec):
-            return f"{where}: a check cannot use measured values ($...)"
-        try:  # compute now what can be computed, so a broken bank never reaches a learner
-            value = _resolve(spec, {})
+    for name in (match.group(1) for match in _PLACEHOLDER.finditer(q["question"])):
+        if name not in q.get("given", {}) and name not in q.get("answer", {}).get("args", {}):
+            return f"question: {{{name}}} is neither in 'given' nor an argument of 'answer'"
+    specs = [("answer", q["answer"])] if "answer" in q else []
+    specs += [(f"mistakes[{i}].answer", m["answer"]) for i, m in enumerate(q.get("mistakes", []))]
+    specs += [(f"given.{name}", spec) for name, spec in q.get("given", {}).items()]
+    specs += [(f"verify[{i}]", spec) for i, spec in enumerate(q.get("verify", []))]
+    for where, spec in specs:
+        check = where.startswith("verify")
+        try:  # compute everything now, so that a broken bank never reaches a learner
+            value = _resolve(spec, {} if check else _SAMPLE_CONTEXT)  # a check may not use measurements
             if where.startswith(("answer", "mistakes")):
                 perf.check_number("value", value)
-        except MissingContext:
-            continue
+        except MissingContext as missing:
+            return f"{where}: ${missing.key} is not a measurement it may use (docs/QUIZ_SCHEMA.md)"
         except (ValueError, TypeError) as err:
             return f"{where}: {err}"
-        if where.startswith("verify") and value != spec["expect"]:
+        if check and value != spec["expect"]:
             return f"{where}: {spec['fn']} gives {value!r}, the bank expects {spec['expect']!r}"
     return None
 
 
 def parse_bank(data, source: str = "<bank>") -> Bank:
     """Validate a bank (parsed JSON) and build it; ValueError names the bank, question and field."""
-    def where(path: list) -> str:
-        if len(path) < 2 or path[0] != "questions":
-            return f"quiz bank {source}"
-        raw = data["questions"][path[1]]
-        name = f"'{raw['id']}'" if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{path[1] + 1}"
-        return f"quiz bank {source}, question {name}"
-
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    if error is not None:
-        path = list(error.absolute_path)
-        inner = path[2:] if path[:1] == ["questions"] else path
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in inner).lstrip(".")
+    error = jsonschema.exceptions.best_match(_SCHEMA.iter_errors(data))
+    if error is not None:  # e.g. "$.questions[2].options[0].correct: 'yes' is not of type 'boolean'"
         message = error.message if len(error.message) < 200 else error.message[:197] + "..."
-        if "propertyNames" in error.absolute_schema_path:  # a field that this type of question does not have
-            message = f"unknown field {error.instance!r}; allowed: {', '.join(error.validator_value)}"
-        raise ValueError(f"{where(path)}: {field + ': ' if field else ''}{message}")
+        raise ValueError(f"quiz bank {source}: {error.json_path}: {message}")
     for i, q in enumerate(data["questions"]):
-        problem = ("id: used twice in this bank" if q["id"] in [p["id"] for p in data["questions"][:i]]
-                   else _semantic_problem(q))
+        twice = q["id"] in [other["id"] for other in data["questions"][:i]]
+        problem = "id: used twice in this bank" if twice else _question_problem(q)
         if problem:
-            raise ValueError(f"{where(['questions', i])}: {problem}")
-    empty = {"answer": None, "units": "", "tolerance": {}, "feedback": {}, "given": {}}
-    return Bank(data["notebook"], data["title"], tuple(
-        Question(**{**empty, **q, "options": tuple(Option(**o) for o in q.get("options", ())),
-                    "mistakes": tuple(q.get("mistakes", ())), "verify": tuple(q.get("verify", ()))})
-        for q in data["questions"]))
+            raise ValueError(f"quiz bank {source}, question '{q['id']}': {problem}")
+    questions = (Question(**{**q, "options": tuple(Option(**o) for o in q.get("options", ())),
+                             "mistakes": tuple(q.get("mistakes", ())), "verify": tuple(q.get("verify", ()))})
+                 for q in data["questions"])
+    return Bank(data["notebook"], data["title"], tuple(questions))
 
 
 def notebook_ids() -> list[str]:
@@ -244,11 +222,8 @@ def load_bank(notebook_id) -> Bank:
     if number not in notebook_ids():
         raise ValueError(f"notebook_id={notebook_id!r} has no quiz; valid ids: {', '.join(notebook_ids())}")
     source = f"{number}.json"
-    try:
-        data = json.loads(resources.files("course_lib").joinpath(f"data/quizzes/{source}").read_text("utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"quiz bank {source}: not valid JSON: {err}") from None
-    bank = parse_bank(data, source)
+    bank = parse_bank(json.loads(resources.files("course_lib").joinpath(f"data/quizzes/{source}").read_text("utf-8")),
+                      source)
     if bank.notebook != number:
         raise ValueError(f"quiz bank {source}: notebook: is {bank.notebook!r}, expected {number!r}")
     return bank
@@ -258,22 +233,24 @@ def load_bank(notebook_id) -> Bank:
 def answer_key(notebook_id, context: Mapping | None = None) -> str:
     """Every question of a notebook's quiz with its answer and explanation, as Markdown (instructors)."""
     bank = load_bank(notebook_id)
+    kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
     out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", ""]
     for number, q in enumerate(bank.questions, 1):
-        kind = _KINDS[q.type] + (", measured on the learner's machine" if q.context_keys else "")
+        kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
         out += [f"## Q{number} `{q.id}` ({kind})", "", q.text(context), ""]
-        out += [f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}"
-                for letter, o in zip(_LETTERS, q.options, strict=False)] + ([""] if q.options else [])
+        for letter, o in zip(LETTERS, q.options, strict=False):
+            out.append(f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}")
+        out += [""] if q.options else []
         out += [answer_text(q, context), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def _describe(spec) -> str:
-    """A value spec as a short formula (the answer key of a measured question)."""
+    """A value spec as a short formula: the answer key of a measured question."""
     if isinstance(spec, str):
         return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
     if not isinstance(spec, Mapping):
-        return format_number(spec, 4)
+        return format_number(spec, digits=4)
     if "hardware" in spec:
         return f"{spec['hardware']}.{spec.get('attr') or 'peak_flops(' + repr(spec['peak_flops']) + ')'}"
     return f"{spec['fn']}({', '.join(f'{k}={_describe(v)}' for k, v in spec['args'].items())})"
@@ -282,20 +259,18 @@ def _describe(spec) -> str:
 def answer_text(q: Question, context: Mapping | None = None) -> str:
     """Markdown: the right answer of one question and its explanation (the key, "Show answer")."""
     if q.type != "numeric":
-        right = "\n".join(f"- {_LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
+        right = "\n".join(f"- {LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
         return f"**Answer:**\n\n{right}\n\n{q.explanation}"
     try:
-        expected = q.expected(context)
-        width = _width(q, expected)
-        accepted = (f"exactly {_with_units(expected, q.units)}" if width == 0 else
-                    f"from {format_number(expected - width)} to {_with_units(expected + width, q.units)}")
-        answer = f"**Answer: ≈ {_with_units(expected, q.units)}** (accepted: {accepted})"
-    except MissingContext:
+        expected, width = q.expected(context), _width(q, q.expected(context))
+    except MissingContext:  # the formula, for the learner's own measurements
         scale = UNITS.get(q.units, 1.0)
-        formula = _describe(q.answer) + (f" × {format_number(1 / scale)}" if scale < 1 else
-                                         f" / {format_number(scale)}" if scale > 1 else "")
-        answer = f"**Answer: {formula}** in {q.units} (depends on the learner's measurements)"
-    return f"{answer}\n\n{q.explanation}"
+        factor = f" × {format_number(1 / scale)}" if scale < 1 else f" / {format_number(scale)}" if scale > 1 else ""
+        return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
+               f"\n\n{q.explanation}"
+    accepted = (f"exactly {format_number(expected, q.units)}" if width == 0 else
+                f"from {format_number(expected - width)} to {format_number(expected + width, q.units)}")
+    return f"**Answer: ≈ {format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
 
 
 # ============================================================================ reading a learner's number
@@ -304,7 +279,6 @@ class AnswerError(ValueError):
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+)?")
-_LEADING_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _MALFORMED = [  # (what the learner typed, what to type instead)
     (r"[+-]?[\d.]+[eE][+-]?", "“{s}” is missing its exponent: write 1e3 for 1000, or 2.5e-3 for 0.0025."),
     (r"[+-]?[\d.]+\s*[x×*]\s*10\s*\^?\s*[+-]?\d+", "Write powers of ten with an e: 1.4e2 means 1.4 × 10^2."),
@@ -320,12 +294,8 @@ def parse_number(text, units: str = "") -> float:
     ``1,5`` is 1.5 in much of Europe and ``1,000`` is 1000 in English; a guess would mark some wrong.
     """
     if isinstance(text, Real) and not isinstance(text, bool):
-        if not math.isfinite(text):
-            raise AnswerError("Please type a finite number.")
-        return float(text)
-    if text is not None and not isinstance(text, str):
-        raise AnswerError("Type a number, for example 143 or 1.4e2.")
-    s = (text or "").strip().replace("\u2212", "-").replace("\u00a0", " ").lstrip("~≈").strip()
+        text = str(text)  # a number is read like the same number typed
+    s = text.strip().replace("\u2212", "-").replace("\u00a0", " ").lstrip("~≈").strip() if isinstance(text, str) else ""
     if not s:
         raise AnswerError("Type a number first, for example 143 or 1.4e2.")
     for unit in sorted((units, *_UNIT_ALIASES.get(units, ())) if units else (), key=len, reverse=True):
@@ -343,7 +313,7 @@ def parse_number(text, units: str = "") -> float:
     for pattern, message in _MALFORMED:
         if re.fullmatch(pattern, s):
             raise AnswerError(message.format(s=shown))
-    leading = _LEADING_NUMBER.match(s)
+    leading = _NUMBER.match(s)
     rest = s[leading.end():].lstrip() if leading else ""
     if rest and (rest[0].isalpha() or rest[0] in "%/°"):
         unit = f" (the answer is in {units})" if units else ""
@@ -354,21 +324,16 @@ def parse_number(text, units: str = "") -> float:
 # ============================================================================ grading
 @dataclass(frozen=True)
 class Result:
-    """What ``grade`` says: status correct, incorrect, invalid (unreadable: not an attempt) or
+    """What ``grade`` says: ``status`` correct, incorrect, invalid (unreadable: not an attempt) or
     needs_context (a measured question before the measurement); ``headline`` and ``details`` for the learner."""
 
-    correct: bool
     status: str
     headline: str
     details: tuple[str, ...] = ()
 
-    @property
-    def attempted(self) -> bool:
-        return self.status in ("correct", "incorrect")
-
-    @property
-    def message(self) -> str:
-        return "\n".join([self.headline, *self.details])
+    correct = property(lambda self: self.status == "correct")
+    attempted = property(lambda self: self.status in ("correct", "incorrect"))
+    message = property(lambda self: "\n".join([self.headline, *self.details]))
 
 
 def grade(question: Question, answer, context: Mapping | None = None) -> Result:
@@ -384,60 +349,62 @@ def grade(question: Question, answer, context: Mapping | None = None) -> Result:
         return _grade_numeric(question, answer, context or {})
     many = question.type == "many_choice"
     if answer is None or answer == "" or (isinstance(answer, (list, tuple, set)) and not answer):
-        return Result(False, "invalid", "Tick at least one option, then press Check." if many
+        return Result("invalid", "Tick at least one option, then press Check." if many
                       else "Choose one of the options first, then press Check.")
-    choices = list(answer) if many and isinstance(answer, (list, tuple, set)) else [answer]
-    texts = [o.text for o in question.options]
-    indices = [c if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(texts) else
-               texts.index(c.strip()) if isinstance(c, str) and c.strip() in texts else None for c in choices]
-    if None in indices:
-        return Result(False, "invalid", "That is not one of the options: choose from the list, then press Check.")
-    chosen, right = sorted(set(indices)), set(question.correct_indices)
+    texts, chosen = [o.text for o in question.options], set()
+    for choice in answer if many and isinstance(answer, (list, tuple, set)) else [answer]:
+        if isinstance(choice, str) and choice.strip() in texts:
+            choice = texts.index(choice.strip())
+        if not isinstance(choice, int) or isinstance(choice, bool) or not 0 <= choice < len(texts):
+            return Result("invalid", "That is not one of the options: choose from the list, then press Check.")
+        chosen.add(choice)
     if not many:
-        option = question.options[chosen[0]]
-        return Result(option.correct, "correct" if option.correct else "incorrect",
-                      "Correct!" if option.correct else "Not quite.", (option.feedback,))
-    details = tuple(f"{_LETTERS[i]}) {question.options[i].feedback}" for i in chosen)
-    wrong, missed = set(chosen) - right, right - set(chosen)
+        option = question.options[choice]
+        return Result("correct" if option.correct else "incorrect", "Correct!" if option.correct else "Not quite.",
+                      (option.feedback,))
+    wrong, missed = chosen - set(question.correct_indices), set(question.correct_indices) - chosen
     headline = ("Correct! You ticked exactly the right options." if not wrong and not missed else
                 "Not quite: some ticks are wrong, and a right option is still unticked." if wrong and missed else
                 "Not quite: at least one of your ticks is wrong." if wrong else
                 "Right so far, but not complete: another option is also right.")
-    return Result(not wrong and not missed, "incorrect" if wrong or missed else "correct", headline, details)
+    details = tuple(f"{LETTERS[i]}) {question.options[i].feedback}" for i in sorted(chosen))
+    return Result("incorrect" if wrong or missed else "correct", headline, details)
 
 
 def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
     try:
         expected = q.expected(context)
     except MissingContext as missing:
-        return Result(False, "needs_context", f"This question is about your own machine, and it needs your "
-                      f"measurement `{missing.key}`: run the measurement cell above first, then run this quiz "
-                      "cell again.")
+        return Result("needs_context", f"This question is about your own machine, and it needs your measurement "
+                      f"`{missing.key}`: run the measurement cell above first, then run this quiz cell again.")
     except (ValueError, TypeError) as err:  # a measurement the course functions refuse (e.g. zero)
-        return Result(False, "needs_context", f"Your measurements could not be used for this question ({err}). "
+        return Result("needs_context", f"Your measurements could not be used for this question ({err}). "
                       "Run the measurement cell above again.")
     try:
         value = parse_number(answer, q.units)
     except AnswerError as err:
-        return Result(False, "invalid", str(err))
-    shown = _with_units(value, q.units)
-    if abs(value - expected) <= _width(q, expected):
-        return Result(True, "correct", f"Correct! The course's model gives {_with_units(expected, q.units)}.",
+        return Result("invalid", str(err))
+
+    def near(target: float) -> bool:
+        return abs(value - target) <= _width(q, target)
+
+    shown = format_number(value, q.units)
+    if near(expected):
+        return Result("correct", f"Correct! The course's model gives {format_number(expected, q.units)}.",
                       (q.feedback["correct"],))
     for mistake in q.mistakes:
         try:
-            trap = q.expected(context, mistake["answer"])
-        except (MissingContext, ValueError, TypeError):
+            if near(q.expected(context, mistake["answer"])):
+                return Result("incorrect", f"Not quite: {shown} is a common slip.", (mistake["feedback"],))
+        except (MissingContext, ValueError, TypeError):  # a mistake this context cannot compute
             continue
-        if abs(value - trap) <= _width(q, trap):
-            return Result(False, "incorrect", f"Not quite: {shown} is a common slip.", (mistake["feedback"],))
-    for power in (3, 6, 9, 12):
-        if any(abs(value - expected * f) <= _width(q, expected * f) for f in (10.0**power, 10.0**-power)):
-            return Result(False, "incorrect", f"Not quite: {shown} is off by a factor of 10^{power}.",
-                          (f"Check your units: the answer is asked in {q.units or 'plain numbers'}.",
+    for power in (3, 6, 9, 12):  # seconds typed for milliseconds, bytes for GB, ...
+        if near(expected * 10.0**power) or near(expected / 10.0**power):
+            return Result("incorrect", f"Not quite: {shown} is off by a factor of 10^{power}.",
+                          (f"Check your units: the answer is asked in {q.units}.",
                            q.feedback["incorrect"]))
     word = "low" if value < expected else "high"
-    return Result(False, "incorrect", f"Not quite: {shown} is too {word}.",
+    return Result("incorrect", f"Not quite: {shown} is too {word}.",
                   (q.feedback.get(f"too_{word}", q.feedback["incorrect"]),))
 
 

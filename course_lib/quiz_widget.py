@@ -1,15 +1,9 @@
-"""The ipywidgets view of a quiz. Display and the learner's progress only: ``quiz.grade`` grades.
+"""The ipywidgets view of a quiz: display and the learner's progress only (``quiz.grade`` grades).
 
-In a notebook::
-
-    from course_lib.quiz_widget import show_quiz
-    show_quiz("01", context={"bandwidth": profile.bandwidth, ...})
-
-Each question gets its controls (radio buttons, tick boxes, or a text box with the unit beside it),
-a **Check** button, feedback saying why an answer is right or wrong, and a **Show answer** button
-after the first real attempt. The score line updates on every check; **Start again** clears the
-quiz, and ``reset_quizzes()`` clears every quiz shown in this kernel (between workshop groups).
-Nothing is stored on disk. Front ends that cannot render widgets show the quiz as plain text.
+``show_quiz("01", context={"bandwidth": ..., ...})`` in a notebook. Each question has its controls, a
+**Check** button, feedback saying why, and **Show answer** after the first real attempt. **Start again**
+clears one quiz, ``reset_quizzes()`` every quiz in the kernel (between workshop groups). Nothing is
+stored on disk. Front ends that cannot render widgets show the quiz as plain text.
 """
 
 from __future__ import annotations
@@ -18,8 +12,8 @@ import html
 import re
 import weakref
 from collections.abc import Mapping
-from functools import lru_cache
 from importlib import resources
+from string import ascii_uppercase as LETTERS
 
 import ipywidgets as W
 
@@ -27,14 +21,8 @@ from . import quiz
 
 __all__ = ["QuestionView", "QuizView", "markdown_to_html", "quiz_text", "quiz_view", "reset_quizzes", "show_quiz"]
 
-_STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘"),
-          "invalid": ("cl-info", "ℹ"), "needs_context": ("cl-info", "ℹ")}
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-@lru_cache(maxsize=1)
-def _css() -> str:
-    return f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
+_STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘")}  # other statuses: information
+_CSS = f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
 
 
 # ---------------------------------------------------------------------------- text -> HTML
@@ -56,20 +44,13 @@ def markdown_to_html(text: str) -> str:
     return "".join(blocks)
 
 
-def _result_html(result: quiz.Result) -> str:
-    css, mark = _STYLE[result.status]
-    details = "".join(f"<p>{_inline(d)}</p>" for d in result.details)
-    return f'<div class="cl-box {css}"><p><b>{mark} {_inline(result.headline)}</b></p>{details}</div>'
-
-
 def quiz_text(bank: quiz.Bank, context: Mapping | None = None) -> str:
     """The whole quiz as plain text: what a front end without widgets shows."""
     lines = [f"Quiz {bank.notebook}: {bank.title} ({len(bank.questions)} questions)", ""]
     for number, q in enumerate(bank.questions, 1):
         lines.append(f"Q{number}. {q.text(context)}")
-        lines += [f"   {letter}) {o.text}" for letter, o in zip(_LETTERS, q.options, strict=False)]
-        if q.type == "numeric":
-            lines.append(f"   Answer in {q.units}." if q.units else "   Answer with a number.")
+        lines += [f"   {letter}) {o.text}" for letter, o in zip(LETTERS, q.options, strict=False)]
+        lines += [f"   Answer in {q.units}."] if q.type == "numeric" else []
         lines.append("")
     lines.append("(Checking answers needs the interactive widgets: open the notebook in JupyterLab.)")
     return "\n".join(lines)
@@ -77,9 +58,8 @@ def quiz_text(bank: quiz.Bank, context: Mapping | None = None) -> str:
 
 # ---------------------------------------------------------------------------- widgets
 class QuestionView:
-    """The controls of one question and the learner's progress on it. ``input`` is the RadioButtons,
-    the list of Checkboxes or the Text box; ``check_button``, ``show_button``, ``feedback`` and
-    ``answer`` are public so that tests (and curious learners) can drive them."""
+    """One question's controls and the learner's progress on it. ``input`` (RadioButtons, a list of
+    Checkboxes or a Text box) and the buttons are public, so tests can drive them as a learner would."""
 
     def __init__(self, question: quiz.Question, number: int, context: Mapping | None = None, on_change=None):
         self.question, self.context, self._on_change = question, context, on_change or (lambda: None)
@@ -117,15 +97,13 @@ class QuestionView:
                     f"cell above first (it provides {names}), then run this quiz cell again.</div>")
         return "<p><i>This question uses your own measurements.</i></p>" if keys else ""
 
-    def current_answer(self):
-        """What the learner has chosen or typed, in the form ``quiz.grade`` takes."""
-        if self.question.type == "many_choice":
-            return [i for i, box in enumerate(self.input) if box.value]
-        return self.input.value
-
     def check(self, _button=None) -> quiz.Result:
-        result = quiz.grade(self.question, self.current_answer(), self.context)
-        self.feedback.value = _result_html(result)
+        many = self.question.type == "many_choice"
+        answer = [i for i, box in enumerate(self.input) if box.value] if many else self.input.value
+        result = quiz.grade(self.question, answer, self.context)
+        css, mark = _STYLE.get(result.status, ("cl-info", "ℹ"))
+        details = "".join(f"<p>{_inline(d)}</p>" for d in result.details)
+        self.feedback.value = f'<div class="cl-box {css}"><p><b>{mark} {_inline(result.headline)}</b></p>{details}</div>'
         if result.attempted:
             self.result = result
             self.show_button.layout.display = None  # visible from the first real attempt on
@@ -150,20 +128,16 @@ class QuestionView:
 
 
 class QuizView(W.VBox):
-    """A whole quiz: a header, one block per question, the score line, a **Start again** button.
+    """A whole quiz: a header, one block per question, the score line, a **Start again** button."""
 
-    ``QuizView.live`` holds every view not yet closed (weakly), so ``reset_quizzes()`` can find them.
-    """
-
-    live: weakref.WeakSet[QuizView] = weakref.WeakSet()
+    live: weakref.WeakSet[QuizView] = weakref.WeakSet()  # views not yet closed, for reset_quizzes()
 
     def __init__(self, bank: quiz.Bank, context: Mapping | None = None):
         self.bank, self.context = bank, context
         self.questions = [QuestionView(q, n, context, on_change=self._update_score)
                           for n, q in enumerate(bank.questions, 1)]
-        header = W.HTML(f"{_css()}<h3>Quiz: {html.escape(bank.title)}</h3><p>{len(bank.questions)} questions. "
-                        "Choose or type an answer, then press <b>Check</b>. Nothing is recorded outside this "
-                        "notebook.</p>")
+        header = W.HTML(f"{_CSS}<h3>Quiz: {html.escape(bank.title)}</h3><p>{len(bank.questions)} questions. Choose "
+                        "or type an answer, then press <b>Check</b>. Nothing is recorded outside this notebook.</p>")
         self.summary = W.HTML("")
         self.reset_button = W.Button(description="Start again", tooltip="Clear every answer")
         super().__init__(children=[header, *(v.box for v in self.questions),
@@ -194,9 +168,6 @@ class QuizView(W.VBox):
     def close(self) -> None:
         QuizView.live.discard(self)
         super().close()
-
-    def __repr__(self) -> str:
-        return quiz_text(self.bank, self.context)
 
     def _repr_mimebundle_(self, **kwargs):
         data = super()._repr_mimebundle_(**kwargs) or {}
