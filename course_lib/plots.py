@@ -316,15 +316,16 @@ def explain_decode(r) -> str:
              "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
              "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
-    biggest = max(parts, key=parts.get)
-    if b["other small ops"] + b["waiting for launches"] > roof:
-        kind = "**launch-bound**: fixed costs per op outweigh moving the bytes"
-    elif parts[biggest] >= 0.25 * roof and biggest.startswith("the batch-1"):
-        kind = "**kernel-bound**: the matmul kernel, not memory, sets the pace"
-    elif r.modeled_ms <= 1.25 * roof:
-        kind = "**bandwidth-bound**: close to what memory delivers"
-    else:
-        kind = f"slowed most by {biggest.split(' streaming')[0]}"
+    overhead = b["other small ops"] + b["waiting for launches"]
+    gaps = {"kernel": b["kernel below the roof"], "overhead": overhead, "attention": b["attention (KV reads)"],
+            "compute": b["compute past the ridge"]}
+    biggest = max(gaps, key=gaps.get)
+    kind = ("**bandwidth-bound**: close to what memory delivers" if r.modeled_ms <= 1.25 * roof else
+            "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
+            {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
+             "overhead": "slowed most by fixed costs per op (dispatch, launches, small kernels)",
+             "attention": "slowed most by attention reading the KV cache",
+             "compute": "**compute-bound**: the batch is past the ridge"}[biggest])
     text = f"{head} It is {kind}. The budget: " + (", ".join(named) or "nothing beyond the memory line")
     text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({r.residual:+.0%})."
     if abs(r.residual) > 0.15:
