@@ -322,6 +322,7 @@ def explain_decode(r) -> str:
     biggest = max(gaps, key=gaps.get)
     kind = ("**bandwidth-bound**: close to what memory delivers" if r.modeled_ms <= 1.25 * roof else
             "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
+            "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
             {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
              "overhead": "slowed most by fixed costs per op (dispatch, launches, small kernels)",
              "attention": "slowed most by attention reading the KV cache",
@@ -346,7 +347,7 @@ def explain_precision(records) -> str:
         if r is base:
             continue
         bytes_ratio, time_ratio = r.weight_bytes / base.weight_bytes, r.ms_per_step / base.ms_per_step
-        kernel_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio
+        kernel_ratio, modeled_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio, r.modeled_ms / base.modeled_ms
         verdict = ("time fell about as much as the bytes" if time_ratio <= 1.15 * bytes_ratio else
                    "time fell, but less than the bytes" if time_ratio < 0.95 else
                    "time did **not** fall" if time_ratio <= 1.05 else "it got **slower**")
@@ -354,9 +355,24 @@ def explain_precision(records) -> str:
             f"{r.precision} reads {bytes_ratio:.0%} of {base.precision}'s bytes and took {time_ratio:.0%} of its time "
             f"({_ms(r.ms_per_step)} vs {_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 {r.precision} kernel "
             f"streams at {r.kernel_bandwidth / 1e9:.1f} GB/s against {base.kernel_bandwidth / 1e9:.1f} GB/s for "
-            f"{base.precision}, so the kernels alone predict {kernel_ratio:.0%}."
+            f"{base.precision}, so the kernels alone predict {kernel_ratio:.0%}; with its other ops (attention, norms) "
+            f"priced at {r.precision} too, the gap budget predicts {modeled_ratio:.0%}."
             + (" ⚠ The timings are noisy: re-run." if r.noisy or base.noisy else ""))
     return "\n\n".join(lines)
+
+
+def explain_prefill(records) -> str:
+    """What a prefill sweep says: how the time grew against the prompt, where the roofline
+    predicts the turn, and how far above the prediction the measurement sits."""
+    first, last = records[0], records[-1]
+    turn = next((r.prompt_len for r in records if r.bound == "compute"), None)
+    text = (f"From {first.prompt_len} to {last.prompt_len} prompt tokens ({last.prompt_len / first.prompt_len:.0f}× as "
+            f"many), prefill went from {_ms(first.ms)} to {_ms(last.ms)} ({last.ms / first.ms:.1f}× the time). "
+            + (f"The roofline turns compute-bound at {turn} tokens here. " if turn else
+               "The roofline predicts memory-bound prefill at every length measured. ")
+            + f"At {last.prompt_len} tokens the measurement is {last.ms / last.predicted_ms:.1f}× the prediction "
+            f"({_ms(last.predicted_ms)}): {last.achieved_flops / 1e9:,.0f} GFLOP/s achieved.")
+    return " ".join([text, *wrong_way(records, "prompt_len", "ms")])
 
 
 def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:

@@ -192,3 +192,15 @@ def test_budgets_explain_the_recorded_runs():
             assert abs(r.residual) <= 0.10, (r.preset, r.residual)
     for (preset, mode), r in h200.items():
         assert abs(r.residual) <= (0.10 if mode == "cuda-graph" and preset in ("gpu-1b", "7b") else 0.25), (preset, mode)
+
+
+def test_explain_prefill_by_hand():
+    # 1 token: 2 ms, memory-bound; 64 tokens: 6 ms against a 4 ms compute-bound prediction
+    rows = [PrefillRecord("a", "cpu", "fp32", 1, n, ms, 0.1, 3, 1e8, flops, 1.5, c)
+            for n, ms, flops, c in ((1, 2.0, 1e8, 0.1), (16, 2.5, 1.6e9, 1.0), (64, 6.0, 6.4e9, 4.0))]
+    text = plots.explain_prefill(rows)
+    assert "(64× as many), prefill went from 2.00 ms to 6.00 ms (3.0× the time)" in text
+    assert "turns compute-bound at 64 tokens" in text and "1.5× the prediction (4.00 ms)" in text
+    assert "1,067 GFLOP/s achieved" in text and "noise" not in text
+    rows[1].ms = 1.5  # 16 tokens faster than 1: named as noise
+    assert "faster with more work" in plots.explain_prefill(rows)
