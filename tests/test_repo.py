@@ -96,3 +96,12 @@ def test_ruff_passes():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "course_lib", "tests", "benchmarks", "docs",
                           "conftest.py", "course.py"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_licences_and_citation_are_there():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "CC BY 4.0" in (ROOT / "LICENSE-CONTENT.md").read_text()
+    assert re.search(r'^license = "MIT"', (ROOT / "pyproject.toml").read_text(), re.M)  # SPDX, not a table
+    citation = (ROOT / "CITATION.cff").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert f'version: "{version}"' in citation and f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
