@@ -37,8 +37,8 @@ def _card_name(name: str) -> str:
 
 
 def _jsonable(records):
-    return [{**dataclasses.asdict(r), **{k: getattr(r, k) for k in ("ms_per_token", "tokens_per_s", "mbu")
-                                           if hasattr(r, k)}} for r in records]
+    extra = ("ms_per_token", "tokens_per_s", "mbu", "modeled_ms", "predicted_ms", "bound")
+    return [{**dataclasses.asdict(r), **{k: getattr(r, k) for k in extra if hasattr(r, k)}} for r in records]
 
 
 def main(argv=None) -> int:
@@ -75,8 +75,12 @@ def main(argv=None) -> int:
                                 graph=True)
     print(format_table(sweep))
     result["batch_sweep"] = _jsonable(sweep)
-    result["prefill_sweep"] = _jsonable(measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile=profile,
-                                                              fast=args.fast, progress=False))
+    # each prompt length replayed from its own CUDA graph: eager prefill of short prompts is launch-bound
+    prefill = measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile=profile, fast=args.fast,
+                                    progress=False, graph=True)
+    for r in prefill:
+        print(f"prefill {r.prompt_len:4d} tokens (CUDA graph): {r.ms:8.3f} ms, predicted {r.predicted_ms:8.3f} ms")
+    result["prefill_sweep"] = _jsonable(prefill)
     del toy
     machine.release(device)
     if torch.cuda.device_count() >= 2:

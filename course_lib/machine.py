@@ -230,6 +230,21 @@ def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1, 
             for name, ts in times.items()}
 
 
+def graphed(fn):
+    """``fn`` captured in a CUDA graph (after a warm-up call, as the documentation advises): its replay,
+    which runs the same kernels without Python or launches in between."""
+    import warnings
+
+    fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a graph of metadata-only ops is empty, and torch says so
+        with torch.cuda.graph(g):
+            fn()
+    return g.replay
+
+
 def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Tensor:
     """Random values in [-1, 1) (never zeros). On the CPU a 1 Mi-value random block is tiled:
     memory traffic does not depend on the values, and drawing 256 MiB afresh is slow."""

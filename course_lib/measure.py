@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.benchmark import Measurement
 
 from . import hardware, perf
-from .machine import fast_mode, pick_device, release, time_fn, time_interleaved
+from .machine import fast_mode, graphed, pick_device, release, time_fn, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, get_profile, kernel_roof, small_op_costs
@@ -344,15 +344,18 @@ def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, 
 
 
 def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, rounds=None,
-                  progress: bool = True) -> list[PrefillRecord]:
-    """A prefill record per prompt length, interleaved."""
+                  progress: bool = True, graph: bool = False) -> list[PrefillRecord]:
+    """A prefill record per prompt length, interleaved; ``graph=True`` replays each length's
+    prefill from its own CUDA graph (the static-cache path), so launches do not hide its shape."""
     fast = fast_mode(fast)
     profile = profile or get_profile(model.device, fast=fast)
     gen = torch.Generator().manual_seed(0)
     prompts = {n: torch.randint(0, model.config.vocab_size, (batch, n), generator=gen).to(model.device)
                for n in (perf.check_count("prompt_len", n) for n in lengths)}
-    times = _interleave({n: (lambda p=p: prefill(model, p)) for n, p in prompts.items()}, model.device, fast,
-                        rounds, progress, calls=3 if fast else 5)
+    start = torch.zeros((), dtype=torch.long, device=model.device)
+    steps = {n: (graphed(lambda p=p: model(p, start, static_kv=True)) if graph else (lambda p=p: prefill(model, p)))
+             for n, p in prompts.items()}
+    times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast else 5)
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
 

@@ -34,6 +34,7 @@ from .machine import (
     MiB,
     device_name,
     fast_mode,
+    graphed,
     pick_device,
     random_tensor,
     release,
@@ -117,7 +118,7 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
             F.linear(xs[w.shape[1]], w)
 
     with torch.inference_mode():
-        m = time_fn(_graphed(chain) if device.type == "cuda" else chain, device, 0.15 if fast else 0.5)
+        m = time_fn(graphed(chain) if device.type == "cuda" else chain, device, 0.15 if fast else 0.5)
     return Roof.of(m, sum(w.numel() * w.element_size() for w in mats),
                    f"F.linear(x[1, in], W[out, in]), {precision}, over {len(mats)} cold matrices of shapes {shapes[:5]}...")
 
@@ -213,24 +214,12 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
     return costs
 
 
-def _graphed(fn):
-    """``fn`` captured in a CUDA graph (warmed up first, as the documentation advises): its replay."""
-    fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a graph of metadata-only ops is empty, and torch says so
-        with torch.cuda.graph(g):
-            fn()
-    return g.replay
-
-
 def _repeated(op, device, graph: bool, n: int = 50) -> float:
     def many():
         for _ in range(n):
             op()
 
-    return time_fn(_graphed(many) if graph else many, device, 0.2).median / n
+    return time_fn(graphed(many) if graph else many, device, 0.2).median / n
 
 
 def cache_bytes(device, fast: bool | None = None) -> float:
