@@ -151,11 +151,12 @@ def _positive_float(text: str) -> float:
 # ----------------------------------------------------------------------------- bench
 def format_table(records) -> str:
     """The bench table as text: one row per decode record (a pure function)."""
-    head = (f"{'preset':<8} {'mode':<10} {'prec':<5} {'weights MB':>10} {'ms/token':>9} {'IQR':>6} {'bound ms':>9} "
+    head = (f"{'preset':<8} {'mode':<10} {'prec':<5} {'layout':<6} {'weights MB':>10} {'ms/token':>9} {'IQR':>6} {'bound ms':>9} "
             f"{'modeled ms':>10} {'error':>6} {'MBU':>5} {'of kernel':>9} {'in cache':>8}")
     lines = [head, "-" * len(head)]
     for r in records:
-        lines.append(f"{r.preset:<8} {r.mode:<10} {r.precision:<5} {r.weight_bytes / 1e6:>10.1f} {r.ms_per_token:>9.3f} "
+        lines.append(f"{r.preset:<8} {r.mode:<10} {r.precision:<5} {r.layout:<6} {r.weight_bytes / 1e6:>10.1f} "
+                     f"{r.ms_per_token:>9.3f} "
                      f"{r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} {r.modeled_ms:>10.3f} {r.residual:>+6.0%} "
                      f"{r.mbu:>5.0%} {r.mbu_kernel:>9.0%} {'yes' if r.fits_in_cache else 'no':>8}")
     return "\n".join(lines)

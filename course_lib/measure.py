@@ -31,7 +31,7 @@ from . import hardware, perf
 from .machine import fast_mode, graphed, pick_device, release, time_fn, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
-from .roofs import MachineProfile, get_profile, kernel_roof, small_op_costs
+from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
 
 _PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -62,6 +62,7 @@ class DecodeRecord:
     budget: dict                # term -> ms (perf.decode_budget): the modeled step, term by term
     fits_in_cache: bool         # bytes per step below the profile's cache size: may beat DRAM
     datasheet_bandwidth: float | None = None  # the device's catalogue bandwidth, where known
+    layout: str = "out_in"      # how the weights were stored: (out, in) for F.linear, (in, out) for x @ W
 
     @property
     def bytes_per_step(self) -> float:
@@ -120,7 +121,7 @@ class DecodeRecord:
                  "flops": d.get("flops_per_token", 0.0) * d.get("batch", 1),
                  "iqr_ms": d.get("spread", 0.0) * d["ms_per_step"],
                  "budget": {"memory roof": bound, "per-op overhead": launch - bound}}
-        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
+        return cls(**{f.name: d[f.name] if f.name in d else f.default for f in fields(cls)})
 
 
 @dataclass
@@ -167,7 +168,7 @@ def precision_of(model) -> str:
 
 
 _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "gelu": "gelu", "add_": "add_",
-          "__setitem__": "__setitem__", "index_copy_": "index_copy_", "linear": "linear",
+          "__setitem__": "__setitem__", "index_copy_": "index_copy_", "linear": "linear", "matmul": "linear",
           # metadata only: no kernel, no data touched (in a CUDA graph they cost nothing)
           **dict.fromkeys(("view", "transpose", "split", "reshape", "__getitem__", "__get__", "t"), "view")}
 
@@ -238,7 +239,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
     weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
     device, threads = model.device.type, torch.get_num_threads()
-    kernel = kernel_roof(device, precision, cfg, threads, profile.fast)
+    kernel = kernel_roof(device, precision, cfg, threads, profile.fast, model.layout)
     counts = count_ops(model, batch, context_len, graph)
     costs = small_op_costs(device, precision, cfg, batch, kv_positions, graph, threads, profile.fast)
     launches = None
@@ -254,7 +255,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
         n_ops=sum(counts.values()),
         bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
         budget={k: v * 1e3 for k, v in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
-        datasheet_bandwidth=datasheet.bandwidth if datasheet else None)
+        datasheet_bandwidth=datasheet.bandwidth if datasheet else None, layout=model.layout)
 
 
 def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: int | None = None,
@@ -300,20 +301,25 @@ def _interleave(steps: dict, device, fast: bool, rounds: int | None, progress: b
 
 def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batch: int = 1,
                  context_len: int | None = None, graph: bool = False, profile: MachineProfile | None = None,
-                 fast: bool | None = None, rounds: int | None = None, progress: bool = True) -> list[DecodeRecord]:
+                 fast: bool | None = None, rounds: int | None = None, progress: bool = True,
+                 layout: str = "auto") -> list[DecodeRecord]:
     """A decode record per preset (name or ToyConfig) and precision (one or a list), timed in
-    interleaved rounds. The models are in memory together (build_model refuses, with a clear
+    interleaved rounds; each model stores its weights in the layout that streams faster here
+    (``layout="auto"``). The models are in memory together (build_model refuses, with a clear
     message, if they do not fit)."""
     device, fast = pick_device(device), fast_mode(fast)
     profile = profile or get_profile(device, fast=fast)
     precisions = [precision] if isinstance(precision, str) else list(precision)
+    layouts, threads = {}, torch.get_num_threads()
     for p in presets:  # measure each model's roofs first: their buffers and the models never share memory
         for q in precisions:
             cfg = get_config(p)
             kv_positions = cfg.max_seq_len if graph else _context_of(cfg, context_len) + 1
-            kernel_roof(device.type, q, cfg, torch.get_num_threads(), profile.fast)
-            small_op_costs(device.type, q, cfg, batch, kv_positions, graph, torch.get_num_threads(), profile.fast)
-    models = [build_model(p, device=device, precision=q, max_batch=batch) for p in presets for q in precisions]
+            layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast) if layout == "auto" else layout
+            kernel_roof(device.type, q, cfg, threads, profile.fast, layouts[p, q])
+            small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
+    models = [build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q])
+              for p in presets for q in precisions]
     try:
         steps = {i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)}
         times = _interleave(steps, device, fast, rounds, progress)

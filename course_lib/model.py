@@ -1,11 +1,10 @@
 """The course's toy GPT and how it generates text, in the style of nanoGPT and gpt-fast.
 
 Scope: token embedding, pre-norm blocks (RMSNorm -> fused-QKV attention -> output projection;
-RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases. Shapes and
-exact parameter/byte/FLOP counts are in presets.py (tests check them against this module). The
-weights are random (a fixed seed): every timing and byte count is that of a real model of the
-same shape, but the text it writes is nonsense. No positional encoding (real models add RoPE: a
-few elementwise ops per layer that change neither the bytes streamed nor the matmul FLOPs).
+RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases; shapes and
+exact counts in presets.py. Random weights (a fixed seed): the timings and bytes of a real model
+of the same shape, but nonsense text. No positional encoding (RoPE would add a few elementwise
+ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
 
 Each layer owns a static, preallocated KV cache (max_batch, n_kv_heads, max_seq_len, head_dim)
 for K and for V. ``forward(tokens, start_pos)`` writes the new tokens' K and V at
@@ -33,9 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from .machine import check_precision, free_memory, pick_device, torch_dtype
+from .machine import check_precision, fast_mode, free_memory, pick_device, torch_dtype
 from .perf import check_count
 from .presets import PRESETS, ToyConfig, get_config  # noqa: F401  (re-exported for notebooks)
+from .roofs import best_layout
 
 # build_model asks for this much more memory than weights + KV cache, for activations (logits of
 # a full-length prefill, MLP hidden states) and allocator slack.
@@ -120,6 +120,18 @@ class Block(nn.Module):
         return x.add_(self.w_down(F.gelu(self.w_up(self.mlp_norm(x)))))  # (B, T, d)
 
 
+class InOutLinear(nn.Module):
+    """A bias-free linear layer with its weight stored (in, out) and applied as ``x @ W``: on some
+    machines this layout's batch-1 kernel streams faster than nn.Linear's (out, in)."""
+
+    def __init__(self, weight_t: torch.Tensor):
+        super().__init__()
+        self.weight_t = nn.Parameter(weight_t, requires_grad=False)  # (in, out)
+
+    def forward(self, x):
+        return x @ self.weight_t  # (B, T, out)
+
+
 class ToyGPT(nn.Module):
     """The toy decoder. Build it with ``build_model`` (memory guard, seeded init, eval mode);
     constructing it directly leaves PyTorch's default init until ``init_weights`` is called."""
@@ -127,6 +139,7 @@ class ToyGPT(nn.Module):
     def __init__(self, config: ToyConfig, max_batch: int = 1, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.config, self.max_batch = config, check_count("max_batch", max_batch)
+        self.layout = "out_in"  # how the weight matrices are stored (build_model may transpose them)
         # from_pretrained wraps a given tensor and skips nn.Embedding's default normal_ init, which on
         # the meta device (see build_model) would import sympy: +70 MB of RSS for nothing.
         self.embedding = nn.Embedding.from_pretrained(torch.empty(config.vocab_size, config.d_model, dtype=dtype))
@@ -136,11 +149,11 @@ class ToyGPT(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.lm_head.weight.device
+        return self.final_norm.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.lm_head.weight.dtype
+        return self.final_norm.weight.dtype
 
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
@@ -219,9 +232,11 @@ def check_memory(config: ToyConfig, device: torch.device, precision: str, max_ba
 
 
 def build_model(config_or_preset: ToyConfig | str, device=None, precision: str = "fp32",
-                max_batch: int = 1, seed: int = 0) -> ToyGPT:
+                max_batch: int = 1, seed: int = 0, layout: str = "out_in") -> ToyGPT:
     """A ready-to-run ToyGPT: on ``device`` (default: machine.pick_device), in ``precision``,
-    seeded random weights, eval mode, no gradients.
+    seeded random weights, eval mode, no gradients. ``layout``: how weight matrices are stored,
+    "out_in" (nn.Linear), "in_out" (InOutLinear, the same function) or "auto" (whichever
+    streams faster on this device, measured by roofs.best_layout).
 
     Checks that the precision runs on the device and that the model fits in free memory before
     allocating anything. The modules are first built on the ``meta`` device (shapes only), then
@@ -236,12 +251,22 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
         # until each length has been seen once (seen with bf16 on an H200, torch 2.11). Decoding
         # meets a new length every step, so the course uses the flash / efficient kernels.
         torch.backends.cuda.enable_cudnn_sdp(False)
+    if layout not in ("out_in", "in_out", "auto"):
+        raise ValueError(f"layout={layout!r} must be 'out_in', 'in_out' or 'auto'")
     check_memory(config, device, precision, max_batch)
     with torch.device("meta"):
         model = ToyGPT(config, max_batch=max_batch, dtype=torch_dtype(precision))
     model.to_empty(device=device)
     model.requires_grad_(False).eval()
     model.init_weights(seed)
+    if layout == "auto":
+        layout = best_layout(device.type, precision, config, torch.get_num_threads(), fast_mode())
+    if layout == "in_out":
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.Linear):  # same seeded weights, stored transposed
+                    setattr(parent, name, InOutLinear(child.weight.t().contiguous()))
+    model.layout = layout
     return model
 
 

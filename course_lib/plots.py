@@ -128,7 +128,7 @@ def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs pred
     fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
                     line=dict(color=COLORS[0], dash="dash"))
     fig.add_scatter(x=xs / 1e6, y=[r.modeled_ms / r.batch for r in records], mode="markers",
-                    name="modeled (the gap budget)", marker=dict(symbol="diamond-open", size=11, color=COLORS[3]))
+                    name="modeled (the gap budget)", marker=dict(symbol="diamond", size=9, color=COLORS[3]))
     fig.add_scatter(x=xs / 1e6, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],

@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import math
 import os
+import statistics
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -101,21 +102,23 @@ def _cold_copies(shapes, dtype, device, nbytes: int) -> list[torch.Tensor]:
 
 
 def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | None = None,
-                   fast: bool | None = None) -> Roof:
-    """The kernel roof: the toy's own decode op (one-row ``F.linear(x, W)``, W stored (out, in))
-    over cold matrices of the toy's own shapes (default: those of REFERENCE_PRESET), ``nbytes``
-    in all (default: the bandwidth buffer): bytes of W / median time. What the matmul library
-    achieves at batch 1, which can be well below what memory delivers. On a GPU the chain is
-    replayed from a CUDA graph, so that launch costs (priced separately) do not hide it."""
+                   fast: bool | None = None, layout: str = "out_in") -> Roof:
+    """The kernel roof: the toy's own decode op (one-row ``F.linear(x, W)`` with W stored
+    (out, in), or ``x @ W`` with W stored (in, out) for ``layout="in_out"``) over cold matrices of
+    the toy's own shapes (default: those of REFERENCE_PRESET), ``nbytes`` in all (default: the
+    bandwidth buffer): bytes of W / median time. What the matmul library achieves at batch 1,
+    which can be well below what memory delivers. On a GPU the chain is replayed from a CUDA
+    graph, so that launch costs (priced separately) do not hide it."""
     device, fast = pick_device(device), fast_mode(fast)
     dtype = torch_dtype(precision)
     shapes = shapes or get_config(REFERENCE_PRESET[device.type]).matrix_shapes()
-    mats = _cold_copies(shapes, dtype, device, nbytes or _buffer_bytes(device, fast))
-    xs = {n: random_tensor((1, n), dtype, device, seed=7) for n in {w.shape[1] for w in mats}}
+    flip = {"out_in": False, "in_out": True}[layout]
+    mats = _cold_copies([s[::-1] for s in shapes] if flip else shapes, dtype, device, nbytes or _buffer_bytes(device, fast))
+    xs = {n: random_tensor((1, n), dtype, device, seed=7) for n in {w.shape[0 if flip else 1] for w in mats}}
 
     def chain():
         for w in mats:
-            F.linear(xs[w.shape[1]], w)
+            xs[w.shape[0]] @ w if flip else F.linear(xs[w.shape[1]], w)
 
     with torch.inference_mode():
         m = time_fn(graphed(chain) if device.type == "cuda" else chain, device, 0.15 if fast else 0.5)
@@ -124,13 +127,21 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
 
 
 @lru_cache(maxsize=32)
-def kernel_roof(device_type: str, precision: str, config, threads: int, fast: bool) -> float:
-    """The kernel roof (B/s) on one toy's own matrix shapes, measured once per process (the
-    arguments are the cache key; pass torch.get_num_threads()). A model with narrow rows
-    streams slower than the profile's reference preset, so its budget needs its own roof."""
-    roof = gemv_bandwidth(device_type, precision, shapes=config.matrix_shapes(), fast=fast).value
+def kernel_roof(device_type: str, precision: str, config, threads: int, fast: bool, layout: str = "out_in") -> float:
+    """The kernel roof (B/s) on one toy's own matrix shapes and weight layout, measured once per
+    process (the arguments are the cache key; pass torch.get_num_threads()). A model with narrow
+    rows streams slower than the profile's reference preset, so its budget needs its own roof."""
+    roof = gemv_bandwidth(device_type, precision, shapes=config.matrix_shapes(), fast=fast, layout=layout).value
     release(device_type)
     return roof
+
+
+def best_layout(device_type: str, precision: str, config, threads: int, fast: bool) -> str:
+    """The weight layout whose batch-1 kernel streams this toy's matrices faster here: "out_in"
+    (nn.Linear's, ``F.linear``) or "in_out" (``x @ W``). Kernel quality differs by CPU vendor,
+    dtype and layout (one AMD CPU streams fp32 faster in (in, out) and fp16 50x slower): measured."""
+    rates = {layout: kernel_roof(device_type, precision, config, threads, fast, layout) for layout in ("out_in", "in_out")}
+    return max(rates, key=rates.get)
 
 
 def matmul_flops(device, precision: str = "fp32", n: int | None = None, fast: bool | None = None) -> Roof:
@@ -204,8 +215,11 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
 
             t = time_interleaved({k: after_streams(op) for k, op in {"none": lambda: None, **ops}.items()
                                   if not (k == "linear" and device.type == "cpu")},
-                                 device, rounds=3 if fast else 7, calls=2)
-            costs = {k: max((t[k].median - t["none"].median) / (2 * len(mats)), 0.0) for k in t if k != "none"}
+                                 device, rounds=5 if fast else 9, calls=2)
+            # the median of paired differences (each call against the bare streams of the same round):
+            # a slow minute on a shared machine moves both sides of a pair alike
+            costs = {k: max(statistics.median(a - b for a, b in zip(t[k].times, t["none"].times)), 0.0)
+                     / (2 * len(mats)) for k in t if k != "none"}
         else:
             costs = {k: _repeated(op, device, graph) for k, op in ops.items()}
     if device.type == "cpu" or graph:  # the kernel roof's chain already paid for each matrix call

@@ -22,5 +22,6 @@ def fake_machine(monkeypatch):
     from course_lib import measure
 
     monkeypatch.setattr(measure, "kernel_roof", lambda *args: 10e9)
+    monkeypatch.setattr(measure, "best_layout", lambda *args: "out_in")
     monkeypatch.setattr(measure, "small_op_costs", lambda *args: FAKE_COSTS)
     return make_profile()

@@ -21,6 +21,8 @@ def test_count_ops_by_kind(tiny):
     assert counts["rms_norm"] == 2 * layers + 1 and counts["gelu"] == layers and counts["add_"] == 2 * layers
     assert counts["attention"] == layers and counts["__setitem__"] == 2 * layers
     assert counts["linear"] == 4 * layers + 1  # Q/K/V, output, up, down; the LM head
+    flipped = measure.count_ops(model.build_model(tiny.config, max_batch=2, layout="in_out"), 1, 8)
+    assert flipped == counts  # x @ W counts as the same matrix call
     # module calls: the model, embedding, final norm, LM head; per layer the block, two norms,
     # attention and its two matrices, and the two MLP matrices
     assert counts["module"] == 4 + 8 * layers

@@ -356,3 +356,25 @@ def test_generate_on_cuda_matches_teacher_forcing():
     model = build_model("tiny", device="cuda", max_batch=2)
     out = generate(model, gen_tokens(2, 10, device="cuda"), max_new_tokens=20)
     assert torch.equal(teacher_forced_logits(model, out)[:, 9:-1].argmax(-1), out[:, 10:])
+
+
+def test_the_in_out_layout_is_the_same_model():
+    # the same seeded weights, stored (in, out) and applied as x @ W: same parameters, same logits
+    a = build_model("tiny", device="cpu", max_batch=2)
+    b = build_model("tiny", device="cpu", max_batch=2, layout="in_out")
+    assert (a.layout, b.layout) == ("out_in", "in_out")
+    assert sum(p.numel() for p in b.parameters()) == sum(p.numel() for p in a.parameters())
+    assert b.lm_head.weight_t.shape == (a.config.d_model, a.config.vocab_size)
+    seq = tokens(2, 12)
+    torch.testing.assert_close(b.forward_no_cache(seq), a.forward_no_cache(seq), **TOLERANCE["fp32"])
+    torch.testing.assert_close(step_by_step_logits(b, seq, 5), step_by_step_logits(a, seq, 5), **TOLERANCE["fp32"])
+    assert torch.equal(generate(a, seq, 6), generate(b, seq, 6))
+    with pytest.raises(ValueError, match="layout"):
+        build_model("tiny", device="cpu", layout="columns")
+
+
+def test_auto_layout_picks_what_streams_faster(monkeypatch):
+    from course_lib import model as model_module
+
+    monkeypatch.setattr(model_module, "best_layout", lambda *args: "in_out")
+    assert build_model("tiny", device="cpu", layout="auto").layout == "in_out"

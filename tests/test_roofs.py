@@ -41,6 +41,10 @@ def test_small_op_costs_cover_every_kind_a_step_counts():
         assert set(measure.count_ops(tiny, 1, 8, graph)) <= set(costs)  # the budget can price every call
         assert all(c >= 0 and math.isfinite(c) for c in costs.values())
     assert roofs.kernel_roof("cpu", "fp32", tiny.config, torch.get_num_threads(), True) > 0
+    assert roofs.best_layout("cpu", "fp32", tiny.config, torch.get_num_threads(), True) in ("out_in", "in_out")
+    # an in_out chain stores each matrix transposed: the same bytes, the method says x @ W
+    flipped = roofs.gemv_bandwidth("cpu", "fp32", shapes=[(768, 1024)], nbytes=6 * MiB, fast=True, layout="in_out")
+    sane(flipped, 6 * MiB)
 
 
 def test_a_real_fast_profile_is_complete():
