@@ -261,11 +261,12 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
     model.init_weights(seed)
     if layout == "auto":
         layout = best_layout(device.type, precision, config, torch.get_num_threads(), fast_mode())
-    if layout == "in_out":
-        for parent in list(model.modules()):
-            for name, child in parent.named_children():
-                if isinstance(child, nn.Linear):  # same seeded weights, stored transposed
-                    setattr(parent, name, InOutLinear(child.weight.t().contiguous()))
+    if layout == "in_out":  # the same seeded weights, stored transposed, one matrix at a time
+        linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+        for name in linears:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            setattr(parent, child, InOutLinear(getattr(parent, child).weight.t().contiguous()))
     model.layout = layout
     return model
 
