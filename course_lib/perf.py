@@ -26,7 +26,7 @@ __all__ = [
     "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity",
     "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
-    "batched_decode_time", "decode_intensity", "launch_aware_decode_time", "roofline_time", "decode_budget",
+    "batched_decode_time", "decode_intensity", "roofline_time", "decode_budget",
     "decode_table",
 ]
 
@@ -133,17 +133,6 @@ def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
     :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
     return check_positive("bandwidth", bandwidth) / (check_positive("tokens_per_s", tokens_per_s)
                                                      * bytes_per_param(precision))
-
-
-def launch_aware_decode_time(weight_bytes, kv_bytes, bandwidth, n_kernels, launch_overhead) -> float:
-    r"""Decode step time with a launch term:
-    :math:`t = (\text{weights} + \text{kv}) / B + n_\text{kernels} \cdot t_\text{launch}`.
-
-    Small models on a GPU live in the second term: hundreds of tiny kernels at ~10 us each.
-    """
-    moved = check_positive("weight_bytes", weight_bytes) + check_non_negative("kv_bytes", kv_bytes)
-    return (moved / check_positive("bandwidth", bandwidth)
-            + check_count("n_kernels", n_kernels, 0) * check_non_negative("launch_overhead", launch_overhead))
 
 
 def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:

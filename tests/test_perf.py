@@ -86,11 +86,6 @@ def test_params_for_speed_inverts_the_bound():
         perf.params_for_speed(0, "fp16", 2e12)
 
 
-def test_launch_aware_decode_time():
-    # 100e6 / 1e12 = 0.1 ms, plus 200 kernels x 10 us = 2 ms
-    assert perf.launch_aware_decode_time(100e6, 0, 1e12, 200, 10e-6) == pytest.approx(2.1e-3)
-
-
 def test_critical_batch():
     # A100 fp16: 156 FLOP/B x 2 B / 2 = 156 sequences; fp32 doubles bytes per weight -> 312
     assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
