@@ -14,6 +14,7 @@ Fast mode (COURSE_FAST=1, the one switch, used by Binder and workshops) shortens
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import math
 import os
@@ -173,6 +174,11 @@ def release(device) -> None:
         torch.cuda.empty_cache()
     elif torch.device(device).type == "mps":
         torch.mps.empty_cache()
+    else:  # glibc keeps freed tensors of a few MB in its heap; give them back (Binder has 2 GB in all)
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+            pass
 
 
 # ----------------------------------------------------------------------------- the timing harness
@@ -226,8 +232,12 @@ def time_interleaved(fns: dict, device="cpu", rounds: int = 5, warmup: int = 1, 
     finally:
         if enabled:
             gc.enable()
-    return {name: Measurement(1, ts, TaskSpec(stmt=name, setup="", num_threads=torch.get_num_threads()))
-            for name, ts in times.items()}
+    return {name: measurement(ts, str(name)) for name, ts in times.items()}
+
+
+def measurement(times: list[float], name: str = "fn") -> Measurement:
+    """Seconds per call (one sample per call) as a ``torch.utils.benchmark.Measurement``."""
+    return Measurement(1, list(times), TaskSpec(stmt=name, setup="", num_threads=torch.get_num_threads()))
 
 
 def graphed(fn):

@@ -26,9 +26,10 @@ import torch
 from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils.benchmark import Measurement
+from tqdm.auto import trange
 
 from . import hardware, perf
-from .machine import fast_mode, graphed, pick_device, release, time_fn, time_interleaved
+from .machine import MiB, fast_mode, graphed, measurement, pick_device, release, time_fn, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
@@ -37,6 +38,7 @@ _PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp1
 
 
 NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
+HOLD_TOGETHER = 256 * MiB  # a CPU sweep whose models hold more than this rebuilds them round by round
 
 
 @dataclass
@@ -305,8 +307,8 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
                  layout: str = "auto") -> list[DecodeRecord]:
     """A decode record per preset (name or ToyConfig) and precision (one or a list), timed in
     interleaved rounds; each model stores its weights in the layout that streams faster here
-    (``layout="auto"``). The models are in memory together (build_model refuses, with a clear
-    message, if they do not fit)."""
+    (``layout="auto"``). Small ladders (and any on a GPU) stay in memory together; build_model
+    refuses, with a clear message, what does not fit."""
     device, fast = pick_device(device), fast_mode(fast)
     profile = profile or get_profile(device, fast=fast)
     precisions = [precision] if isinstance(precision, str) else list(precision)
@@ -318,15 +320,29 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
             layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast) if layout == "auto" else layout
             kernel_roof(device.type, q, cfg, threads, profile.fast, layouts[p, q])
             small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
-    models = [build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q])
-              for p in presets for q in precisions]
-    try:
-        steps = {i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)}
-        times = _interleave(steps, device, fast, rounds, progress)
-        return [decode_record(m, times[i], profile, batch, context_len, graph) for i, m in enumerate(models)]
-    finally:
-        del models
-        release(device)
+    pairs = [(p, q) for p in presets for q in precisions]
+    if device.type != "cpu" or sum(get_config(p).total_bytes(batch, q) for p, q in pairs) <= HOLD_TOGETHER:
+        models = [build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q]) for p, q in pairs]
+        try:
+            times = _interleave({i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)}, device,
+                                fast, rounds, progress)
+            return [decode_record(m, times[i], profile, batch, context_len, graph) for i, m in enumerate(models)]
+        finally:
+            del models
+            release(device)
+    # a larger CPU ladder is rebuilt in every round instead, one model in memory at a time (the
+    # learner's RAM is the memory being measured, and Binder has 2 GB): rounds stay interleaved
+    n_rounds, times, records = rounds or (3 if fast else 5), {i: [] for i in range(len(pairs))}, {}
+    for r in trange(n_rounds, desc="decode sweep, interleaved rounds", disable=not progress, leave=False):
+        for i in range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs))):
+            toy = build_model(pairs[i][0], device=device, precision=pairs[i][1], max_batch=batch, layout=layouts[pairs[i]])
+            step = decode_step(toy, batch, context_len, graph)
+            times[i] += time_interleaved({i: step}, device, 1, 2, 5 if fast else 10)[i].times
+            if r == n_rounds - 1:  # its last round: all its timings are in
+                records[i] = decode_record(toy, measurement(times[i]), profile, batch, context_len, graph)
+            del toy, step
+            release(device)
+    return [records[i] for i in range(len(pairs))]
 
 
 def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, rounds=None,

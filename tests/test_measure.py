@@ -100,6 +100,17 @@ def test_sweeps_interleave_their_points(tiny, fake_machine):
     assert [r.context_len for r in ctx] == [16, 0] and ctx[0].kv_bytes > ctx[1].kv_bytes and ctx[0].repeats == 3 * 10
 
 
+def test_a_large_cpu_ladder_is_rebuilt_round_by_round(fake_machine, monkeypatch):
+    monkeypatch.setattr(measure, "HOLD_TOGETHER", 0)  # as if the two tiny models were too large to hold
+    built = []
+    real = measure.build_model
+    monkeypatch.setattr(measure, "build_model", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    recs = measure.decode_sweep(["tiny", model.PRESETS["tiny"]], "cpu", "fp32", profile=fake_machine, rounds=3,
+                                fast=True, progress=False)
+    assert len(built) == 2 * 3  # each model built once per round
+    assert [r.repeats for r in recs] == [3 * 5, 3 * 5] and all(r.ms_per_step > 0 for r in recs)
+
+
 def test_parallel_vs_sequential_gives_the_same_logits(tiny):
     demo = measure.parallel_vs_sequential(tiny, n_tokens=16)
     assert demo["same_argmax"] and demo["max_abs_diff"] < 1e-4 and demo["sequential_ms"] > 0
