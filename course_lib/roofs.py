@@ -58,9 +58,8 @@ class Roof:
     method: str
 
     @classmethod
-    def of(cls, m: Measurement, per_call: float, method: str, divide: bool = True) -> Roof:
-        value = per_call / m.median if divide else m.median / per_call
-        return cls(value, m.median, m.iqr, len(m.times) * m.number_per_run, method)
+    def of(cls, m: Measurement, per_call: float, method: str) -> Roof:
+        return cls(per_call / m.median, m.median, m.iqr, len(m.times) * m.number_per_run, method)
 
 
 def _buffer_bytes(device: torch.device, fast: bool) -> int:
