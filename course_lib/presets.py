@@ -136,6 +136,10 @@ PRESETS: dict[str, ToyConfig] = {
     # 6.70 B params; streamed 13.1 GB bf16 [134 MB]: Llama-2-7B's width, depth and heads, with a
     # 4x GELU MLP in place of its SwiGLU (about the same number of parameters)
     "7b": ToyConfig(vocab_size=32000, n_layers=32, d_model=4096, n_heads=32, max_seq_len=256),
+    # Trained on the course's own text, one byte per token (benchmarks/train_toy.py; weights in data/weights/):
+    # 1.87 M params, 3.7 MB in fp16; its draft for speculative decoding, 0.46 M params
+    "trained": ToyConfig(vocab_size=256, n_layers=4, d_model=192, n_heads=6, max_seq_len=512),
+    "trained-draft": ToyConfig(vocab_size=256, n_layers=2, d_model=128, n_heads=4, max_seq_len=512),
 }
 
 
