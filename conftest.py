@@ -21,6 +21,7 @@ from tests.helpers import peak_rss
 
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("COURSE_REVEAL", "1")  # predict boxes show their results at once (widgets.Guess)
 
 NOTEBOOK_MEMORY_BUDGET = 1.2e9  # bytes of peak RSS per notebook kernel (Binder gives 2 GB in all)
 _NOTEBOOKS: dict[str, dict] = {}

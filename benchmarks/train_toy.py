@@ -123,7 +123,8 @@ def train(name: str, train_data, val_data, held_out, args) -> dict:
     prompt = as_bytes(SAMPLE_PROMPT)[None].to(device)
     sample = bytes(toy.generate(shipped, prompt, 160)[0, prompt.shape[1]:].tolist()).decode("utf-8", "replace")
     print(f"{name} sample: {SAMPLE_PROMPT!r} -> {sample!r}")
-    return {"sample_prompt": SAMPLE_PROMPT, "sample_greedy": sample,"preset": name, "steps": args.steps, "batch": args.batch, "context": ctx, "lr": args.lr, "dropout": args.dropout,
+    return {"sample_prompt": SAMPLE_PROMPT, "sample_greedy": sample,
+            "preset": name, "steps": args.steps, "batch": args.batch, "context": ctx, "lr": args.lr, "dropout": args.dropout,
             "best_val_loss": round(best, 4),
             "held_out_loss_fp16_weights": round(mean_loss(shipped, held_out, ctx), 4),
             "val_loss_fp16_weights": round(mean_loss(shipped, val_data, ctx), 4),

@@ -291,6 +291,41 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     return _layout(fig, label, "", "ms per step", height=400)
 
 
+def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0,
+                 units: str = "ms", title: str = "Your guess, the formula and this machine") -> go.Figure:
+    """Three bars side by side: the learner's guess (if any), the formula's prediction and the
+    measurement, with its spread (e.g. the IQR) as an error bar."""
+    names = (["your guess"] if guess is not None else []) + ["formula", "measured here"]
+    values = ([guess] if guess is not None else []) + [predicted, measured]
+    errors = [0.0] * (len(values) - 1) + [spread]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],
+                           error_y=dict(type="data", array=errors, visible=True),
+                           text=[f"{v:.3g} {units}" for v in values], textposition="outside"))
+    return _layout(fig, title, "", units, height=360)
+
+
+def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms") -> str:
+    """One sentence comparing the learner's guess and the formula with the measurement, computed
+    from the three numbers (``spread``: the measurement's noise, e.g. its IQR)."""
+    for name, value in (("predicted", predicted), ("measured", measured), ("spread", spread)):
+        perf.check_non_negative(name, value)
+    if measured <= 0:
+        raise ValueError("measured must be greater than zero")
+
+    def off(x: float) -> str:
+        if abs(x - measured) <= spread:
+            return "within the measurement's noise"
+        return f"{abs(x / measured - 1):.0%} {'above' if x > measured else 'below'} it"
+
+    text = f"Measured: {measured:.3g} {units}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
+    text += f"The formula said {predicted:.3g} {units}, {off(predicted)}."
+    if guess is None:
+        return text + " (No guess committed: try the next one!)"
+    text += f" Your guess, {guess:.3g} {units}, was {off(guess)}"
+    closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
+    return text + (": closer than the formula." if closer else ".")
+
+
 def _ms(x: float) -> str:
     return f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
 

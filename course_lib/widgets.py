@@ -8,6 +8,9 @@ tests call directly; bad values end up as a friendly message, never as an except
 from __future__ import annotations
 
 import html
+import math
+import os
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import ipywidgets as W
@@ -166,6 +169,75 @@ def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
 
     button.on_click(show)
     return W.VBox([button, out])
+
+
+class Guess(W.VBox):
+    """A predict box: the learner commits a guess (a number, or one of ``choices``) before a
+    measurement. ``reveal(show)``, called in the measuring cell, returns the place the result
+    appears: ``show()`` runs there only after "Commit" or "Skip", so the answer cannot be seen
+    first. ``value``: the committed guess, None if skipped. With COURSE_REVEAL=1 (the test runs)
+    results show at once, as if the learner had skipped."""
+
+    def __init__(self, prompt: str, units: str = "", choices=None):
+        self.units, self.value, self.committed, self._pending = units, None, False, []
+        if choices:
+            self.input = W.RadioButtons(options=list(choices), value=None, layout=W.Layout(width="auto"))
+        else:
+            self.input = W.Text(placeholder=f"your guess{f' in {units}' if units else ''}", layout=W.Layout(width="200px"))
+        commit, skip = W.Button(description="Commit my guess", button_style="primary"), W.Button(description="Skip")
+        commit.on_click(lambda _: self.commit(self.input.value, skipped=False))
+        skip.on_click(lambda _: self.commit(None))
+        self._buttons, self.message = (commit, skip), W.HTML()
+        super().__init__([W.HTML(f"<b>Predict:</b> {prompt}"), W.HBox([self.input, commit, skip]), self.message])
+        if os.environ.get("COURSE_REVEAL", "").strip().lower() in ("1", "true", "yes", "on"):
+            self.commit(None)
+
+    def commit(self, answer, skipped: bool = True) -> None:
+        """Take ``answer`` (None = skip); a missing or bad answer gets a message, never an exception."""
+        if not skipped:
+            if isinstance(self.input, W.RadioButtons):
+                if answer is None:
+                    self.message.value = "<span style='color:#b00'>Pick one of the options first.</span>"
+                    return
+            else:
+                try:
+                    answer = float(str(answer).replace(",", "").strip())
+                    if not math.isfinite(answer) or answer < 0:
+                        raise ValueError
+                except ValueError:
+                    self.message.value = ("<span style='color:#b00'>Please type a number ≥ 0"
+                                          f"{f' (in {self.units})' if self.units else ''}.</span>")
+                    return
+        self.value, self.committed = (None if skipped else answer), True
+        self.input.disabled = True
+        for button in self._buttons:
+            button.disabled = True
+        self.message.value = ("Skipped: no guess." if skipped else
+                              f"Your guess: <b>{html.escape(str(answer))} {html.escape(self.units)}</b>")
+        for show, out in self._pending:
+            _show_in(out, show)
+        self._pending.clear()
+
+    def reveal(self, show: Callable[[], object]) -> W.Output:
+        """Where the result appears: ``show()`` (which displays it) runs there now if a guess is
+        committed, else as soon as one is."""
+        out = W.Output()
+        if self.committed:
+            _show_in(out, show)
+        else:
+            self._pending.append((show, out))
+            with out:
+                print("The result is ready: commit your guess (or skip) in the Predict box above to see it.")
+        return out
+
+
+def _show_in(out: W.Output, show) -> None:
+    out.clear_output()
+    with out:
+        try:
+            show()
+        except Exception as err:  # a widget callback must never kill the kernel
+            print(f"Could not show the result: {err}")
 
 
 def _batch_update(fig):

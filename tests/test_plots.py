@@ -204,3 +204,19 @@ def test_explain_prefill_by_hand():
     assert "1,067 GFLOP/s achieved" in text and "noise" not in text
     rows[1].ms = 1.5  # 16 tokens faster than 1: named as noise
     assert "faster with more work" in plots.explain_prefill(rows)
+
+
+def test_guess_verdict_reads_the_three_numbers():
+    # 4.1 / 6.3 = 0.651 -> 35 % below; 5 / 6.3 = 0.794 -> 21 % below, nearer than the formula
+    text = plots.guess_verdict(5, 4.1, 6.3, 0.2)
+    assert "The formula said 4.1 ms, 35% below it" in text and "5 ms, was 21% below it: closer" in text
+    # 6.4 is within 0.2 of 6.3: noise; 12 / 6.3 = 1.90 -> 90 % above, further off (in ratio) than 4.1
+    assert "within the measurement's noise" in plots.guess_verdict(6.4, 4.1, 6.3, 0.2)
+    far = plots.guess_verdict(12, 4.1, 6.3)
+    assert "90% above it." in far and "closer" not in far
+    assert "No guess committed" in plots.guess_verdict(None, 4.1, 6.3)
+    with pytest.raises(ValueError):
+        plots.guess_verdict(1, 1, 0)
+    fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
+    assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
+    assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
