@@ -1,6 +1,7 @@
 """plots: pure builders return figures whose data are the perf numbers; readings of measured records."""
 
 import json
+import sys
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -204,3 +205,21 @@ def test_explain_prefill_by_hand():
     assert "1,067 GFLOP/s achieved" in text and "noise" not in text
     rows[1].ms = 1.5  # 16 tokens faster than 1: named as noise
     assert "faster with more work" in plots.explain_prefill(rows)
+
+
+@pytest.mark.parametrize("env, colab, static", [
+    ({}, False, False), ({"VSCODE_PID": "42"}, False, True), ({"COLAB_RELEASE_TAG": "r"}, False, True),
+    ({}, True, True), ({"COURSE_STATIC": "1"}, False, True), ({"COURSE_STATIC": "0", "VSCODE_PID": "42"}, False, False),
+])
+def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, static):
+    for key in ("COURSE_STATIC", "COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert plots.static_frontend() is static
+    figure = plots.as_widget(plots.speculative_curve(0.8, 0.1))
+    assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static
