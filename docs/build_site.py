@@ -78,10 +78,8 @@ def execute_all(out: Path, jobs: int = 1) -> list[Path]:
     """Execute every notebook into ``out``, ``jobs`` kernels at a time. The kernels share a fresh profile
     cache, so every number on the pages was measured by this build (not read from an earlier one)."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **KERNEL_ENV, "COURSE_LIB_CACHE_DIR": tempfile.mkdtemp(prefix="course-site-profiles-"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    async def run_all():
+    async def run_all(env):
         slots = asyncio.Semaphore(max(jobs, 1))
 
         async def one(path):
@@ -90,7 +88,9 @@ def execute_all(out: Path, jobs: int = 1) -> list[Path]:
 
         return await asyncio.gather(*(one(path) for path in notebooks()))
 
-    return asyncio.run(run_all())
+    with tempfile.TemporaryDirectory(prefix="course-site-profiles-") as cache:
+        return asyncio.run(run_all({**os.environ, **KERNEL_ENV, "COURSE_LIB_CACHE_DIR": cache, "PYTHONPATH":
+                                    os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}))
 
 
 def figures_shown(nb) -> int:

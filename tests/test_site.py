@@ -8,10 +8,12 @@ pages without executing the notebooks again, set COURSE_SITE_EXECUTED to a folde
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,6 +32,7 @@ def built_site() -> tuple[Path, dict[str, int]]:
     """(folder, charts per notebook) of one site build for the whole test run (two kernels at a time)."""
     executed = os.environ.get("COURSE_SITE_EXECUTED")
     out = Path(tempfile.mkdtemp(prefix="course-site-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     return out, build_site.build(out, Path(executed) if executed else None, jobs=2)
 
 
