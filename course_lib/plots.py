@@ -3,16 +3,19 @@ that read a learner's own measurements (``explain_*``), computed from the record
 
 No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
 measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
-it, and falls back to the static figure (with a note) where it does not.
+it (JupyterLab, Notebook 7), and keeps the static figure where it does not (``static_frontend``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections import defaultdict
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from . import perf
 
@@ -29,8 +32,22 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=False, logy=Fals
     return fig
 
 
+# A Jupyter kernel's figures carry plotly's MIME type (JupyterLab draws it) and, from its "colab" renderer, HTML that
+# loads plotly.js itself, which static views draw (nbconvert, nbviewer, the course's site, a saved notebook).
+if pio.renderers.default in ("plotly_mimetype", "vscode"):
+    pio.renderers.default += "+colab"
+
+
+def static_frontend() -> bool:
+    """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
+    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
+    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
+
+
 def as_widget(fig: go.Figure):
     """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
+    if static_frontend():
+        return fig
     try:
         return go.FigureWidget(fig)
     except Exception as err:  # e.g. anywidget missing or a front end without widget support

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import ipywidgets as W
+import traitlets
 
 from . import hardware, perf, plots
 from .presets import PRESETS
@@ -56,7 +57,21 @@ def _error(err: Exception) -> str:
 class Explorer(W.VBox):
     """Controls -> perf -> a readout and a chart updated in place. Subclasses build their
     controls, call ``self.watch(*controls)`` and implement ``update()``; slow work never runs
-    in a callback (these only do arithmetic)."""
+    in a callback (these only do arithmetic). Subclasses have ``self.readout`` and ``self.figure``."""
+
+    children = W.trait_types.TypedTuple(trait=traitlets.Any()).tag(sync=True, **W.widget_serialization)
+    NOTE = "<p><i>A static chart at the starting settings: the sliders need JupyterLab with widgets (or Binder).</i></p>"
+
+    @traitlets.validate("children")  # a static self.figure (plots.static_frontend) is shown by _repr_mimebundle_ only
+    def _widgets_only(self, proposal):
+        return tuple(child for child in proposal["value"] if isinstance(child, W.Widget))
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view where widgets render; everywhere, a note, the readout and the chart as HTML."""
+        html = self.NOTE + self.readout.value + self.figure.to_html(include_plotlyjs="cdn", full_html=False)
+        if not isinstance(self.figure, W.Widget):  # plots.as_widget kept the static figure
+            return {"text/html": html, "text/plain": f"{type(self).__name__} (a static chart)"}
+        return {**super()._repr_mimebundle_(**kwargs), "text/html": html}
 
     def watch(self, *controls) -> None:
         for control in controls:

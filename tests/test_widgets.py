@@ -176,3 +176,23 @@ def test_guess_choices_skip_and_test_mode(monkeypatch):
     assert box.committed and box.value is None
     monkeypatch.setenv("COURSE_REVEAL", "1")
     assert widgets.Guess("x").committed
+
+
+@pytest.mark.parametrize("explorer", [widgets.DecodeCalculator, widgets.RooflineExplorer, widgets.TensorParallelExplorer,
+                                      widgets.SpeculativeExplorer])
+@pytest.mark.parametrize("static", ["0", "1"])
+def test_explorers_always_carry_a_static_chart(monkeypatch, explorer, static):
+    """Widgets where they render; where they cannot (COURSE_STATIC=1, Colab, VS Code), a note, the readout and a
+    static chart; and in both cases that HTML in the output, for static views of a saved notebook."""
+    monkeypatch.setenv("COURSE_STATIC", static)
+    view = explorer()
+    bundle = view._repr_mimebundle_()
+    page = bundle["text/html"]
+    assert page.count('class="plotly-graph-div"') == 1 and widgets.Explorer.NOTE in page and view.readout.value in page
+    assert ("application/vnd.jupyter.widget-view+json" in bundle) is (static == "0")
+    assert (view.figure in view.children) is (static == "0") and all(isinstance(c, widgets.W.Widget) for c in view.children)
+    before = view.figure.to_json()
+    slider = next(c for c in view.children if isinstance(c, (widgets.W.IntSlider, widgets.W.FloatLogSlider,
+                                                             widgets.W.FloatSlider)))
+    slider.value = slider.max
+    assert view.figure.to_json() != before  # the (static or live) figure still follows the controls
