@@ -119,8 +119,7 @@ class Question:
         return tuple(i for i, option in enumerate(self.options) if option.correct)
 
     def expected(self, context: Mapping | None = None, spec=None) -> float:
-        """The answer (or another spec of the question, e.g. a mistake) in the question's units;
-        MissingContext if a measurement is missing, ValueError if the course refuses one."""
+        """The answer (or a mistake's spec) in the question's units; MissingContext, or ValueError if refused."""
         return perf.check_number("value", _resolve(spec or self.answer, context or {})) / UNITS.get(self.units, 1.0)
 
     def text(self, context: Mapping | None = None, template: str | None = None) -> str:
@@ -220,10 +219,7 @@ def load_bank(notebook_id) -> Bank:
     number = f"{int(digits.group()):02d}" if digits else None
     if number not in notebook_ids():
         raise ValueError(f"notebook_id={notebook_id!r} has no quiz; valid ids: {', '.join(notebook_ids())}")
-    bank = parse_bank(json.loads(_DATA.joinpath("quizzes", f"{number}.json").read_text("utf-8")), f"{number}.json")
-    if bank.notebook != number:
-        raise ValueError(f"quiz bank {number}.json: notebook: is {bank.notebook!r}, expected {number!r}")
-    return bank
+    return parse_bank(json.loads(_DATA.joinpath("quizzes", f"{number}.json").read_text("utf-8")), f"{number}.json")
 
 
 # ============================================================================ answer keys
@@ -232,7 +228,8 @@ def answer_key(notebook_id, context: Mapping | None = None) -> str:
     bank = load_bank(notebook_id)
     kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
     skills = ", ".join(f"{sum(q.skill == s for q in bank.questions)} {s}" for s in ("compute", "interpret", "transfer"))
-    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills}.", ""]
+    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills} (compute: apply "
+           "a formula; interpret: read a plot or a measurement; transfer: a new device, design or situation).", ""]
     for number, q in enumerate(bank.questions, 1):
         kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
         out += [f"## Q{number} `{q.id}` ({kind}; skill: {q.skill})", "", q.text(context), ""]
@@ -313,8 +310,7 @@ def parse_number(text, units: str = "") -> float:
 # ============================================================================ grading
 @dataclass(frozen=True)
 class Result:
-    """What ``grade`` says: ``status`` correct, incorrect, invalid (unreadable: not an attempt) or
-    needs_context (a measured question before the measurement); ``headline`` and ``details`` for the learner."""
+    """``status``: correct, incorrect, invalid or needs_context (those two are not attempts); text for the learner."""
 
     status: str
     headline: str
