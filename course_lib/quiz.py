@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from numbers import Real
 from string import ascii_uppercase as LETTERS
@@ -27,9 +27,11 @@ __all__ = ["FUNCTIONS", "UNITS", "AnswerError", "Bank", "MissingContext", "Optio
            "answer_key", "answer_text", "format_number", "grade", "load_bank", "notebook_ids", "parse_bank",
            "parse_number"]
 
-# Functions a bank may call: perf's public formulas (not its table builder), and one division.
+# Functions a bank may call: perf's public formulas (not its table builder), and plain arithmetic.
 FUNCTIONS = {f"perf.{name}": getattr(perf, name) for name in perf.__all__ if name != "decode_table"}
-FUNCTIONS["math.div"] = lambda a, b: perf.check_number("a", a) / perf.check_positive("b", b)
+FUNCTIONS.update({"math.div": lambda a, b: perf.check_number("a", a) / perf.check_positive("b", b),
+                  "math.mul": lambda a, b: perf.check_number("a", a) * perf.check_number("b", b),
+                  "math.sub": lambda a, b: perf.check_number("a", a) - perf.check_number("b", b)})
 # Display unit -> its size in SI. Course functions return SI values; a question asked in one of these
 # units is converted ("ms": seconds / 1e-3). Other units ("tokens/s", "FLOP/byte") are taken as they are.
 UNITS = {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30,
@@ -40,11 +42,11 @@ UNITS = {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0**10, 
 _UNIT_ALIASES = {"×": ("x", "times"), "tokens/s": ("tok/s", "token/s", "tokens per second"), "tokens": ("token",),
                  "ms": ("milliseconds", "millisecond"), "FLOP/byte": ("FLOP/B", "FLOPs/byte"), "GPUs": ("GPU",)}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?::([^{}]+))?\}")  # {name} or {name:unit}
-
-# A plausible learner's measurements (SI units; the keys of docs/QUIZ_SCHEMA.md). Loading a bank
-# computes its measured questions with them, so that a broken formula fails there too.
+# A plausible learner's measurements (docs/QUIZ_SCHEMA.md): loading a bank computes measured values with them.
 _SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
                    "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4}
+_DATA = resources.files("course_lib").joinpath("data")
+_SCHEMA = jsonschema.Draft202012Validator(json.loads(_DATA.joinpath("quiz.schema.json").read_text("utf-8")))
 
 
 class MissingContext(LookupError):
@@ -55,12 +57,8 @@ class MissingContext(LookupError):
 
 # ============================================================================ values
 def _refs(spec) -> list[str]:
-    """The context keys ("$name") that a value spec uses, in the arguments of its calls too."""
-    if isinstance(spec, str) and spec.startswith("$"):
-        return [spec[1:]]
-    if isinstance(spec, Mapping):
-        return [key for value in spec.get("args", {}).values() for key in _refs(value)]
-    return []
+    """The measurements ("$name" strings) that a value spec uses, in the arguments of its calls too."""
+    return re.findall(r'"\$(\w+)"', json.dumps(spec))
 
 
 def _resolve(spec, context: Mapping):
@@ -74,22 +72,16 @@ def _resolve(spec, context: Mapping):
         return getattr(device, spec["attr"]) if "attr" in spec else device.peak_flops(spec["peak_flops"])
     if isinstance(spec, Mapping):
         if spec["fn"] not in FUNCTIONS:
-            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div, perf.NAME (perf.__all__)")
+            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME (perf.__all__)")
         return FUNCTIONS[spec["fn"]](**{k: _resolve(v, context) for k, v in spec["args"].items()})
     return spec
 
 
 def format_number(x: float, units: str = "", digits: int = 3) -> str:
-    """3 significant figures; whole numbers in full below 1e7; e-notation beyond (``115``, ``1.3e10``);
-    then the unit, if any (``"115 tokens/s"``, ``"5%"``)."""
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        text = "0" if x == 0 else str(x)
-    else:
-        whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
-        mantissa, _, exponent = f"{x:.{max(digits, whole)}g}".partition("e")
-        text = mantissa + (f"e{int(exponent)}" if exponent else "")
-    return text + ("" if units in ("", "%") else " ") + units
+    """3 significant figures, whole numbers in full below 1e7, then the unit: ``115 tokens/s``, ``1.3e10``, ``5%``."""
+    whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
+    mantissa, _, exponent = f"{float(x):.{max(digits, whole)}g}".partition("e")
+    return mantissa + (f"e{int(exponent)}" if exponent else "") + ("" if units in ("", "%") else " ") + units
 
 
 # ============================================================================ the bank
@@ -101,12 +93,12 @@ class Option(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class Question:
-    """One question as the bank has it (docs/QUIZ_SCHEMA.md). Values are resolved when needed: a
-    measured question exists before the learner has measured anything."""
+    """One question (docs/QUIZ_SCHEMA.md). Values are resolved when needed: before any measurement too."""
 
     id: str
     type: str  # multiple_choice, many_choice or numeric
-    question: str
+    skill: str  # compute, interpret or transfer
+    question: str  # its {placeholders} are filled by text(context); those of the other texts at loading
     explanation: str
     options: tuple[Option, ...] = ()
     answer: Mapping | None = None  # numeric only, as are the fields up to mistakes
@@ -120,25 +112,22 @@ class Question:
     @property
     def context_keys(self) -> tuple[str, ...]:
         """The learner's measurements this question needs (empty: not a measured question)."""
-        specs = [self.answer, *self.given.values(), *(m["answer"] for m in self.mistakes)]
-        return tuple(dict.fromkeys(key for spec in specs for key in _refs(spec)))
+        return tuple(dict.fromkeys(_refs([self.answer, self.given, [m["answer"] for m in self.mistakes]])))
 
     @property
     def correct_indices(self) -> tuple[int, ...]:
         return tuple(i for i, option in enumerate(self.options) if option.correct)
 
     def expected(self, context: Mapping | None = None, spec=None) -> float:
-        """The answer (or another spec of the question, e.g. a mistake) in the question's units;
-        MissingContext if a measurement is missing, ValueError if the course refuses one."""
-        value = perf.check_number("value", _resolve(spec or self.answer, context or {}))
-        return value / UNITS.get(self.units, 1.0)
+        """The answer (or a mistake's spec) in the question's units; MissingContext, or ValueError if refused."""
+        return perf.check_number("value", _resolve(spec or self.answer, context or {})) / UNITS.get(self.units, 1.0)
 
-    def text(self, context: Mapping | None = None) -> str:
-        """The question with its ``{placeholders}`` filled in (missing measurements are named)."""
+    def text(self, context: Mapping | None = None, template: str | None = None) -> str:
+        """The question (or ``template``, another of its texts) with its ``{placeholders}`` filled in."""
         def fill(match: re.Match) -> str:
             name, units = match.group(1), (match.group(2) or "").strip()
             try:
-                value = _resolve(self.given[name] if name in self.given else self.answer["args"][name], context or {})
+                value = _resolve(_placeholder(vars(self), name), context or {})
                 if isinstance(value, str):  # a precision
                     return value.upper() if value.lower() in perf.PRECISIONS else value
                 return format_number(perf.check_number(name, value) / UNITS.get(units, 1.0), units)
@@ -146,7 +135,12 @@ class Question:
                 return f"[your measured {missing.key}]"
             except (ValueError, TypeError):  # a measurement the course functions refuse
                 return f"[{name}: not available]"
-        return _PLACEHOLDER.sub(fill, self.question)
+        return _PLACEHOLDER.sub(fill, self.question if template is None else template)
+
+
+def _placeholder(q: Mapping, name: str):
+    """The spec that ``{name}`` shows: ``given[name]``, else that argument of ``answer``; KeyError if neither."""
+    return q["given"][name] if name in (q.get("given") or {}) else (q.get("answer") or {}).get("args", {})[name]
 
 
 class Bank(NamedTuple):
@@ -155,23 +149,19 @@ class Bank(NamedTuple):
     questions: tuple[Question, ...]
 
 
-_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads(resources.files("course_lib").joinpath("data/quiz.schema.json").read_text("utf-8")))
-
-
 def _question_problem(q: dict) -> str | None:
     """The first problem of a schema-valid question that the schema cannot express, or None."""
-    options = q.get("options", [])
-    right = sum(o["correct"] for o in options)
-    if q["type"] == "multiple_choice" and right != 1:
-        return f"options: multiple_choice needs exactly one correct option, has {right} (many_choice allows several)"
-    if q["type"] == "many_choice" and right < 1:
-        return "options: many_choice needs at least one correct option"
-    if len({o["text"] for o in options}) != len(options):
+    if len({o["text"] for o in q.get("options", [])}) != len(q.get("options", [])):
         return "options: two options have the same text"
-    for name in (match.group(1) for match in _PLACEHOLDER.finditer(q["question"])):
-        if name not in q.get("given", {}) and name not in q.get("answer", {}).get("args", {}):
-            return f"question: {{{name}}} is neither in 'given' nor an argument of 'answer'"
+    others = json.dumps({k: v for k, v in q.items() if k != "question"}, ensure_ascii=False)
+    for where, text in [("question", q["question"]), ("explanation, options or feedback", others)]:
+        for name, _ in _PLACEHOLDER.findall(text):
+            try:
+                measured = _refs(_placeholder(q, name))
+            except KeyError:
+                return f"{where}: {{{name}}} is neither in 'given' nor an argument of 'answer'"
+            if measured and where != "question":  # those texts are filled once, when the bank is loaded
+                return f"{where}: {{{name}}} is measured, and only the question's text may show a measurement"
     specs = [("answer", q["answer"])] if "answer" in q else []
     specs += [(f"mistakes[{i}].answer", m["answer"]) for i, m in enumerate(q.get("mistakes", []))]
     specs += [(f"given.{name}", spec) for name, spec in q.get("given", {}).items()]
@@ -191,27 +181,35 @@ def _question_problem(q: dict) -> str | None:
     return None
 
 
+def _build(q: dict) -> Question:
+    """A checked question, the placeholders of its explanation, options and feedback filled in."""
+    raw = Question(**{**q, "options": (), "mistakes": (), "verify": tuple(q.get("verify", ()))})
+
+    def fill(text: str) -> str:
+        return raw.text(template=text)
+    return replace(raw, explanation=fill(raw.explanation), feedback={k: fill(v) for k, v in raw.feedback.items()},
+                   options=tuple(Option(fill(o["text"]), o["correct"], fill(o["feedback"])) for o in q.get("options", ())),
+                   mistakes=tuple({**m, "feedback": fill(m["feedback"])} for m in q.get("mistakes", ())))
+
+
 def parse_bank(data, source: str = "<bank>") -> Bank:
     """Validate a bank (parsed JSON) and build it; ValueError names the bank, question and field."""
-    error = jsonschema.exceptions.best_match(_SCHEMA.iter_errors(data))
+    relevance = jsonschema.exceptions.by_relevance()  # the deepest error first: a wrong field before a rule it breaks
+    error = jsonschema.exceptions.best_match(_SCHEMA.iter_errors(data), key=lambda e: (len(e.path), relevance(e)))
     if error is not None:  # e.g. "$.questions[2].options[0].correct: 'yes' is not of type 'boolean'"
         message = error.message if len(error.message) < 200 else error.message[:197] + "..."
-        raise ValueError(f"quiz bank {source}: {error.json_path}: {message}")
+        rule = error.schema.get("$comment") if isinstance(error.schema, dict) else None  # the rule, in words
+        raise ValueError(f"quiz bank {source}: {error.json_path}: {message}" + (f" ({rule})" if rule else ""))
     for i, q in enumerate(data["questions"]):
         twice = q["id"] in [other["id"] for other in data["questions"][:i]]
-        problem = "id: used twice in this bank" if twice else _question_problem(q)
-        if problem:
+        if problem := "id: used twice in this bank" if twice else _question_problem(q):
             raise ValueError(f"quiz bank {source}, question '{q['id']}': {problem}")
-    questions = (Question(**{**q, "options": tuple(Option(**o) for o in q.get("options", ())),
-                             "mistakes": tuple(q.get("mistakes", ())), "verify": tuple(q.get("verify", ()))})
-                 for q in data["questions"])
-    return Bank(data["notebook"], data["title"], tuple(questions))
+    return Bank(data["notebook"], data["title"], tuple(_build(q) for q in data["questions"]))
 
 
 def notebook_ids() -> list[str]:
     """Ids of the notebooks that have a quiz bank: ``["00", "01", ...]``."""
-    folder = resources.files("course_lib").joinpath("data/quizzes")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in _DATA.joinpath("quizzes").iterdir() if p.name.endswith(".json"))
 
 
 def load_bank(notebook_id) -> Bank:
@@ -221,12 +219,7 @@ def load_bank(notebook_id) -> Bank:
     number = f"{int(digits.group()):02d}" if digits else None
     if number not in notebook_ids():
         raise ValueError(f"notebook_id={notebook_id!r} has no quiz; valid ids: {', '.join(notebook_ids())}")
-    source = f"{number}.json"
-    bank = parse_bank(json.loads(resources.files("course_lib").joinpath(f"data/quizzes/{source}").read_text("utf-8")),
-                      source)
-    if bank.notebook != number:
-        raise ValueError(f"quiz bank {source}: notebook: is {bank.notebook!r}, expected {number!r}")
-    return bank
+    return parse_bank(json.loads(_DATA.joinpath("quizzes", f"{number}.json").read_text("utf-8")), f"{number}.json")
 
 
 # ============================================================================ answer keys
@@ -234,26 +227,26 @@ def answer_key(notebook_id, context: Mapping | None = None) -> str:
     """Every question of a notebook's quiz with its answer and explanation, as Markdown (instructors)."""
     bank = load_bank(notebook_id)
     kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
-    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", ""]
+    skills = ", ".join(f"{sum(q.skill == s for q in bank.questions)} {s}" for s in ("compute", "interpret", "transfer"))
+    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills} (compute: apply "
+           "a formula; interpret: read a plot or a measurement; transfer: a new device, design or situation).", ""]
     for number, q in enumerate(bank.questions, 1):
         kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
-        out += [f"## Q{number} `{q.id}` ({kind})", "", q.text(context), ""]
-        for letter, o in zip(LETTERS, q.options, strict=False):
-            out.append(f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}")
-        out += [""] if q.options else []
+        out += [f"## Q{number} `{q.id}` ({kind}; skill: {q.skill})", "", q.text(context), ""]
+        out += [f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}"
+                for letter, o in zip(LETTERS, q.options)] + ([""] if q.options else [])
         out += [answer_text(q, context), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def _describe(spec) -> str:
-    """A value spec as a short formula: the answer key of a measured question."""
+    """A value spec as a short formula (the answer key of a measured question): ``f(x=your measured `x`)``."""
+    if isinstance(spec, Mapping):
+        args = spec["args"] if "fn" in spec else {k: v for k, v in spec.items() if k != "hardware"}
+        return f"{spec.get('fn') or spec['hardware']}({', '.join(f'{k}={_describe(v)}' for k, v in args.items())})"
     if isinstance(spec, str):
         return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
-    if not isinstance(spec, Mapping):
-        return format_number(spec, digits=4)
-    if "hardware" in spec:
-        return f"{spec['hardware']}.{spec.get('attr') or 'peak_flops(' + repr(spec['peak_flops']) + ')'}"
-    return f"{spec['fn']}({', '.join(f'{k}={_describe(v)}' for k, v in spec['args'].items())})"
+    return format_number(spec, digits=4)
 
 
 def answer_text(q: Question, context: Mapping | None = None) -> str:
@@ -279,22 +272,22 @@ class AnswerError(ValueError):
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+)?")
-_MALFORMED = [  # (what the learner typed, what to type instead)
+_MALFORMED = [  # (what the learner typed, what to type instead): the first that matches
+    (r".*,.*", "Please type the number without commas: a dot for decimals (2.5) and no thousands separator (1000, "
+     "or 1e3)."),
     (r"[+-]?[\d.]+[eE][+-]?", "“{s}” is missing its exponent: write 1e3 for 1000, or 2.5e-3 for 0.0025."),
     (r"[+-]?[\d.]+\s*[x×*]\s*10\s*\^?\s*[+-]?\d+", "Write powers of ten with an e: 1.4e2 means 1.4 × 10^2."),
     (r"[+-]?[\d.]+(?:\s+[\d.]+)+", "Please remove the spaces inside the number (type 1000, not 1 000)."),
+    (r"([+-]?\.?\d[\d_.]*(?:[eE][+-]?\d+)?)\s*(?:[^\W\d_]|[%/°]).*",
+     "Type just the number, without units or words{units}: for example {number}."),
 ]
 
 
 def parse_number(text, units: str = "") -> float:
-    """Read a learner's number, or raise AnswerError with a message saying what to type instead.
-
-    Accepted: ``143``, ``-2.5``, ``.5``, ``1.4e2``, ``1_000``, a leading ``~`` or ``≈``, the Unicode
-    minus, and the question's unit after the number (``"115 tokens/s"``). Every comma is refused:
-    ``1,5`` is 1.5 in much of Europe and ``1,000`` is 1000 in English; a guess would mark some wrong.
-    """
-    if isinstance(text, Real) and not isinstance(text, bool):
-        text = str(text)  # a number is read like the same number typed
+    """Read a learner's number (``143``, ``-2.5``, ``.5``, ``1.4e2``, ``1_000``, ``~143``, ``115 tokens/s``) or
+    raise AnswerError saying what to type instead. Every comma is refused: ``1,5`` is 1.5 in much of Europe
+    and ``1,000`` is 1000 in English; a guess would mark some learners wrong."""
+    text = str(text) if isinstance(text, Real) and not isinstance(text, bool) else text  # a number: as if typed
     s = text.strip().replace("\u2212", "-").replace("\u00a0", " ").lstrip("~≈").strip() if isinstance(text, str) else ""
     if not s:
         raise AnswerError("Type a number first, for example 143 or 1.4e2.")
@@ -302,30 +295,22 @@ def parse_number(text, units: str = "") -> float:
         if s.lower().endswith(unit.lower()) and len(s) > len(unit):
             s = s[: -len(unit)].rstrip()
             break
-    if "," in s:
-        raise AnswerError("Please type the number without commas: a dot for decimals (2.5) and no thousands "
-                          "separator (1000, or 1e3).")
     if _NUMBER.fullmatch(s):
         if not math.isfinite(float(s)):
             raise AnswerError("That number is too large to be a sensible answer; check the exponent.")
         return float(s)
     shown = s if len(s) <= 30 else s[:27] + "..."
     for pattern, message in _MALFORMED:
-        if re.fullmatch(pattern, s):
-            raise AnswerError(message.format(s=shown))
-    leading = _NUMBER.match(s)
-    rest = s[leading.end():].lstrip() if leading else ""
-    if rest and (rest[0].isalpha() or rest[0] in "%/°"):
-        unit = f" (the answer is in {units})" if units else ""
-        raise AnswerError(f"Type just the number, without units or words{unit}: for example {leading.group(0)}.")
+        if match := re.fullmatch(pattern, s):
+            hint = f" (the answer is in {units})" if units else ""
+            raise AnswerError(message.format(s=shown, units=hint, number=next(iter(match.groups()), "")))
     raise AnswerError(f"“{shown}” is not a number I can read. Type digits, such as 143, 0.5 or 1.4e2.")
 
 
 # ============================================================================ grading
 @dataclass(frozen=True)
 class Result:
-    """What ``grade`` says: ``status`` correct, incorrect, invalid (unreadable: not an attempt) or
-    needs_context (a measured question before the measurement); ``headline`` and ``details`` for the learner."""
+    """``status``: correct, incorrect, invalid or needs_context (those two are not attempts); text for the learner."""
 
     status: str
     headline: str
@@ -337,12 +322,9 @@ class Result:
 
 
 def grade(question: Question, answer, context: Mapping | None = None) -> Result:
-    """Grade one answer. Pure; never raises on a learner's answer.
-
-    multiple_choice: an option index (or its text). many_choice: indices (or texts), right only if
-    exactly the right set. numeric: a string as typed (``parse_number``) or a number, in the question's
-    units, right within the tolerance; a measured question takes its values from ``context``.
-    """
+    """Grade one answer; pure, never raises on a learner's answer. ``answer``: an option's index (many_choice:
+    a list of them, right if exactly the right set); numeric: a string as typed or a number, in the question's
+    units, right within the tolerance (a measured question is computed from ``context``)."""
     if context is not None and not isinstance(context, Mapping):
         raise TypeError(f"context={context!r} must be a dict of measurements (docs/QUIZ_SCHEMA.md) or None")
     if question.type == "numeric":
@@ -351,17 +333,14 @@ def grade(question: Question, answer, context: Mapping | None = None) -> Result:
     if answer is None or answer == "" or (isinstance(answer, (list, tuple, set)) and not answer):
         return Result("invalid", "Tick at least one option, then press Check." if many
                       else "Choose one of the options first, then press Check.")
-    texts, chosen = [o.text for o in question.options], set()
-    for choice in answer if many and isinstance(answer, (list, tuple, set)) else [answer]:
-        if isinstance(choice, str) and choice.strip() in texts:
-            choice = texts.index(choice.strip())
-        if not isinstance(choice, int) or isinstance(choice, bool) or not 0 <= choice < len(texts):
-            return Result("invalid", "That is not one of the options: choose from the list, then press Check.")
-        chosen.add(choice)
+    picks = list(answer) if many and isinstance(answer, (list, tuple, set)) else [answer]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(question.options) for i in picks):
+        return Result("invalid", "That is not one of the options: choose from the list, then press Check.")
     if not many:
-        option = question.options[choice]
+        option = question.options[answer]
         return Result("correct" if option.correct else "incorrect", "Correct!" if option.correct else "Not quite.",
                       (option.feedback,))
+    chosen = set(picks)
     wrong, missed = chosen - set(question.correct_indices), set(question.correct_indices) - chosen
     headline = ("Correct! You ticked exactly the right options." if not wrong and not missed else
                 "Not quite: some ticks are wrong, and a right option is still unticked." if wrong and missed else
@@ -401,8 +380,7 @@ def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
     for power in (3, 6, 9, 12):  # seconds typed for milliseconds, bytes for GB, ...
         if near(expected * 10.0**power) or near(expected / 10.0**power):
             return Result("incorrect", f"Not quite: {shown} is off by a factor of 10^{power}.",
-                          (f"Check your units: the answer is asked in {q.units}.",
-                           q.feedback["incorrect"]))
+                          (f"Check your units: the answer is asked in {q.units}.", q.feedback["incorrect"]))
     word = "low" if value < expected else "high"
     return Result("incorrect", f"Not quite: {shown} is too {word}.",
                   (q.feedback.get(f"too_{word}", q.feedback["incorrect"]),))
