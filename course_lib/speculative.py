@@ -209,9 +209,9 @@ def explain(r: DraftResult) -> str:
         text += (f" In {st.empty_rounds} of {st.rounds} rounds it found no earlier match and proposed nothing: those"
                  f" passes made 1 token each, and counting them the formula gives {e:.2f}.")
     if abs(st.tokens_per_pass / e - 1) > 0.05:  # independent guesses: a fraction alpha**gamma of rounds keeps all
-        text += (f" {st.kept_all / full:.0%} of the rounds kept all their guesses, where independent guesses (the"
-                 f" formula's assumption) would give {st.alpha ** r.gamma:.0%}: in text, guesses are right or wrong "
-                 f"{'together' if st.kept_all / full > st.alpha ** r.gamma else 'more evenly'}.")
+        text += (f" {st.kept_all / full:.0%} of the rounds kept all their guesses; independent guesses (the formula's"
+                 f" assumption) would give {st.alpha ** r.gamma:.0%}: here right guesses came"
+                 f" {'in runs' if st.kept_all / full > st.alpha ** r.gamma else 'more scattered'}.")
     text += (f" A round cost {st.proposed / st.rounds:.2f} guesses × c = {r.cost_ratio:.2f} plus a verification pass"
              f" of v = {r.verify_ratio:.2f} decode steps (the formula counts 1): {r.round_cost:.2f} steps for"
              f" {st.tokens_per_pass:.2f} tokens, {r.modeled_speedup:.2f}× (the formula: {r.predicted_speedup:.2f}×).")
