@@ -2,9 +2,10 @@
 
 Scope: token embedding, pre-norm blocks (RMSNorm -> fused-QKV attention -> output projection;
 RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases; shapes and
-exact counts in presets.py. Random weights (a fixed seed): the timings and bytes of a real model
-of the same shape, but nonsense text. No positional encoding (RoPE would add a few elementwise
-ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
+exact counts in presets.py. Random weights (a fixed seed): the timings and bytes of a real model of
+the same shape, but nonsense text; "trained" and "trained-draft" load weights trained on the course's
+own text, one byte per token (``encode``, ``decode``). No positional encoding (RoPE would add a few
+elementwise ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
 
 Each layer owns a static, preallocated KV cache (max_batch, n_kv_heads, max_seq_len, head_dim)
 for K and for V. ``forward(tokens, start_pos)`` writes the new tokens' K and V at
@@ -26,6 +27,7 @@ References: nanoGPT ``model.py`` (A. Karpathy); gpt-fast ``model.py`` and ``gene
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +36,14 @@ from tqdm.auto import trange
 
 from .machine import check_precision, fast_mode, free_memory, pick_device, torch_dtype
 from .perf import check_count
-from .presets import PRESETS, ToyConfig, get_config  # noqa: F401  (re-exported for notebooks)
+from .presets import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 from .roofs import best_layout
 
 # build_model asks for this much more memory than weights + KV cache, for activations (logits of
 # a full-length prefill, MLP hidden states) and allocator slack.
 MEMORY_HEADROOM = 1.25
+WEIGHTS = resources.files(__package__) / "data" / "weights"  # <preset>.pt: fp16 state dicts (benchmarks/train_toy.py)
+TRAINED = ("trained", "trained-draft")
 
 
 # ----------------------------------------------------------------------------- the network
@@ -233,10 +237,10 @@ def check_memory(config: ToyConfig, device: torch.device, precision: str, max_ba
 
 def build_model(config_or_preset: ToyConfig | str, device=None, precision: str = "fp32",
                 max_batch: int = 1, seed: int = 0, layout: str = "out_in") -> ToyGPT:
-    """A ready-to-run ToyGPT: on ``device`` (default: machine.pick_device), in ``precision``,
-    seeded random weights, eval mode, no gradients. ``layout``: how weight matrices are stored,
-    "out_in" (nn.Linear), "in_out" (InOutLinear, the same function) or "auto" (whichever
-    streams faster on this device, measured by roofs.best_layout).
+    """A ready-to-run ToyGPT: on ``device`` (default: machine.pick_device), in ``precision``, seeded
+    random weights (the TRAINED presets: their shipped weights), eval mode, no gradients. ``layout``:
+    how weight matrices are stored, "out_in" (nn.Linear), "in_out" (InOutLinear, the same function)
+    or "auto" (whichever streams faster on this device, measured by roofs.best_layout).
 
     Checks that the precision runs on the device and that the model fits in free memory before
     allocating anything. The modules are first built on the ``meta`` device (shapes only), then
@@ -258,17 +262,38 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
         model = ToyGPT(config, max_batch=max_batch, dtype=torch_dtype(precision))
     model.to_empty(device=device)
     model.requires_grad_(False).eval()
-    model.init_weights(seed)
+    model.init_weights(seed)  # (also zeroes the KV cache)
+    if (name := preset_name(config)) in TRAINED:
+        load_weights(model, name)
     if layout == "auto":
         layout = best_layout(device.type, precision, config, torch.get_num_threads(), fast_mode())
-    if layout == "in_out":  # the same seeded weights, stored transposed, one matrix at a time
-        linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-        for name in linears:
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
-            setattr(parent, child, InOutLinear(getattr(parent, child).weight.t().contiguous()))
+    if layout == "in_out":  # the same weights, stored transposed, one matrix at a time
+        for name in [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]:
+            model.set_submodule(name, InOutLinear(model.get_submodule(name).weight.t().contiguous()))
     model.layout = layout
     return model
+
+
+def load_weights(model: ToyGPT, name: str) -> None:
+    """Copy the shipped weights ``WEIGHTS/<name>.pt`` into ``model`` (cast to its dtype, on its device)."""
+    path = WEIGHTS / f"{name}.pt"
+    if not path.is_file():
+        raise ValueError(f"the weights of preset {name!r} are missing ({path}): reinstall course_lib, "
+                         "or train them with benchmarks/train_toy.py")
+    with path.open("rb") as file:
+        model.load_state_dict(torch.load(file, map_location=model.device, weights_only=True))
+
+
+def encode(text: str, device=None) -> torch.Tensor:
+    """The trained presets' tokenizer: the UTF-8 bytes of ``text`` as a (1, T) long tensor."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text={text!r} must be a non-empty string")
+    return torch.tensor([list(text.encode("utf-8"))], dtype=torch.long, device=device)
+
+
+def decode(tokens) -> str:
+    """Byte tokens (a tensor or list, any shape) as text; a broken UTF-8 sequence becomes '�'."""
+    return bytes(torch.as_tensor(tokens).flatten().tolist()).decode("utf-8", errors="replace")
 
 
 # ----------------------------------------------------------------------------- generation

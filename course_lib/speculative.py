@@ -18,11 +18,10 @@ later pass before anything reads them.
 
 Drafts (any object with ``propose`` and ``keep`` works):
 
-    make_draft(target, noise)   a noisy copy of the target: alpha up to 1, but c ≈ 1, so it loses
-    make_bf16_draft(target)     the target in bf16: alpha near 1 from half the bytes; c depends
-                                on how fast this machine's bf16 matmul is
-    PromptLookupDrafter()       no model, c ≈ 0: copy what followed an earlier occurrence of the
-                                latest n-gram; without a match a round is a plain decode step
+    a ToyGPT (ModelDrafter)   a smaller model with the target's vocabulary, e.g. "trained-draft"
+                              for "trained": guesses from what it learned, at a cost c per guess
+    PromptLookupDrafter()     no model, c ≈ 0: copy what followed an earlier occurrence of the
+                              latest n-gram; without a match a round is a plain decode step
 
 References: Leviathan, Kalman & Matias, "Fast Inference from Transformers via Speculative
 Decoding" (ICML 2023); A. Saxena, "Prompt Lookup Decoding" (2023); gpt-fast's ``speculative_decode``.
@@ -30,16 +29,16 @@ Decoding" (ICML 2023); A. Saxena, "Prompt Lookup Decoding" (2023); gpt-fast's ``
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from . import perf
-from .machine import check_precision, time_interleaved
-from .model import ToyGPT, build_model, decode_one_token, generate, get_config
-from .perf import check_count, check_non_negative
+from .machine import time_interleaved
+from .model import ToyGPT, build_model, decode_one_token, encode, generate
+from .perf import check_count
 
 
 # ----------------------------------------------------------------------------- drafts
@@ -92,38 +91,18 @@ class PromptLookupDrafter:
         """Nothing cached, nothing to roll back."""
 
 
-@torch.no_grad()
-def make_draft(target: ToyGPT, noise: float = 0.0, seed: int = 0) -> ToyGPT:
-    """A copy of the target with its own KV cache and Gaussian noise on every weight,
-    W + noise · rms(W) · N(0, 1): 0 is an exact copy (every guess accepted); more noise, fewer."""
-    noise = check_non_negative("noise", noise)
-    draft = copy.deepcopy(target)
-    generator = torch.Generator(device=draft.device).manual_seed(seed)
-    for param in draft.parameters():
-        rms = param.float().pow(2).mean().sqrt()
-        jitter = torch.randn(param.shape, generator=generator, device=param.device, dtype=param.dtype)
-        param.add_(jitter * (noise * rms).to(param.dtype))
-    return draft
-
-
-def make_bf16_draft(target: ToyGPT) -> ToyGPT:
-    """A bf16 copy of the target (weights and KV cache): the same function up to rounding, from
-    half the bytes of fp32. Cheaper only where this machine's bf16 matmul is fast."""
-    check_precision(target.device, "bf16")
-    return copy.deepcopy(target).to(torch.bfloat16)
-
-
 # ----------------------------------------------------------------------------- generation
 @dataclass
 class SpeculativeStats:
     """What one speculative generation did."""
 
-    rounds: int        # verification passes of the target
-    proposed: int      # draft tokens offered
-    accepted: int      # draft tokens kept
-    rejections: int    # rounds that stopped at a wrong guess
-    empty_rounds: int  # rounds in which the draft proposed nothing (prompt lookup without a match)
     new_tokens: int
+    rounds: int = 0        # verification passes of the target
+    proposed: int = 0      # draft tokens offered
+    accepted: int = 0      # draft tokens kept
+    rejections: int = 0    # rounds that stopped at a wrong guess
+    empty_rounds: int = 0  # rounds in which the draft proposed nothing (prompt lookup without a match)
+    kept_all: int = 0      # rounds that proposed and kept every guess
 
     @property
     def alpha(self) -> float:
@@ -133,7 +112,7 @@ class SpeculativeStats:
         return self.accepted / judged if judged else float("nan")
 
     @property
-    def tokens_per_step(self) -> float:
+    def tokens_per_pass(self) -> float:
         """Tokens generated per verification pass of the target."""
         return self.new_tokens / self.rounds
 
@@ -144,7 +123,7 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
     """Greedy speculative decoding of one sequence: prompt (1, T) + ``max_new_tokens`` tokens,
     identical to ``generate(target, prompt, max_new_tokens)``, and a :class:`SpeculativeStats`.
 
-    ``draft``: a ToyGPT with the target's vocabulary (``make_draft``, ``make_bf16_draft``) or a
+    ``draft``: a ToyGPT with the target's vocabulary (e.g. "trained-draft" for "trained") or a
     drafter such as :class:`PromptLookupDrafter`. Near the end a round proposes fewer than
     ``gamma`` tokens, so that exactly ``max_new_tokens`` come out.
     """
@@ -160,7 +139,7 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
     tokens = F.pad(prompt, (0, max_new_tokens))  # the prompt, then room for the new tokens
     if T > 1:  # the target's cache takes all but the last prompt token, which round 1 feeds
         target(prompt[:, :-1], start_pos=0)
-    n, stats = T, SpeculativeStats(0, 0, 0, 0, 0, max_new_tokens)  # n: tokens known
+    n, stats = T, SpeculativeStats(max_new_tokens)  # n: tokens known
     while n < end:
         g = drafter.propose(tokens, n, min(gamma, end - n - 1))  # never make more than end - n tokens
         choice = target(tokens[:, n - 1:n + g], start_pos=n - 1).argmax(dim=-1)  # (1, g + 1): tokens n .. n+g
@@ -171,6 +150,7 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
         stats.proposed += g
         stats.accepted += k
         stats.rejections += k < g
+        stats.kept_all += 0 < g == k
         stats.empty_rounds += g == 0 and n + 1 < end  # (the last round may have no room to propose)
         n += k + 1
     return tokens, stats
@@ -179,70 +159,126 @@ def speculative_generate(target: ToyGPT, draft, prompt: torch.Tensor, max_new_to
 # ----------------------------------------------------------------------------- measuring
 @dataclass
 class DraftResult:
-    """One draft in :func:`run_speculative_demo`; the ratios are of median times."""
+    """One draft in :func:`run_speculative_demo`. Times are medians of interleaved rounds; the
+    speed-up is the median of the per-round ratios (target alone / speculative)."""
 
-    draft: str                # "noisy copy", "bf16 copy" or "prompt lookup"
-    noise: float              # for the noisy copy; 0 otherwise
+    draft: str                # "trained-draft" (a model) or "prompt lookup"
     gamma: int
-    alpha: float              # measured per-token acceptance
-    tokens_per_step: float    # measured tokens per verification pass
-    empty_rounds: int         # rounds without a proposal (prompt lookup without a match)
-    cost_ratio: float         # c: the draft's time per proposed token / the target's decode step
-    verify_ratio: float       # v: the target's pass over gamma + 1 tokens / its decode step
-    predicted_speedup: float  # perf.speculative_speedup(alpha, gamma, c): assumes v = 1
-    measured_speedup: float   # target-only generate / speculative_generate, whole calls
-    identical: bool           # same tokens as target-only greedy decoding
+    stats: SpeculativeStats   # alpha, tokens per pass, empty rounds, ...
+    cost_ratio: float         # c: the draft's time per guess / one target decode step
+    bytes_ratio: float        # the draft model's weight bytes per step / the target's (0: no model)
+    verify_ratio: float       # v: the target's pass over gamma + 1 tokens / one decode step
+    speedup: float            # measured: target-only generate / speculative_generate, whole calls (median round)
+    speedup_quartiles: tuple  # (25th, 75th percentile) of the per-round ratios: the noise
+    identical: bool           # the same tokens as target-only greedy decoding
+
+    @property
+    def expected_tokens(self) -> float:
+        """perf's tokens per pass for the measured alpha (NaN if nothing was proposed)."""
+        return self._formula(perf.speculative_expected_tokens)
+
+    @property
+    def predicted_speedup(self) -> float:
+        """perf's speed-up for the measured alpha and c: expected tokens / (gamma c + 1)."""
+        return self._formula(perf.speculative_speedup, self.cost_ratio)
+
+    def _formula(self, formula, *args) -> float:  # perf needs alpha < 1; at 1 the formulas tend to their limits
+        return formula(min(self.stats.alpha, 1 - 1e-9), self.gamma, *args) if self.stats.proposed else float("nan")
+
+    @property
+    def round_cost(self) -> float:
+        """What one round cost, in target decode steps: guesses made per round × c + v."""
+        return self.stats.proposed / self.stats.rounds * self.cost_ratio + self.verify_ratio
+
+    @property
+    def modeled_speedup(self) -> float:
+        """Measured tokens per pass / measured round cost."""
+        return self.stats.tokens_per_pass / self.round_cost
+
+
+def explain(r: DraftResult) -> str:
+    """Where this draft's measured speed-up parts from the formula, in sentences computed from its numbers."""
+    st, e, (low, high) = r.stats, r.expected_tokens, r.speedup_quartiles
+    if not st.proposed:
+        return f"**{r.draft}** proposed nothing: every round was a plain decode step."
+    text = (f"**{r.draft}**: from α = {st.alpha:.2f} and γ = {r.gamma} the formula expects {e:.2f} tokens per pass; "
+            f"this run made {st.tokens_per_pass:.2f}.")
+    full = st.rounds - st.empty_rounds
+    if st.empty_rounds:
+        e = (full * e + st.empty_rounds) / st.rounds
+        text += (f" In {st.empty_rounds} of {st.rounds} rounds it found no earlier match and proposed nothing: those"
+                 f" passes made 1 token each, and counting them the formula gives {e:.2f}.")
+    if abs(st.tokens_per_pass / e - 1) > 0.05:  # independent guesses: a fraction alpha**gamma of rounds keeps all
+        text += (f" {st.kept_all / full:.0%} of the rounds kept all their guesses; independent guesses (the formula's"
+                 f" assumption) would give {st.alpha ** r.gamma:.0%}: here right guesses came"
+                 f" {'in runs' if st.kept_all / full > st.alpha ** r.gamma else 'more scattered'}.")
+    text += (f" A round cost {st.proposed / st.rounds:.2f} guesses × c = {r.cost_ratio:.2f} plus a verification pass"
+             f" of v = {r.verify_ratio:.2f} decode steps (the formula counts 1): {r.round_cost:.2f} steps for"
+             f" {st.tokens_per_pass:.2f} tokens, {r.modeled_speedup:.2f}× (the formula: {r.predicted_speedup:.2f}×).")
+    if r.bytes_ratio and r.cost_ratio > 1.5 * r.bytes_ratio:
+        text += (f" The draft reads {r.bytes_ratio:.0%} of the target's weight bytes per step, yet a guess cost"
+                 f" {r.cost_ratio:.0%} of a target step: at this size, time does not follow bytes (the fixed cost of"
+                 " each small operation counts, as in notebook 01's gap budget).")
+    text += f" Measured: {r.speedup:.2f}× (middle half of the rounds: {low:.2f}–{high:.2f}×)."
+    extra = r.modeled_speedup / r.speedup - 1  # the whole run's time beyond its parts
+    if high - low > 0.3 * r.speedup:
+        text += " The machine was busy during the run: read the measurement loosely."
+    elif extra > 0.1:
+        text += (f" The run took {extra:.0%} longer than its parts: time not in c or v, such as each round's"
+                 " bookkeeping (comparing guesses, reading how many were kept).")
+    elif extra < -0.1:
+        text += f" The run took {-extra:.0%} less than its parts, which were timed apart from it, near the end of the text."
+    if low > 1:
+        return text + " A real speed-up."
+    if high < 1:
+        return text + (f" A slow-down: a round cost more target steps ({r.round_cost:.2f}) than it made tokens."
+                       if r.round_cost > st.tokens_per_pass else " A slow-down, made by the time outside c and v.")
+    return text + " No clear difference from plain decoding: the middle half of the rounds straddles 1×."
 
 
 @torch.inference_mode()
-def _measure_draft(target: ToyGPT, draft, name: str, noise: float, prompt: torch.Tensor, max_new_tokens: int,
-                   gamma: int, rounds: int) -> DraftResult:
-    """Time, in the same alternating rounds (``machine.time_interleaved``): target-only
-    ``generate``, :func:`speculative_generate`, and near the end of the text one target decode
-    step, the target's pass over g + 1 tokens (v = pass / step) and a draft round of g guesses
-    (c = round / g / step). Those three reuse the KV caches as they are: values do not change times."""
-    expected = generate(target, prompt, max_new_tokens)
-    drafter = ModelDrafter(draft) if isinstance(draft, ToyGPT) else draft
+def run_speculative_demo(prompt: str = "Why is LLM inference so slow?", gamma: int = 3, max_new_tokens: int = 100,
+                         target="trained", draft="trained-draft", device=None, rounds: int = 5,
+                         repeats: int = 8) -> list[DraftResult]:
+    """The trained toy decoding ``prompt`` alone and with two drafts, its draft model and prompt lookup.
+    Timed in the same alternating rounds (``machine.time_interleaved``): target-only ``generate`` (a
+    decode step: its time / max_new_tokens), :func:`speculative_generate` with each draft, and near the
+    end of the text ``repeats`` in a row (one call of a millisecond is at the mercy of a busy machine)
+    of the target's pass over gamma + 1 tokens (v = pass / step) and of a draft round of gamma guesses
+    (c = round / gamma / step); those reuse the KV caches as they are: values do not change times."""
+    gamma, repeats = check_count("gamma", gamma), check_count("repeats", repeats)
+    target = build_model(target, device=device)
+    tokens = encode(prompt, target.device)
+    expected = generate(target, tokens, max_new_tokens)
+    drafts = {draft: build_model(draft, device=target.device), "prompt lookup": PromptLookupDrafter()}
     g = min(gamma, max_new_tokens)
     n = expected.shape[1] - g  # guesses for the last g slots: the verification pass ends at the last one
-    guesses, out = expected.clone(), {}
+    guesses, outputs = expected.clone(), {}
 
-    def draft_round():
-        drafter.keep(n - 1)  # feed one token, guess g
-        drafter.propose(guesses, n, g)
+    def speculate(name):
+        outputs[name] = speculative_generate(target, drafts[name], tokens, max_new_tokens, gamma)
 
-    times = time_interleaved({
-        "baseline": lambda: generate(target, prompt, max_new_tokens),
-        "speculative": lambda: out.update(spec=speculative_generate(target, draft, prompt, max_new_tokens, gamma)),
-        "step": lambda: target(expected[:, n - 1:n], start_pos=n - 1),
-        "verify": lambda: target(expected[:, n - 1:n + g], start_pos=n - 1),
-        "draft": draft_round,
-    }, target.device, rounds=rounds, warmup=1)
-    tokens, stats = out["spec"]
-    step = times["step"].median
-    c = times["draft"].median / g / step
-    alpha = min(stats.alpha, 1 - 1e-9)  # perf's formula needs alpha < 1; the limit is gamma + 1 tokens
-    predicted = perf.speculative_speedup(alpha, gamma, c) if stats.proposed else float("nan")
-    return DraftResult(draft=name, noise=noise, gamma=gamma, alpha=stats.alpha, tokens_per_step=stats.tokens_per_step,
-                       empty_rounds=stats.empty_rounds, cost_ratio=c, verify_ratio=times["verify"].median / step,
-                       predicted_speedup=predicted, measured_speedup=times["baseline"].median / times["speculative"].median,
-                       identical=bool(torch.equal(tokens, expected)))
+    def draft_rounds(drafter):
+        for _ in range(repeats):
+            drafter.keep(n - 1)  # (a model: feed one token, then guess g)
+            drafter.propose(guesses, n, g)
 
-
-def run_speculative_demo(target_preset="cpu-m", gamma: int = 2, noises=(0.0,), bf16: bool = True,
-                         lookup: bool = True, max_new_tokens: int = 40, prompt_len: int = 16, device=None,
-                         seed: int = 0, rounds: int = 5) -> list[DraftResult]:
-    """One :class:`DraftResult` per draft (a noisy copy per value of ``noises``, a bf16 copy,
-    prompt lookup) for the preset in fp32 on a seeded random prompt; how soon greedy text repeats
-    (what prompt lookup feeds on) changes with the seed. ``gamma`` is 2 by default: on a small
-    CPU a pass over 3 tokens costs about one decode step, over 5 about two (``verify_ratio``)."""
-    config = get_config(target_preset)
-    gamma = check_count("gamma", gamma)
-    target = build_model(config, device=device, seed=seed)
-    prompt = torch.randint(0, config.vocab_size, (1, check_count("prompt_len", prompt_len)),
-                           generator=torch.Generator().manual_seed(seed)).to(target.device)
-    drafts = [("noisy copy", x, lambda x=x: make_draft(target, x, seed)) for x in map(float, noises)]
-    drafts += [("bf16 copy", 0.0, lambda: make_bf16_draft(target))] if bf16 else []
-    drafts += [("prompt lookup", 0.0, PromptLookupDrafter)] if lookup else []
-    return [_measure_draft(target, build(), name, noise, prompt, max_new_tokens, gamma, rounds)
-            for name, noise, build in drafts]
+    fns = {"target alone": lambda: generate(target, tokens, max_new_tokens),
+           "verify": lambda: [target(expected[:, n - 1:n + g], start_pos=n - 1) for _ in range(repeats)]}
+    for name, d in drafts.items():
+        fns[name] = partial(speculate, name)
+        fns[f"{name} round"] = partial(draft_rounds, ModelDrafter(d) if isinstance(d, ToyGPT) else d)
+    times = time_interleaved(fns, target.device, rounds=rounds, warmup=1)
+    alone = times["target alone"]
+    step = alone.median / max_new_tokens
+    results = []
+    for name in drafts:
+        ratios = torch.tensor(alone.times, dtype=torch.float64) / torch.tensor(times[name].times)  # round by round
+        low, mid, high = ratios.quantile(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
+        (out, stats), d = outputs[name], drafts[name]
+        results.append(DraftResult(
+            draft=name, gamma=gamma, stats=stats, cost_ratio=times[f"{name} round"].median / repeats / g / step,
+            bytes_ratio=d.config.weight_bytes() / target.config.weight_bytes() if isinstance(d, ToyGPT) else 0.0,
+            verify_ratio=times["verify"].median / repeats / step, speedup=mid, speedup_quartiles=(low, high),
+            identical=bool(torch.equal(out, expected))))
+    return results
