@@ -109,15 +109,8 @@ class DecodeRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> DecodeRecord:
-        """A record from JSON; recorded runs of version 1 had no kernel roof or budget, only
-        the bound and a launch-aware term, which become a two-term budget."""
-        if "budget" not in d:
-            bound, launch = d["predicted_ms"], d.get("launch_aware_ms", d["predicted_ms"])
-            d = {**d, "n_ops": d.get("n_kernels"), "kernel_bandwidth": d["bandwidth"],
-                 "flops": d.get("flops_per_token", 0.0) * d.get("batch", 1),
-                 "iqr_ms": d.get("spread", 0.0) * d["ms_per_step"],
-                 "budget": {"memory roof": bound, "per-op overhead": launch - bound}}
-        return cls(**{f.name: d[f.name] if f.name in d else f.default for f in fields(cls)})
+        """A record from JSON (a recorded run): its fields; derived figures stored beside them are ignored."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass
