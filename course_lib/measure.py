@@ -3,7 +3,8 @@
     time_decode      one decode step of ``batch`` sequences after ``context_len`` cached tokens
     time_prefill     one prompt of ``prompt_len`` tokens in one pass
     *_sweep          the same over presets, prompt lengths, batch sizes, context lengths or
-                     precisions, in interleaved rounds (a slow minute hits every point alike)
+                     precisions, in interleaved rounds (a slow minute hits every point alike);
+                     time_decode and time_prefill are sweeps of one point
 
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
@@ -26,7 +27,7 @@ from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
 from . import hardware, perf
-from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_fn, time_interleaved
+from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
@@ -160,9 +161,8 @@ _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "
 
 def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) -> dict[str, int]:
     """The calls one decode step makes, by kind: torch functions and methods as they are called
-    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Metadata-only calls
-    count as "view", any other call as "other". ``graph=True``
-    counts the static-cache step a CUDA graph records."""
+    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Metadata-only calls count
+    as "view", any other call as "other". ``graph=True`` counts the static-cache step a CUDA graph records."""
     token = torch.zeros((batch, 1), dtype=torch.long, device=model.device)
     counts = Counter()
 
@@ -188,7 +188,7 @@ def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) 
 
 
 def _random_tokens(model, batch: int, length: int, seed: int = 0) -> torch.Tensor:
-    """Random token ids of shape (batch, length) on the model's device (drawn on the CPU: the same on every device)."""
+    """Random token ids of shape (batch, length) on the model's device (the same on every device)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(0, model.config.vocab_size, (batch, length), generator=gen).to(model.device)
 
@@ -199,7 +199,7 @@ def _context_len(config, context_len: int | None) -> int:
     return perf.check_count("context_len", default if context_len is None else context_len, 0)
 
 
-def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False, seed: int = 0):
+def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False):
     """A ready-to-time decode step (a callable): the cache prefilled with a random context, so
     that attention reads real values; ``graph=True`` replays the step from a CUDA graph
     (captured before the prefill, since capture writes cache slot 0)."""
@@ -207,8 +207,8 @@ def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bo
     model.check_fits(batch, context_len + 1)
     step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
     if context_len:
-        prefill(model, _random_tokens(model, batch, context_len, seed))
-    token = _random_tokens(model, batch, 1, seed + 1)
+        prefill(model, _random_tokens(model, batch, context_len))
+    token = _random_tokens(model, batch, 1, seed=1)
     return lambda: step(token, context_len)
 
 
@@ -231,25 +231,12 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
                                 profile.matmul_flops.get(precision), launches)
     datasheet = hardware.match(profile.device_name)
     return DecodeRecord(
-        preset=preset_name(cfg), device=model.device.type, precision=precision, mode="cuda-graph" if graph else "eager",
+        preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
         batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
         ms_per_step=m.median * 1e3, iqr_ms=m.iqr * 1e3, repeats=len(m.times) * m.number_per_run,
-        n_ops=sum(counts.values()),
-        bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
-        budget={k: v * 1e3 for k, v in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
+        n_ops=sum(counts.values()), bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
+        budget={term: s * 1e3 for term, s in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
         datasheet_bandwidth=datasheet.bandwidth if datasheet else None, layout=model.layout)
-
-
-def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: int | None = None,
-                graph: bool = False, profile: MachineProfile | None = None, fast: bool | None = None,
-                seed: int = 0) -> DecodeRecord:
-    """Median time of one decode step of ``batch`` sequences at position ``context_len``
-    (default: 128, or half the cache), after warm-up; ``graph=True`` replays it from a CUDA
-    graph. ``repeats`` single calls, or auto-ranged for ~1 s (0.3 s in fast mode)."""
-    profile = profile or get_profile(model.device, fast=fast)
-    step = decode_step(model, batch, context_len, graph, seed)
-    m = time_fn(step, model.device, 0.3 if profile.fast or fast else 1.0, 3, repeats)
-    return decode_record(model, m, profile, batch, context_len, graph)
 
 
 def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: int, batch: int = 1) -> PrefillRecord:
@@ -263,17 +250,6 @@ def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: i
                          moved / profile.read_bandwidth * 1e3, flops / peak * 1e3 if peak else None)
 
 
-def time_prefill(model, prompt_len: int, batch: int = 1, repeats: int | None = None,
-                 profile: MachineProfile | None = None, fast: bool | None = None, seed: int = 0) -> PrefillRecord:
-    """Median time of ``prefill`` over a random (batch, prompt_len) prompt."""
-    prompt_len = perf.check_count("prompt_len", prompt_len)
-    model.check_fits(batch, prompt_len)
-    profile = profile or get_profile(model.device, fast=fast)
-    prompt = _random_tokens(model, batch, prompt_len, seed)
-    m = time_fn(lambda: prefill(model, prompt), model.device, 0.3 if profile.fast or fast else 1.0, 2, repeats)
-    return prefill_record(model, m, profile, prompt_len, batch)
-
-
 # ----------------------------------------------------------------------------- sweeps
 def _interleave(steps: dict, device, fast: bool | None, rounds: int | None, progress: bool, calls: int | None = None):
     """Time a sweep's points in 3 interleaved rounds (5 in full mode), 5 timed calls each (10 in full mode)."""
@@ -283,19 +259,17 @@ def _interleave(steps: dict, device, fast: bool | None, rounds: int | None, prog
 
 def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batch: int = 1,
                  context_len: int | None = None, graph: bool = False, profile: MachineProfile | None = None,
-                 fast: bool | None = None, rounds: int | None = None, progress: bool = True,
-                 layout: str = "auto") -> list[DecodeRecord]:
+                 fast: bool | None = None, rounds: int | None = None, progress: bool = True) -> list[DecodeRecord]:
     """A decode record per preset (name or ToyConfig) and precision (one or a list), timed in
     interleaved rounds; each model stores its weights in the layout that streams faster here
-    (``layout="auto"``). build_model refuses, with a clear message, what does not fit."""
+    (roofs.best_layout). build_model refuses, with a clear message, what does not fit."""
     device, fast = pick_device(device), fast_mode(fast)
     profile = profile or get_profile(device, fast=fast)
     precisions = [precision] if isinstance(precision, str) else list(precision)
     pairs, layouts, threads = [(p, q) for p in presets for q in precisions], {}, torch.get_num_threads()
     for p, q in pairs:  # measure each model's roofs first: their buffers and the models never share memory
         cfg = get_config(p)
-        layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast) if layout == "auto" else layout
-        kernel_roof(device.type, q, cfg, threads, profile.fast, layouts[p, q])
+        layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast)  # measures both layouts' kernel roofs
         kv_positions = cfg.max_seq_len if graph else _context_len(cfg, context_len) + 1
         small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
 
@@ -324,6 +298,19 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
     return [records[i] for i in range(len(pairs))]
 
 
+def time_decode(model, batch: int = 1, context_len: int | None = None, graph: bool = False,
+                profile: MachineProfile | None = None, fast: bool | None = None, rounds: int | None = None) -> DecodeRecord:
+    """One decode step of ``batch`` sequences after ``context_len`` cached tokens (default: 128, or
+    half the cache), timed as a sweep of one point; ``graph=True`` replays it from a CUDA graph."""
+    return batch_sweep(model, [batch], context_len, profile, fast, rounds, progress=False, graph=graph)[0]
+
+
+def time_prefill(model, prompt_len: int, batch: int = 1, profile: MachineProfile | None = None,
+                 fast: bool | None = None, rounds: int | None = None) -> PrefillRecord:
+    """One prefill of a random (batch, prompt_len) prompt, timed as a sweep of one length."""
+    return prefill_sweep(model, [prompt_len], batch, profile, fast, rounds, progress=False)[0]
+
+
 def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, rounds=None,
                 progress: bool = True, graph: bool = False) -> list[DecodeRecord]:
     """A decode record per batch size, interleaved (build the model with max_batch >= max(batches))."""
@@ -348,6 +335,7 @@ def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, round
     prefill from its own CUDA graph (the static-cache path), so launches do not hide its shape."""
     profile = profile or get_profile(model.device, fast=fast)
     prompts = {n: _random_tokens(model, batch, perf.check_count("prompt_len", n), seed=n) for n in lengths}
+    model.check_fits(batch, max(prompts))
     start = torch.zeros((), dtype=torch.long, device=model.device)
     steps = {n: (graphed(lambda p=p: model(p, start, static_kv=True)) if graph else (lambda p=p: prefill(model, p)))
              for n, p in prompts.items()}
@@ -355,20 +343,20 @@ def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, round
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
 
-def parallel_vs_sequential(model, n_tokens: int = 64, seed: int = 0) -> dict:
+def parallel_vs_sequential(model, n_tokens: int = 64) -> dict:
     """Notebook 01's demonstration: the logits of a known sequence computed in one teacher-forced
     pass, and token by token through the KV cache. Same numbers, very different time: the pass
     reads each weight once for all positions, the loop once per position."""
     model.check_fits(1, n_tokens)
-    tokens = _random_tokens(model, 1, n_tokens, seed)
+    tokens = _random_tokens(model, 1, n_tokens)
 
     def one_by_one():
         return torch.stack([decode_one_token(model, tokens[:, i:i + 1], i) for i in range(n_tokens)], 1)
 
     together, apart = teacher_forced_logits(model, tokens), one_by_one()
-    t_par = time_fn(lambda: teacher_forced_logits(model, tokens), model.device, 0.2, 1)
-    t_seq = time_fn(one_by_one, model.device, 0.2, 1)
-    return {"n_tokens": n_tokens, "parallel_ms": t_par.median * 1e3, "sequential_ms": t_seq.median * 1e3,
+    t = time_interleaved({"parallel": lambda: teacher_forced_logits(model, tokens), "sequential": one_by_one},
+                         model.device, rounds=3)  # in the same rounds: a slow minute slows both alike
+    return {"n_tokens": n_tokens, "parallel_ms": t["parallel"].median * 1e3, "sequential_ms": t["sequential"].median * 1e3,
             "max_abs_diff": (together - apart).abs().max().item(),
             "same_argmax": bool((together.argmax(-1) == apart.argmax(-1)).all())}
 
