@@ -32,8 +32,7 @@ from . import machine
 from .machine import MiB
 from .presets import get_config
 
-# the preset whose shapes the profile's kernel roof and per-op cost are measured on, per device type
-REFERENCE_PRESET = {"cpu": "cpu-l", "cuda": "7b", "mps": "gpu-1b"}
+REFERENCE_PRESET = {"cpu": "cpu-l", "cuda": "7b", "mps": "gpu-1b"}  # whose shapes the profile's kernel roof uses
 LAYOUTS = ("out_in", "in_out")  # weights stored (out, in) for F.linear, as nn.Linear does, or (in, out) for x @ W
 
 
@@ -43,8 +42,7 @@ def _rate(fn, device, fast: bool, per_call: float) -> float:
 
 
 def _buffer_bytes(device: torch.device, fast: bool) -> int:
-    """Bytes of a bandwidth buffer: 256 MiB on a CPU in both modes (a VM's L3 still speeds up
-    64-128 MiB working sets), 2 GiB on a GPU (512 MiB fast; a GPU's L2 is at most ~100 MB)."""
+    """Bytes of a bandwidth buffer: 256 MiB on a CPU, 2 GiB on a GPU (512 MiB fast; its L2 is ~100 MB at most)."""
     return 256 * MiB if device.type == "cpu" else (512 if fast else 2048) * MiB
 
 
@@ -67,13 +65,11 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
                    fast: bool | None = None, layout: str = "out_in") -> float:
     """The kernel roof (bytes/s): the toy's decode op, ``F.linear(x, W)`` on one row (``x @ W`` for
     ``layout="in_out"``), over cold matrices of the toy's (out, in) ``shapes`` (default:
-    REFERENCE_PRESET's), ``nbytes`` in all: bytes of W / median time. What the matmul library
-    achieves at batch 1, which can be well below what memory delivers. On a GPU the chain is
-    replayed from a CUDA graph, so that launch costs (priced separately) do not hide it."""
-    device, fast = machine.pick_device(device), machine.fast_mode(fast)
+    REFERENCE_PRESET's), ``nbytes`` in all: what the matmul library achieves at batch 1, which can
+    be well below what memory delivers. A GPU replays the chain from a CUDA graph: no launch costs."""
+    device, fast, dtype = machine.pick_device(device), machine.fast_mode(fast), machine.torch_dtype(precision)
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r} must be one of {', '.join(LAYOUTS)}")
-    dtype = machine.torch_dtype(precision)
     shapes = shapes or get_config(REFERENCE_PRESET[device.type]).matrix_shapes()
     stored = [(n_in, n_out) for n_out, n_in in shapes] if layout == "in_out" else shapes
     # the shapes cycled until they hold nbytes: each matrix is cold (evicted from the caches by
@@ -115,19 +111,17 @@ def best_layout(device_type: str, precision: str, config, threads: int, fast: bo
 
 def matmul_flops(device, precision: str = "fp32", n: int | None = None, fast: bool | None = None) -> float:
     """FLOP/s of a dense ``torch.mm`` of two n x n matrices: 2 n^3 FLOP / median time."""
-    device, fast = machine.pick_device(device), machine.fast_mode(fast)
-    dtype = machine.torch_dtype(precision)
+    device, fast, dtype = machine.pick_device(device), machine.fast_mode(fast), machine.torch_dtype(precision)
     n = n or {"cpu": 1024 if fast else 2048, "cuda": 4096 if fast else 8192}.get(device.type, 2048)
     a, b = machine.random_tensor((n, n), dtype, device), machine.random_tensor((n, n), dtype, device, 1)
     c = torch.empty(n, n, dtype=dtype, device=device)
     return _rate(lambda: torch.mm(a, b, out=c), device, fast, 2.0 * n**3)
 
 
-def cache_bytes(device, fast: bool | None = None) -> float:
-    """Working sets below this size may run from cache and beat memory (flag them). CPU: the
-    largest of 16 and 64 MiB whose GEMV chain runs >= 1.2x the rate over the bandwidth buffer
-    (16 MiB if neither: a VM often reports the host's whole L3 but gets only part of it).
-    GPU: the L2 size."""
+def cache_bytes(device) -> float:
+    """Working sets below this size may run from cache and beat memory. GPU: the L2 size. CPU: the
+    largest of 16 and 64 MiB whose GEMV chain runs >= 1.2x the rate over a bandwidth buffer (16 MiB
+    if neither: a VM often reports the host's whole L3 but gets only part of it)."""
     device = machine.pick_device(device)
     if device.type == "cuda":
         return float(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 50e6)
@@ -141,10 +135,9 @@ def cache_bytes(device, fast: bool | None = None) -> float:
 
 # ----------------------------------------------------------------------------- the small ops
 def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool) -> dict:
-    """One callable per kind of small op a decode step of ``config`` makes, on its shapes. The
-    kinds are those measure.count_ops sorts a step's calls into: "view" stands for the
-    metadata-only calls (views, slices, attribute reads), "other" for any other small op (a
-    multiply), "module" for an nn.Module call, "linear" for the call of a matrix product."""
+    """One callable per kind of small op a decode step of ``config`` makes (the kinds measure.count_ops
+    sorts calls into), on its shapes: "view" stands for metadata-only calls (views, slices, attribute
+    reads), "other" for any other small op, "module" for an nn.Module call, "linear" for a matrix call."""
     d, h, kvh, hd, n = config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, kv_positions
 
     def rand(*shape, seed):
@@ -183,12 +176,9 @@ def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool
 @lru_cache(maxsize=64)
 def small_op_costs(device_type: str, precision: str, config, batch: int, kv_positions: int, graph: bool,
                    threads: int, fast: bool) -> dict[str, float]:
-    """Seconds per call of each kind of small op of a decode step (``_small_ops``), measured
-    once per process (the arguments are the cache key; pass torch.get_num_threads()).
-
-    Eager (a CPU, or a GPU's launches): between cold weight streams, as ops run in the step. In
-    a CUDA graph: replayed from one graph. A matrix product's call costs nothing extra on a CPU
-    or in a CUDA graph."""
+    """Seconds per call of each kind of small op of a decode step (``_small_ops``): eager, between
+    cold weight streams as in the step; in a CUDA graph, replayed. Measured once per process (the
+    arguments are the cache key; pass torch.get_num_threads())."""
     device, dtype = machine.pick_device(device_type), machine.torch_dtype(precision)
     ops = _small_ops(config, dtype, device, batch, kv_positions, graph)
     if device.type == "cpu" or graph:
@@ -219,8 +209,7 @@ def _costs_between_streams(ops: dict, device, fast: bool) -> dict[str, float]:
 
     runs = {kind: after_streams(op) for kind, op in {"none": lambda: None, **ops}.items()}
     t = machine.time_interleaved(runs, device, rounds=5 if fast else 9, calls=2)
-    calls = 2 * len(mats)
-    return {kind: max(statistics.median(a - b for a, b in zip(t[kind].times, t["none"].times)), 0.0) / calls
+    return {kind: max(statistics.median(a - b for a, b in zip(t[kind].times, t["none"].times)), 0.0) / (2 * len(mats))
             for kind in ops}
 
 
@@ -251,8 +240,7 @@ class MachineProfile:
     read_bandwidth: float             # streaming read, x.sum(): bytes / s (the memory roof MBU divides by)
     gemv_bandwidth: dict[str, float]  # precision -> the decode op's kernel roof, bytes / s
     matmul_flops: dict[str, float]    # precision -> dense matmul FLOP/s
-    op_cost: float                    # s per small op (an RMSNorm on the reference preset's width): on a
-                                      # CPU between cold weight streams, on a GPU per eager launch
+    op_cost: float                    # s per small op (an RMSNorm of REFERENCE_PRESET), as small_op_costs prices it
     op_cost_graph: float | None = None  # CUDA: the same op replayed from a CUDA graph
     cache_bytes: float = 0.0          # working sets below this may run from cache
     schema: int = SCHEMA
@@ -296,9 +284,8 @@ def measure_profile(device=None, fast: bool | None = None, progress: bool = Fals
     steps = {"copy": lambda: copy_bandwidth(device, fast), "read": lambda: read_bandwidth(device, fast),
              **{f"gemv_{p}": (lambda p=p: gemv_bandwidth(device, p, fast=fast)) for p in precisions},
              **{f"matmul_{p}": (lambda p=p: matmul_flops(device, p, fast=fast)) for p in matmuls},
-             "op": lambda: per_op_cost(False), "cache": lambda: cache_bytes(device, fast)}
-    if device.type == "cuda":
-        steps["op_graph"] = lambda: per_op_cost(True)
+             "op": lambda: per_op_cost(False), "cache": lambda: cache_bytes(device),
+             **({"op_graph": lambda: per_op_cost(True)} if device.type == "cuda" else {})}
     found = {}
     for name, run in tqdm(steps.items(), desc="measuring this machine", disable=not progress, leave=False):
         found[name] = run()
@@ -330,8 +317,7 @@ def load_profile(path) -> MachineProfile | None:
     return profile if ok else None
 
 
-def get_profile(device=None, remeasure: bool = False, fast: bool | None = None,
-                progress: bool = False) -> MachineProfile:
+def get_profile(device=None, remeasure: bool = False, fast: bool | None = None, progress: bool = False) -> MachineProfile:
     """This machine's profile: from the cache if it still describes this device as it runs now
     (same name, torch version and threads; a full-mode request replaces a fast-mode profile),
     else measured and cached. A missing or corrupt cache file means "measure again"."""
