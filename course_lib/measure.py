@@ -1,10 +1,8 @@
 """Timing the toy transformer, and comparing each timing with perf's predictions.
 
-    time_decode      one decode step of ``batch`` sequences after ``context_len`` cached tokens
-    time_prefill     one prompt of ``prompt_len`` tokens in one pass
-    *_sweep          the same over presets, prompt lengths, batch sizes, context lengths or
-                     precisions, in interleaved rounds (a slow minute hits every point alike);
-                     time_decode and time_prefill are sweeps of one point
+    decode_sweep     a decode step per preset and precision, in interleaved rounds (a slow minute
+                     hits every point alike); batch_sweep, context_sweep and prefill_sweep likewise
+    time_decode      one decode step (a sweep of one point); time_prefill: one prompt in one pass
 
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
@@ -21,13 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, fields
 
 import torch
-from torch.nn.modules.module import register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode
 from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
 from . import hardware, perf
-from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
+from .machine import DTYPES, MiB, fast_mode, measurement, pick_device, release, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
@@ -166,22 +162,19 @@ def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) 
     token = torch.zeros((batch, 1), dtype=torch.long, device=model.device)
     counts = Counter()
 
-    class Calls(TorchFunctionMode):
+    class Calls(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            name = getattr(func, "__name__", "")
-            counts[_KINDS.get(name, "other")] += 1
+            counts[_KINDS.get(getattr(func, "__name__", ""), "other")] += 1
             return func(*args, **(kwargs or {}))
 
     def module_call(module, args):
         counts["module"] += 1
 
-    hook = register_module_forward_pre_hook(module_call)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(module_call)
+    position = torch.tensor(context_len, device=model.device) if graph else context_len  # a tensor in the graph step
     try:
         with torch.inference_mode(), Calls():
-            if graph:
-                model(token, torch.tensor(context_len, device=model.device), static_kv=True)
-            else:
-                model(token, start_pos=context_len)
+            model(token, position, static_kv=graph)
     finally:
         hook.remove()
     return dict(counts)
@@ -200,9 +193,8 @@ def _context_len(config, context_len: int | None) -> int:
 
 
 def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False):
-    """A ready-to-time decode step (a callable): the cache prefilled with a random context, so
-    that attention reads real values; ``graph=True`` replays the step from a CUDA graph
-    (captured before the prefill, since capture writes cache slot 0)."""
+    """A ready-to-time decode step (a callable) after a random context, so attention reads real values;
+    ``graph=True`` replays it from a CUDA graph (captured before the prefill: capture writes slot 0)."""
     context_len = _context_len(model.config, context_len)
     model.check_fits(batch, context_len + 1)
     step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
@@ -214,8 +206,7 @@ def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bo
 
 def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1, context_len: int | None = None,
                   graph: bool = False) -> DecodeRecord:
-    """The record of a timed decode step: bytes and FLOPs counted as the step runs, and the
-    budget modeled from the profile's roofs (perf.decode_budget)."""
+    """The record of a timed decode step: bytes and FLOPs as the step runs them, its budget from the profile's roofs."""
     cfg, context_len, precision = model.config, _context_len(model.config, context_len), precision_of(model)
     kv_positions = cfg.max_seq_len if graph else context_len + 1  # the graph step reads every slot
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
@@ -240,8 +231,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
 
 
 def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: int, batch: int = 1) -> PrefillRecord:
-    """The record of a timed prefill, with the roofline's memory time (bytes / streaming read)
-    and compute time (FLOPs / measured matmul rate)."""
+    """The record of a timed prefill, with the roofline's memory and compute times from the profile."""
     cfg, precision = model.config, precision_of(model)
     moved = cfg.weight_bytes(precision) + batch * prompt_len * cfg.kv_bytes_per_token(precision)
     flops, peak = cfg.forward_flops(prompt_len, batch=batch), profile.matmul_flops.get(precision)
@@ -300,13 +290,11 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
 
 def time_decode(model, batch: int = 1, context_len: int | None = None, graph: bool = False,
                 profile: MachineProfile | None = None, fast: bool | None = None, rounds: int | None = None) -> DecodeRecord:
-    """One decode step of ``batch`` sequences after ``context_len`` cached tokens (default: 128, or
-    half the cache), timed as a sweep of one point; ``graph=True`` replays it from a CUDA graph."""
+    """One decode step after ``context_len`` cached tokens (default: 128, or half the cache): a batch_sweep of one point."""
     return batch_sweep(model, [batch], context_len, profile, fast, rounds, progress=False, graph=graph)[0]
 
 
-def time_prefill(model, prompt_len: int, batch: int = 1, profile: MachineProfile | None = None,
-                 fast: bool | None = None, rounds: int | None = None) -> PrefillRecord:
+def time_prefill(model, prompt_len: int, batch=1, profile=None, fast=None, rounds=None) -> PrefillRecord:
     """One prefill of a random (batch, prompt_len) prompt, timed as a sweep of one length."""
     return prefill_sweep(model, [prompt_len], batch, profile, fast, rounds, progress=False)[0]
 
@@ -320,8 +308,7 @@ def batch_sweep(model, batches, context_len: int | None = None, profile=None, fa
     return [decode_record(model, times[b], profile, b, context_len, graph) for b in batches]
 
 
-def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, rounds=None,
-                  progress: bool = True) -> list[DecodeRecord]:
+def context_sweep(model, context_lens, batch=1, profile=None, fast=None, rounds=None, progress=True) -> list[DecodeRecord]:
     """A decode record per context length (KV-cache reads grow with it), interleaved."""
     profile = profile or get_profile(model.device, fast=fast)
     steps = {c: decode_step(model, batch, c) for c in sorted(context_lens)}  # the longest prefill last: all filled
@@ -329,16 +316,12 @@ def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, 
     return [decode_record(model, times[c], profile, batch, c) for c in context_lens]
 
 
-def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, rounds=None,
-                  progress: bool = True, graph: bool = False) -> list[PrefillRecord]:
-    """A prefill record per prompt length, interleaved; ``graph=True`` replays each length's
-    prefill from its own CUDA graph (the static-cache path), so launches do not hide its shape."""
+def prefill_sweep(model, lengths, batch=1, profile=None, fast=None, rounds=None, progress=True) -> list[PrefillRecord]:
+    """A prefill record per prompt length, interleaved."""
     profile = profile or get_profile(model.device, fast=fast)
     prompts = {n: _random_tokens(model, batch, perf.check_count("prompt_len", n), seed=n) for n in lengths}
     model.check_fits(batch, max(prompts))
-    start = torch.zeros((), dtype=torch.long, device=model.device)
-    steps = {n: (graphed(lambda p=p: model(p, start, static_kv=True)) if graph else (lambda p=p: prefill(model, p)))
-             for n, p in prompts.items()}
+    steps = {n: (lambda p=p: prefill(model, p)) for n, p in prompts.items()}
     times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast_mode(fast) else 5)
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
