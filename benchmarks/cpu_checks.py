@@ -26,16 +26,12 @@ from pathlib import Path
 import torch
 from common import provenance
 
-from course_lib import machine, model
-from course_lib.measure import precision_of
+from course_lib import machine, measure, model
 
 
 def _step(preset: str, context_len: int = 128):
     toy = model.build_model(preset, device="cpu")
-    gen = torch.Generator().manual_seed(0)
-    model.prefill(toy, torch.randint(0, toy.config.vocab_size, (1, context_len), generator=gen))
-    token = torch.randint(0, toy.config.vocab_size, (1, 1), generator=gen)
-    return toy, lambda: model.decode_one_token(toy, token, context_len)
+    return toy, measure.decode_step(toy, 1, context_len)
 
 
 def choose_threads(preset: str = "cpu-l", rounds: int = 5) -> dict:
@@ -53,7 +49,7 @@ def choose_threads(preset: str = "cpu-l", rounds: int = 5) -> dict:
 
 def paired(preset: str = "cpu-l", rounds: int = 5) -> dict:
     toy, step = _step(preset)
-    precision = precision_of(toy)
+    precision = measure.precision_of(toy)
     moved = toy.config.weight_bytes(precision) + 129 * toy.config.kv_bytes_per_token(precision)
     x = machine.random_tensor((64 << 20,), torch.float32, "cpu")  # 256 MiB: the streaming-read roof
     mats = machine.random_tensor((32, 2048, 1024), machine.torch_dtype(precision), "cpu").unbind(0)

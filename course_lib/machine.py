@@ -5,11 +5,9 @@
     time_interleaved   several callables timed in alternating rounds (fair on a noisy machine)
     random_tensor      benchmark inputs: random values, never zeros
 
-Every measurement in the course goes through ``time_fn`` or ``time_interleaved``: warm-up, a
-clock read only after the device is synchronised, medians with the inter-quartile range.
-roofs.py measures the machine's roofs with them; measure.py times the toy model.
-
-Fast mode (COURSE_FAST=1, the one switch, used by Binder and workshops) shortens the runs.
+Every measurement in the course goes through ``time_fn`` or ``time_interleaved`` (roofs.py
+measures the machine's roofs with them, measure.py times the toy model). Fast mode
+(COURSE_FAST=1, the one switch, used by Binder and workshops) shortens the runs.
 """
 
 from __future__ import annotations
@@ -18,7 +16,9 @@ import ctypes
 import gc
 import math
 import os
+import platform
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -73,10 +73,8 @@ def device_name(device) -> str:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
+    except OSError:  # not Linux
         pass
-    import platform
-
     return platform.processor() or platform.machine() or "CPU"
 
 
@@ -118,9 +116,9 @@ def use_threads(n: int | None = None) -> int:
 
     One thread is the course's default: on a small shared machine a second thread adds little
     bandwidth, and when another process holds a core every parallel op waits for it."""
-    value = os.environ.get("COURSE_THREADS") or 1 if n is None else n
+    value = (os.environ.get("COURSE_THREADS") or "1") if n is None else n
     try:
-        n = check_count("threads", int(value) if isinstance(value, str) and value.isdigit() else value)
+        n = check_count("threads", int(value) if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise ValueError(f"threads={value!r} must be a whole number >= 1") from None
     torch.set_num_threads(n)
@@ -170,9 +168,10 @@ def synchronize(device) -> None:
 def release(device) -> None:
     """Give freed buffers back to the system or the GPU (call after ``del model``)."""
     gc.collect()
-    if torch.device(device).type == "cuda":
+    kind = torch.device(device).type
+    if kind == "cuda":
         torch.cuda.empty_cache()
-    elif torch.device(device).type == "mps":
+    elif kind == "mps":
         torch.mps.empty_cache()
     else:  # glibc keeps freed tensors of a few MB in its heap; give them back (Binder has 2 GB in all)
         try:
@@ -243,8 +242,6 @@ def measurement(times: list[float], name: str = "fn") -> Measurement:
 def graphed(fn):
     """``fn`` captured in a CUDA graph (after a warm-up call, as the documentation advises): its replay,
     which runs the same kernels without Python or launches in between."""
-    import warnings
-
     fn()
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()

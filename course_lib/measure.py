@@ -1,19 +1,15 @@
 """Timing the toy transformer, and comparing each timing with perf's predictions.
 
-    time_decode      one decode step of ``batch`` sequences after ``context_len`` cached tokens
-    time_prefill     one prompt of ``prompt_len`` tokens in one pass
-    *_sweep          the same over presets, prompt lengths, batch sizes, context lengths or
-                     precisions, in interleaved rounds (a slow minute hits every point alike)
-
-The modeled side of every decode record is a budget from the machine's roofs
-(perf.decode_budget). The check beside it, timing the step's own parts with hooks, is a
-research tool: benchmarks/breakdown.py.
+    decode_sweep     a decode step per preset and precision, in interleaved rounds (a slow minute
+                     hits every point alike); batch_sweep, context_sweep and prefill_sweep likewise
+    time_decode      one decode step (a sweep of one point); time_prefill: one prompt in one pass
 
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
 positions attention reads (the eager step reads the filled prefix, ``context_len + 1``
-positions; the CUDA-graph step reads the whole static cache under a mask). The machine numbers
-(bandwidth, peak FLOP/s, per-op cost) come from roofs.get_profile(); predictions come from perf.
+positions; the CUDA-graph step reads the whole static cache under a mask). The modeled side of
+a decode record is the gap budget (perf.decode_budget) from this machine's roofs (roofs.py);
+the check beside it, timing the step's own parts with hooks, is benchmarks/breakdown.py.
 Records are small dataclasses: ``dataclasses.asdict(record)`` gives JSON.
 """
 
@@ -23,19 +19,14 @@ from collections import Counter
 from dataclasses import dataclass, fields
 
 import torch
-from torch.nn.modules.module import register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode
 from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
 from . import hardware, perf
-from .machine import MiB, fast_mode, graphed, measurement, pick_device, release, time_fn, time_interleaved
+from .machine import DTYPES, MiB, fast_mode, measurement, pick_device, release, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
-
-_PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-
 
 NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
 HOLD_TOGETHER = 256 * MiB  # a CPU sweep whose models hold more than this rebuilds them round by round
@@ -115,15 +106,8 @@ class DecodeRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> DecodeRecord:
-        """A record from JSON; recorded runs of version 1 had no kernel roof or budget, only
-        the bound and a launch-aware term, which become a two-term budget."""
-        if "budget" not in d:
-            bound, launch = d["predicted_ms"], d.get("launch_aware_ms", d["predicted_ms"])
-            d = {**d, "n_ops": d.get("n_kernels"), "kernel_bandwidth": d["bandwidth"],
-                 "flops": d.get("flops_per_token", 0.0) * d.get("batch", 1),
-                 "iqr_ms": d.get("spread", 0.0) * d["ms_per_step"],
-                 "budget": {"memory roof": bound, "per-op overhead": launch - bound}}
-        return cls(**{f.name: d[f.name] if f.name in d else f.default for f in fields(cls)})
+        """A record from JSON (a recorded run): its fields; derived figures stored beside them are ignored."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass
@@ -156,17 +140,13 @@ class PrefillRecord:
         return self.batch * self.prompt_len / (self.ms / 1e3)
 
     @property
-    def intensity(self) -> float:
-        return self.flops / self.bytes
-
-    @property
     def achieved_flops(self) -> float:
         return self.flops / (self.ms / 1e3)
 
 
 def precision_of(model) -> str:
     """The precision name of a model's weights: "fp32", "bf16" or "fp16"."""
-    return _PRECISION[model.dtype]
+    return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
 
 
 _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "gelu": "gelu", "add_": "add_",
@@ -177,104 +157,81 @@ _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "
 
 def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) -> dict[str, int]:
     """The calls one decode step makes, by kind: torch functions and methods as they are called
-    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Metadata-only calls
-    count as "view", any other call as "other". ``graph=True``
-    counts the static-cache step a CUDA graph records."""
+    from Python (``TorchFunctionMode``), and nn.Module calls ("module"). Metadata-only calls count
+    as "view", any other call as "other". ``graph=True`` counts the static-cache step a CUDA graph records."""
     token = torch.zeros((batch, 1), dtype=torch.long, device=model.device)
     counts = Counter()
 
-    class Calls(TorchFunctionMode):
+    class Calls(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            name = getattr(func, "__name__", "")
-            counts[_KINDS.get(name, "other")] += 1
+            counts[_KINDS.get(getattr(func, "__name__", ""), "other")] += 1
             return func(*args, **(kwargs or {}))
 
     def module_call(module, args):
         counts["module"] += 1
 
-    hook = register_module_forward_pre_hook(module_call)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(module_call)
+    position = torch.tensor(context_len, device=model.device) if graph else context_len  # a tensor in the graph step
     try:
         with torch.inference_mode(), Calls():
-            if graph:
-                model(token, torch.tensor(context_len, device=model.device), static_kv=True)
-            else:
-                model(token, start_pos=context_len)
+            model(token, position, static_kv=graph)
     finally:
         hook.remove()
     return dict(counts)
 
 
-def _fill_cache(model, batch: int, context_len: int, seed: int = 0) -> torch.Tensor:
-    """Prefill a random context (so attention reads real values); return a random next token."""
+def _random_tokens(model, batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Random token ids of shape (batch, length) on the model's device (the same on every device)."""
     gen = torch.Generator().manual_seed(seed)
-    vocab, device = model.config.vocab_size, model.device
-    if context_len:
-        prefill(model, torch.randint(0, vocab, (batch, context_len), generator=gen).to(device))
-    return torch.randint(0, vocab, (batch, 1), generator=gen).to(device)
+    return torch.randint(0, model.config.vocab_size, (batch, length), generator=gen).to(model.device)
 
 
-def _context_of(cfg, context_len) -> int:
-    return perf.check_count("context_len", min(128, cfg.max_seq_len // 2) if context_len is None else context_len, 0)
+def _context_len(config, context_len: int | None) -> int:
+    """``context_len``, checked; by default 128 cached tokens, or half the cache if that is fewer."""
+    default = min(128, config.max_seq_len // 2)
+    return perf.check_count("context_len", default if context_len is None else context_len, 0)
 
 
-def _context(model, context_len) -> int:
-    return _context_of(model.config, context_len)
-
-
-def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False, seed: int = 0):
-    """A ready-to-time decode step (a callable): the cache prefilled with a random context,
-    ``graph=True`` replaying the step from a CUDA graph (captured before the prefill, since
-    capture writes cache slot 0)."""
-    context_len = _context(model, context_len)
+def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False):
+    """A ready-to-time decode step (a callable) after a random context, so attention reads real values;
+    ``graph=True`` replays it from a CUDA graph (captured before the prefill: capture writes slot 0)."""
+    context_len = _context_len(model.config, context_len)
     model.check_fits(batch, context_len + 1)
     step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
-    token = _fill_cache(model, batch, context_len, seed)
+    if context_len:
+        prefill(model, _random_tokens(model, batch, context_len))
+    token = _random_tokens(model, batch, 1, seed=1)
     return lambda: step(token, context_len)
 
 
 def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1, context_len: int | None = None,
                   graph: bool = False) -> DecodeRecord:
-    """The record of a timed decode step: bytes and FLOPs counted as the step runs, and the
-    budget modeled from the profile's roofs (perf.decode_budget)."""
-    cfg, context_len, precision = model.config, _context(model, context_len), precision_of(model)
+    """The record of a timed decode step: bytes and FLOPs as the step runs them, its budget from the profile's roofs."""
+    cfg, context_len, precision = model.config, _context_len(model.config, context_len), precision_of(model)
     kv_positions = cfg.max_seq_len if graph else context_len + 1  # the graph step reads every slot
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
     weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
     device, threads = model.device.type, torch.get_num_threads()
     kernel = kernel_roof(device, precision, cfg, threads, profile.fast, model.layout)
     counts = count_ops(model, batch, context_len, graph)
-    costs = small_op_costs(device, precision, cfg, batch, kv_positions, graph, threads, profile.fast)
-    launches = None
-    if device == "cuda" and not graph:  # eager on a GPU: the CPU issues ops while the GPU runs earlier ones
-        costs, launches = small_op_costs(device, precision, cfg, batch, kv_positions, True, threads, profile.fast), costs
+    shape = (device, precision, cfg, batch, kv_positions)
+    eager_gpu = device == "cuda" and not graph  # the GPU runs each op (as in a graph) while the CPU issues later ones
+    costs = small_op_costs(*shape, graph or eager_gpu, threads, profile.fast)
+    launches = small_op_costs(*shape, False, threads, profile.fast) if eager_gpu else None
     budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
                                 profile.matmul_flops.get(precision), launches)
     datasheet = hardware.match(profile.device_name)
     return DecodeRecord(
-        preset=preset_name(cfg), device=model.device.type, precision=precision, mode="cuda-graph" if graph else "eager",
+        preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
         batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
         ms_per_step=m.median * 1e3, iqr_ms=m.iqr * 1e3, repeats=len(m.times) * m.number_per_run,
-        n_ops=sum(counts.values()),
-        bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
-        budget={k: v * 1e3 for k, v in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
+        n_ops=sum(counts.values()), bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
+        budget={term: s * 1e3 for term, s in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
         datasheet_bandwidth=datasheet.bandwidth if datasheet else None, layout=model.layout)
 
 
-def time_decode(model, batch: int = 1, context_len: int | None = None, repeats: int | None = None,
-                graph: bool = False, profile: MachineProfile | None = None, fast: bool | None = None,
-                seed: int = 0) -> DecodeRecord:
-    """Median time of one decode step of ``batch`` sequences at position ``context_len``
-    (default: 128, or half the cache), after warm-up; ``graph=True`` replays it from a CUDA
-    graph. ``repeats`` single calls, or auto-ranged for ~1 s (0.3 s in fast mode)."""
-    profile = profile or get_profile(model.device, fast=fast)
-    step = decode_step(model, batch, context_len, graph, seed)
-    m = time_fn(step, model.device, 0.3 if profile.fast or fast else 1.0, 3, repeats)
-    return decode_record(model, m, profile, batch, context_len, graph)
-
-
 def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: int, batch: int = 1) -> PrefillRecord:
-    """The record of a timed prefill, with the roofline's memory time (bytes / streaming read)
-    and compute time (FLOPs / measured matmul rate)."""
+    """The record of a timed prefill, with the roofline's memory and compute times from the profile."""
     cfg, precision = model.config, precision_of(model)
     moved = cfg.weight_bytes(precision) + batch * prompt_len * cfg.kv_bytes_per_token(precision)
     flops, peak = cfg.forward_flops(prompt_len, batch=batch), profile.matmul_flops.get(precision)
@@ -283,119 +240,106 @@ def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: i
                          moved / profile.read_bandwidth * 1e3, flops / peak * 1e3 if peak else None)
 
 
-def time_prefill(model, prompt_len: int, batch: int = 1, repeats: int | None = None,
-                 profile: MachineProfile | None = None, fast: bool | None = None, seed: int = 0) -> PrefillRecord:
-    """Median time of ``prefill`` over a random (batch, prompt_len) prompt."""
-    prompt_len = perf.check_count("prompt_len", prompt_len)
-    model.check_fits(batch, prompt_len)
-    profile = profile or get_profile(model.device, fast=fast)
-    gen = torch.Generator().manual_seed(seed)
-    prompt = torch.randint(0, model.config.vocab_size, (batch, prompt_len), generator=gen).to(model.device)
-    m = time_fn(lambda: prefill(model, prompt), model.device, 0.3 if profile.fast or fast else 1.0, 2, repeats)
-    return prefill_record(model, m, profile, prompt_len, batch)
-
-
 # ----------------------------------------------------------------------------- sweeps
-def _interleave(steps: dict, device, fast: bool, rounds: int | None, progress: bool, calls: int | None = None):
-    """Time a sweep's points in >= 3 interleaved rounds (5 in full mode), several calls each."""
+def _interleave(steps: dict, device, fast: bool | None, rounds: int | None, progress: bool, calls: int | None = None):
+    """Time a sweep's points in 3 interleaved rounds (5 in full mode), 5 timed calls each (10 in full mode)."""
+    fast = fast_mode(fast)
     return time_interleaved(steps, device, rounds or (3 if fast else 5), 2, calls or (5 if fast else 10), progress)
 
 
 def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batch: int = 1,
                  context_len: int | None = None, graph: bool = False, profile: MachineProfile | None = None,
-                 fast: bool | None = None, rounds: int | None = None, progress: bool = True,
-                 layout: str = "auto") -> list[DecodeRecord]:
+                 fast: bool | None = None, rounds: int | None = None, progress: bool = True) -> list[DecodeRecord]:
     """A decode record per preset (name or ToyConfig) and precision (one or a list), timed in
     interleaved rounds; each model stores its weights in the layout that streams faster here
-    (``layout="auto"``). Small ladders (and any on a GPU) stay in memory together; build_model
-    refuses, with a clear message, what does not fit."""
+    (roofs.best_layout). build_model refuses, with a clear message, what does not fit."""
     device, fast = pick_device(device), fast_mode(fast)
     profile = profile or get_profile(device, fast=fast)
     precisions = [precision] if isinstance(precision, str) else list(precision)
-    layouts, threads = {}, torch.get_num_threads()
-    for p in presets:  # measure each model's roofs first: their buffers and the models never share memory
-        for q in precisions:
-            cfg = get_config(p)
-            kv_positions = cfg.max_seq_len if graph else _context_of(cfg, context_len) + 1
-            layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast) if layout == "auto" else layout
-            kernel_roof(device.type, q, cfg, threads, profile.fast, layouts[p, q])
-            small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
-    pairs = [(p, q) for p in presets for q in precisions]
-    if device.type != "cpu" or sum(get_config(p).total_bytes(batch, q) for p, q in pairs) <= HOLD_TOGETHER:
-        models = [build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q]) for p, q in pairs]
-        try:
-            times = _interleave({i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)}, device,
-                                fast, rounds, progress)
-            return [decode_record(m, times[i], profile, batch, context_len, graph) for i, m in enumerate(models)]
-        finally:
-            del models
-            release(device)
-    # a larger CPU ladder is rebuilt in every round instead, one model in memory at a time (the
-    # learner's RAM is the memory being measured, and Binder has 2 GB): rounds stay interleaved
-    n_rounds, times, records = rounds or (3 if fast else 5), {i: [] for i in range(len(pairs))}, {}
+    pairs, layouts, threads = [(p, q) for p in presets for q in precisions], {}, torch.get_num_threads()
+    for p, q in pairs:  # measure each model's roofs first: their buffers and the models never share memory
+        cfg = get_config(p)
+        layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast)  # measures both layouts' kernel roofs
+        kv_positions = cfg.max_seq_len if graph else _context_len(cfg, context_len) + 1
+        small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
+
+    def build(p, q):
+        return build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q])
+
+    # small ladders (and any on a GPU) stay in memory together; a larger CPU ladder is rebuilt in
+    # every round, one model at a time (the learner's RAM is the memory being measured, and Binder
+    # has 2 GB). Either way the rounds are interleaved, so a slow minute hits every point alike.
+    hold = device.type != "cpu" or sum(get_config(p).total_bytes(batch, q) for p, q in pairs) <= HOLD_TOGETHER
+    models = [build(p, q) for p, q in pairs] if hold else None
+    steps = [decode_step(m, batch, context_len, graph) for m in models] if hold else None
+    n_rounds, times, records = rounds or (3 if fast else 5), [[] for _ in pairs], {}
     for r in trange(n_rounds, desc="decode sweep, interleaved rounds", disable=not progress, leave=False):
         for i in range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs))):
-            toy = build_model(pairs[i][0], device=device, precision=pairs[i][1], max_batch=batch, layout=layouts[pairs[i]])
-            step = decode_step(toy, batch, context_len, graph)
-            times[i] += time_interleaved({i: step}, device, 1, 2, 5 if fast else 10)[i].times
+            toy = models[i] if hold else build(*pairs[i])
+            step = steps[i] if hold else decode_step(toy, batch, context_len, graph)
+            times[i] += _interleave({i: step}, device, fast, 1, False)[i].times
             if r == n_rounds - 1:  # its last round: all its timings are in
                 records[i] = decode_record(toy, measurement(times[i]), profile, batch, context_len, graph)
-            del toy, step
-            release(device)
+            if not hold:
+                del toy, step
+                release(device)
+    del models, steps
+    release(device)
     return [records[i] for i in range(len(pairs))]
+
+
+def time_decode(model, batch: int = 1, context_len: int | None = None, graph: bool = False,
+                profile: MachineProfile | None = None, fast: bool | None = None, rounds: int | None = None) -> DecodeRecord:
+    """One decode step after ``context_len`` cached tokens (default: 128, or half the cache): a batch_sweep of one point."""
+    return batch_sweep(model, [batch], context_len, profile, fast, rounds, progress=False, graph=graph)[0]
+
+
+def time_prefill(model, prompt_len: int, batch=1, profile=None, fast=None, rounds=None) -> PrefillRecord:
+    """One prefill of a random (batch, prompt_len) prompt, timed as a sweep of one length."""
+    return prefill_sweep(model, [prompt_len], batch, profile, fast, rounds, progress=False)[0]
 
 
 def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, rounds=None,
                 progress: bool = True, graph: bool = False) -> list[DecodeRecord]:
     """A decode record per batch size, interleaved (build the model with max_batch >= max(batches))."""
-    fast = fast_mode(fast)
     profile = profile or get_profile(model.device, fast=fast)
-    times = _interleave({b: decode_step(model, b, context_len, graph) for b in batches}, model.device, fast,
-                        rounds, progress)
+    steps = {b: decode_step(model, b, context_len, graph) for b in batches}
+    times = _interleave(steps, model.device, fast, rounds, progress)
     return [decode_record(model, times[b], profile, b, context_len, graph) for b in batches]
 
 
-def context_sweep(model, context_lens, batch: int = 1, profile=None, fast=None, rounds=None,
-                  progress: bool = True) -> list[DecodeRecord]:
+def context_sweep(model, context_lens, batch=1, profile=None, fast=None, rounds=None, progress=True) -> list[DecodeRecord]:
     """A decode record per context length (KV-cache reads grow with it), interleaved."""
-    fast = fast_mode(fast)
     profile = profile or get_profile(model.device, fast=fast)
     steps = {c: decode_step(model, batch, c) for c in sorted(context_lens)}  # the longest prefill last: all filled
     times = _interleave(steps, model.device, fast, rounds, progress)
     return [decode_record(model, times[c], profile, batch, c) for c in context_lens]
 
 
-def prefill_sweep(model, lengths, batch: int = 1, profile=None, fast=None, rounds=None,
-                  progress: bool = True, graph: bool = False) -> list[PrefillRecord]:
-    """A prefill record per prompt length, interleaved; ``graph=True`` replays each length's
-    prefill from its own CUDA graph (the static-cache path), so launches do not hide its shape."""
-    fast = fast_mode(fast)
+def prefill_sweep(model, lengths, batch=1, profile=None, fast=None, rounds=None, progress=True) -> list[PrefillRecord]:
+    """A prefill record per prompt length, interleaved."""
     profile = profile or get_profile(model.device, fast=fast)
-    gen = torch.Generator().manual_seed(0)
-    prompts = {n: torch.randint(0, model.config.vocab_size, (batch, n), generator=gen).to(model.device)
-               for n in (perf.check_count("prompt_len", n) for n in lengths)}
-    start = torch.zeros((), dtype=torch.long, device=model.device)
-    steps = {n: (graphed(lambda p=p: model(p, start, static_kv=True)) if graph else (lambda p=p: prefill(model, p)))
-             for n, p in prompts.items()}
-    times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast else 5)
+    prompts = {n: _random_tokens(model, batch, perf.check_count("prompt_len", n), seed=n) for n in lengths}
+    model.check_fits(batch, max(prompts))
+    steps = {n: (lambda p=p: prefill(model, p)) for n, p in prompts.items()}
+    times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast_mode(fast) else 5)
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
 
-def parallel_vs_sequential(model, n_tokens: int = 64, seed: int = 0) -> dict:
+def parallel_vs_sequential(model, n_tokens: int = 64) -> dict:
     """Notebook 01's demonstration: the logits of a known sequence computed in one teacher-forced
     pass, and token by token through the KV cache. Same numbers, very different time: the pass
     reads each weight once for all positions, the loop once per position."""
     model.check_fits(1, n_tokens)
-    gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, model.config.vocab_size, (1, n_tokens), generator=gen).to(model.device)
+    tokens = _random_tokens(model, 1, n_tokens)
 
     def one_by_one():
         return torch.stack([decode_one_token(model, tokens[:, i:i + 1], i) for i in range(n_tokens)], 1)
 
     together, apart = teacher_forced_logits(model, tokens), one_by_one()
-    t_par = time_fn(lambda: teacher_forced_logits(model, tokens), model.device, 0.2, 1)
-    t_seq = time_fn(one_by_one, model.device, 0.2, 1)
-    return {"n_tokens": n_tokens, "parallel_ms": t_par.median * 1e3, "sequential_ms": t_seq.median * 1e3,
+    t = time_interleaved({"parallel": lambda: teacher_forced_logits(model, tokens), "sequential": one_by_one},
+                         model.device, rounds=3)  # in the same rounds: a slow minute slows both alike
+    return {"n_tokens": n_tokens, "parallel_ms": t["parallel"].median * 1e3, "sequential_ms": t["sequential"].median * 1e3,
             "max_abs_diff": (together - apart).abs().max().item(),
             "same_argmax": bool((together.argmax(-1) == apart.argmax(-1)).all())}
 
