@@ -269,22 +269,25 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
     # small ladders (and any on a GPU) stay in memory together; a larger CPU ladder is rebuilt in
     # every round, one model at a time (the learner's RAM is the memory being measured, and Binder
     # has 2 GB). Either way the rounds are interleaved, so a slow minute hits every point alike.
-    hold = device.type != "cpu" or sum(get_config(p).total_bytes(batch, q) for p, q in pairs) <= HOLD_TOGETHER
-    models = [build(p, q) for p, q in pairs] if hold else None
-    steps = [decode_step(m, batch, context_len, graph) for m in models] if hold else None
+    if device.type != "cpu" or sum(get_config(p).total_bytes(batch, q) for p, q in pairs) <= HOLD_TOGETHER:
+        models = [build(p, q) for p, q in pairs]
+        try:
+            times = _interleave({i: decode_step(m, batch, context_len, graph) for i, m in enumerate(models)},
+                                device, fast, rounds, progress)
+            return [decode_record(m, times[i], profile, batch, context_len, graph) for i, m in enumerate(models)]
+        finally:
+            del models
+            release(device)
     n_rounds, times, records = rounds or (3 if fast else 5), [[] for _ in pairs], {}
     for r in trange(n_rounds, desc="decode sweep, interleaved rounds", disable=not progress, leave=False):
         for i in range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs))):
-            toy = models[i] if hold else build(*pairs[i])
-            step = steps[i] if hold else decode_step(toy, batch, context_len, graph)
+            toy = build(*pairs[i])
+            step = decode_step(toy, batch, context_len, graph)
             times[i] += _interleave({i: step}, device, fast, 1, False)[i].times
             if r == n_rounds - 1:  # its last round: all its timings are in
                 records[i] = decode_record(toy, measurement(times[i]), profile, batch, context_len, graph)
-            if not hold:
-                del toy, step
-                release(device)
-    del models, steps
-    release(device)
+            del toy, step
+            release(device)
     return [records[i] for i in range(len(pairs))]
 
 
