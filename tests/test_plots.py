@@ -220,3 +220,53 @@ def test_guess_verdict_reads_the_three_numbers():
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
     assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
+
+
+# ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts
+def sweep(times, iqr=0.0, ctx=16, fixed=0.0):
+    """CPU-like batch-sweep records at batches 1, 2, 4, ...; the budget models each step exactly,
+    ``fixed`` ms of it per-op overhead that does not grow with the batch."""
+    return [decode(batch=2 ** i, ms=t, iqr=iqr, context_len=ctx,
+                   budget={"memory roof": t - fixed, "other small ops": fixed}) for i, t in enumerate(times)]
+
+
+def test_batch_knee_interpolates_on_log_batch():
+    # 12.5 ms (1.25 x 10) is crossed between batch 4 (11 ms) and 8 (15 ms): 4 x 2**(1.5 / 4) = 5.187
+    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15])).values()
+    assert knee == pytest.approx(4 * 2 ** 0.375) and low == high == knee
+    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15], iqr=0.1)).values()
+    assert low < knee < high  # the noise widens it both ways
+    assert plots.batch_knee(sweep([10, 10, 11, 12])) == {16: (None, None, None)}
+    with pytest.raises(ValueError, match="batch 1"):
+        plots.batch_knee(sweep([10, 10])[1:])
+
+
+def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
+    ref = hardware.load_reference()
+    prof = ref["profile"]
+    critical = perf.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
+    text = plots.explain_knee(ref["batch_sweep"], 16, critical)
+    # recorded: batch 16 -> 1.17x, 32 -> 1.40x: the knee at ~20, far below 1.25 x 154: KV reads grow with the batch
+    assert "Measured: 20.4 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
+    assert "grew later" in plots.explain_knee(sweep([10, 10, 10, 10, 12, 20], fixed=8), None, 2.0)  # fixed costs hide it
+    # knee 8 x 2**(1.5 / 4) = 10.4: close to 1.25 x 8 = 10; after 1.25 x 4 = 5 with no fixed costs: faster matmuls
+    assert "close to that" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 8.0)
+    assert "ran faster than the matmul peak" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
+    none = plots.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
+    assert "no knee up to batch 8" in none and "That fits" in none and "Your guess: 50" in none
+
+
+def test_latency_throughput_and_serving_figures():
+    rows = [{"label": "predicted", "context_len": 0, "batch": b, "ms_per_step": ms} for b, ms in ((1, 10.0), (8, 20.0))]
+    fig = plots.latency_throughput(rows)
+    assert list(fig.data[0].x) == [100.0, 400.0] and list(fig.data[0].y) == [100.0, 50.0]  # b / step, 1 / step
+    moe = plots.moe_figure({"Mixtral 8x7B": perf.MOE_MODELS["Mixtral 8x7B"]})
+    assert moe.data[0].y[0] == pytest.approx(100 * 13 / 47) and moe.data[0].y[-1] > 99  # active -> nearly all
+    cap = plots.capacity_figure({"A100": [30, 15]}, {"A100": 153.0}, [4096, 8192])
+    assert list(cap.data[0].y) == [30, 15] and list(cap.data[1].y) == [153.0, 153.0]
+
+
+def test_batch_sweep_figure_draws_the_iqr():
+    fig = plots.batch_sweep_figure(sweep([10, 20], iqr=0.1), [])
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.5, 1.0])  # half the IQR, in ms
+    assert list(fig.data[1].error_y.array) == pytest.approx([5.0, 5.0])  # and in tokens/s: 100 x 0.05, 100 x 0.05
