@@ -115,8 +115,33 @@ def test_roofline_explorer_moves_the_point():
     assert "compute-bound" in r.readout.value
     r.context.value = 32768
     assert "Out of memory" in r.readout.value and "memory-bound" in r.readout.value
-    texts = _drive_to_extremes([r.device, r.precision, r.batch, r.context], r.readout, r.figure)
+    texts = _drive_to_extremes([r.device, r.weights, r.math, r.batch, r.context, r.price], r.readout, r.figure)
     assert not any("Cannot compute" in t for t in texts)
+
+
+def test_roofline_explorer_separates_weight_and_math_precision():
+    r = widgets.RooflineExplorer(device="A100-80GB")
+    assert "critical batch (no KV reads) ≈ <b>153</b>" in r.readout.value  # 312e12 / 2.039e12, fp16
+    r.weights.value = "int4"  # W4A16: a quarter of the bytes per FLOP
+    assert "≈ <b>38</b>" in r.readout.value
+    r.device.value, r.weights.value, r.math.value = "H100-SXM", "fp8", "fp8"  # W8A8: half the bytes, twice the peak
+    assert "≈ <b>295</b>" in r.readout.value
+
+
+def test_roofline_explorer_kv_capacity_and_cost():
+    r = widgets.RooflineExplorer(device="A100-80GB", price=2.0)
+    assert "move the context slider" in r.readout.value
+    # batch-1 step: 13.15 GB streamed / 2.039 TB/s = 6.45 ms -> 155 tokens/s -> $2 / (155 x 3600 / 1e6) = $3.58
+    assert "$3.58 per million tokens" in r.readout.value
+    r.context.value = 4096
+    # (85.9 - 13.4) GB (weights with the embedding) / 2.147 GB = 33.8: 33 sequences, far below the critical batch
+    assert "at most <b>33 sequences</b>" in r.readout.value and "memory caps the batch" in r.readout.value
+    r.batch.value = 34
+    assert "Out of memory" in r.readout.value
+    r.device.value = "L4"  # (24.15 - 13.41) GB / 2.147 GB = 5.003: 5 such caches
+    assert "at most <b>5 sequences</b>" in r.readout.value
+    r.device.value, r.weights.value = "RTX-4090", "fp32"  # 26.9 GB of weights in 25.8 GB
+    assert "leave no room" in r.readout.value
 
 
 def test_tensor_parallel_explorer():
