@@ -194,9 +194,9 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
         fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
-    for j, p in enumerate(points):  # labels alternate above and below, so points that coincide stay readable
+    for j, p in enumerate(points):  # labels alternate above-left and below-right of the roof: neighbours stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
-                        text=[p["label"]], textposition="top center" if j % 2 == 0 else "bottom center",
+                        text=[p["label"]], textposition="bottom right" if j % 2 == 0 else "top left",
                         showlegend=False,
                         marker=dict(size=12, symbol="diamond", color=COLORS[(j + 4) % 8]))
     return _layout(fig, "The roofline: attainable FLOP/s = min(peak, intensity × bandwidth)",
@@ -279,6 +279,11 @@ def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
     return knees
 
 
+_GROWTH_TERMS = {"attention (KV reads)": "attention reading each sequence's own KV cache, which no batch shares",
+                 "other small ops": "small operations (norms, activations, cache writes) that grow with the batch",
+                 "compute past the ridge": "arithmetic past the ridge", "kernel below the roof": "the matmul kernel"}
+
+
 def explain_knee(records, guess: float | None, critical: float, growth: float = 1.25) -> str:
     """The batch-sweep reveal: when the step began to grow (measured, modeled, guessed) at the
     shortest context, against the weights-only roofline's knee (``growth`` x the critical batch)."""
@@ -293,7 +298,7 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                 f"as at batch 1. The model of the step: {said(model)}."
                 + (f" Your guess: {guess:g}." if guess is not None else ""))
     else:
-        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences")
+        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0]
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
     first = min(rows, key=lambda r: _val(r, "batch"))
@@ -302,14 +307,20 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     if knee is None and top < roof:
         return text + f" That fits: the roofline's knee lies beyond batch {top} too."
     if knee is not None and knee < 0.8 * roof:
-        return text + (" Yours grew sooner: each sequence brings work no batch shares (attention over its own KV "
-                       "cache, small operations that grow with the batch).")
+        past = min((r for r in rows if _val(r, "batch") >= knee), key=lambda r: _val(r, "batch"))
+        grew = {k: v - _val(first, "budget").get(k, 0.0) for k, v in _val(past, "budget").items()}
+        text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {_val(past, 'batch')} "
+                 f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
+        if model is not None and knee < 0.67 * model:
+            text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
+                     "batched kernels slower than the measured matmul peak).")
+        return text
     if (knee is None or knee > 1.25 * roof) and fixed >= 0.2:
-        return text + (f" Yours grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
+        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
                        "roof, per-op overheads) that do not grow with the batch and hide the growth.")
     if knee is None or knee > 1.25 * roof:
-        return text + " Yours grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00."
-    return text + " Yours lies close to that."
+        return text + " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00."
+    return text + " This knee lies close to that."
 
 
 def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
@@ -544,5 +555,14 @@ def batching_claim(records, batch: int = 32) -> dict:
             raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
         result[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
     return result
+
+
+def claim_verdict(claim: dict, batch: int = 32) -> list[str]:
+    """A sentence per context on ``batching_claim``'s result: did ``batch`` sequences give nearly
+    ``batch``x the tokens/s (within 10 %), at least half of that, or less?"""
+    def verdict(gain):
+        return ("holds" if gain >= 0.9 * batch else "holds only in part" if gain >= 0.5 * batch else "does not hold")
+    return [f"context {ctx}: {batch} sequences gave {c['throughput_gain']:.1f}× the tokens/s of one, each step "
+            f"{c['latency_ratio']:.2f}× as long: the claim {verdict(c['throughput_gain'])} here." for ctx, c in claim.items()]
 
 

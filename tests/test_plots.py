@@ -97,6 +97,12 @@ def test_batching_claim_by_hand():
     assert claim[16] == {"throughput_gain": pytest.approx(16.0), "latency_ratio": 2.0}
     with pytest.raises(ValueError, match="batch"):
         plots.batching_claim(rows, batch=8)
+    assert "16.0×" in plots.claim_verdict(claim)[0] and "holds only in part" in plots.claim_verdict(claim)[0]
+    recorded = plots.batching_claim(hardware.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
+    assert plots.claim_verdict(recorded) == ["context 128: 32 sequences gave 22.8× the tokens/s of one, each step 1.40× "
+                                             "as long: the claim holds only in part here."]
+    assert "does not hold" in plots.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
+    assert "claim holds here" in plots.claim_verdict({16: {"throughput_gain": 31.0, "latency_ratio": 1.03}})[0]
 
 
 def budget(roof, kernel=0.0, ops=0.0, attention=0.0):
@@ -248,6 +254,14 @@ def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     text = plots.explain_knee(ref["batch_sweep"], 16, critical)
     # recorded: batch 16 -> 1.17x, 32 -> 1.40x: the knee at ~20, far below 1.25 x 154: KV reads grow with the batch
     assert "Measured: 20.4 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
+    assert "up to batch 32 is attention reading each sequence's own KV cache" in text and "than that model" not in text
+    ops = [decode(batch=2 ** i, ms=t, budget={"memory roof": 9.0, "other small ops": 1.0 + 0.5 * i}, context_len=16)
+           for i, t in enumerate([10, 11, 14, 16])]  # measured: 2 x 2**(1.5 / 3) = 2.83; modeled (10 ... 11.5): none
+    text = plots.explain_knee(ops, None, 40.0)
+    assert "up to batch 4 is small operations" in text and "than that model" not in text
+    ops[3].budget["other small ops"] = 4.0  # modeled 13 at batch 8: knee 4 x 2**(1.5 / 2) = 6.7, far above 2.83
+    assert "grew sooner than that model, too" in plots.explain_knee(ops, None, 40.0)
+    assert "No guess" not in plots.explain_knee(ref["batch_sweep"], None, critical)
     assert "grew later" in plots.explain_knee(sweep([10, 10, 10, 10, 12, 20], fixed=8), None, 2.0)  # fixed costs hide it
     # knee 8 x 2**(1.5 / 4) = 10.4: close to 1.25 x 8 = 10; after 1.25 x 4 = 5 with no fixed costs: faster matmuls
     assert "close to that" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 8.0)
