@@ -271,8 +271,7 @@ class RooflineExplorer(Explorer):
         self.price = _slider(W.FloatSlider, "$ per GPU-hour", value=price, min=0.0, max=10.0, step=0.05)
         self.readout = W.HTML()
         self.figure, self._roof = None, None
-        super().__init__([W.HBox([self.device, self.weights, self.math]), self.batch, self.context, self.price,
-                          self.readout])
+        super().__init__([W.HBox([self.device, self.weights, self.math]), self.batch, self.context, self.price, self.readout])
         self.device.observe(self._on_device, names="value")
         self.watch(self.weights, self.math, self.batch, self.context, self.price)
 
