@@ -24,7 +24,11 @@ from .perf import normalize_precision
 
 @dataclass(frozen=True)
 class Hardware:
-    """One device. SI units: bandwidth bytes/s, memory bytes, peak FLOP/s per precision."""
+    """One device. SI units: bandwidth bytes/s, memory bytes, peak FLOP/s per precision.
+
+    ``memory`` is what the device reports (HBM and DRAM come in binary sizes: an "80 GB" A100
+    has 81,920 MiB = 85.9e9 B); ``nominal_memory`` is the decimal figure it is sold and taught as.
+    """
 
     name: str
     bandwidth: float
@@ -34,6 +38,8 @@ class Hardware:
     label: str = ""
     kind: str = "gpu"
     aliases: tuple[str, ...] = field(default=(), compare=False)
+    nominal_memory: float | None = None
+    memory_note: str = ""
 
     def __post_init__(self):
         for attr in ("bandwidth", "memory"):
@@ -64,7 +70,8 @@ def _entries() -> tuple[Hardware, ...]:
             name=d["name"], bandwidth=float(d["bandwidth"]), memory=float(d["memory"]),
             peak=tuple((k, float(v)) for k, v in d["peak_flops"].items()),
             source=d["source"], label=d.get("label", d["name"]), kind=d.get("kind", "gpu"),
-            aliases=tuple(d.get("aliases", ())),
+            aliases=tuple(d.get("aliases", ())), nominal_memory=d.get("memory_nominal"),
+            memory_note=d.get("memory_note", ""),
         )
         for d in json.loads(text)["devices"]
     )

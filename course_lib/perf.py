@@ -27,7 +27,7 @@ __all__ = [
     "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
     "batched_decode_time", "decode_intensity", "roofline_time", "decode_budget",
-    "decode_table",
+    "decode_table", "max_sequences", "cost_per_million_tokens", "moe_experts_touched", "moe_step_bytes",
 ]
 
 # Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
@@ -210,7 +210,11 @@ def ridge_point(peak_flops, bandwidth) -> float:
 def critical_batch(peak_flops, bandwidth, precision: str) -> float:
     r"""Batch size at which decode turns compute-bound (weights only, no KV reads):
     :math:`b^* = \frac{\text{peak}}{B} \cdot \frac{b_\text{param}}{2}`, since each weight byte
-    serves :math:`2b / b_\text{param}` FLOPs at batch b."""
+    serves :math:`2b / b_\text{param}` FLOPs at batch b.
+
+    ``precision`` is the *weights'* format; ``peak_flops`` is the peak of the format the math
+    runs in. W4A16 (int4 weights, fp16 math): fp16's peak with 0.5 B, a quarter of fp16's b*.
+    W8A8 (fp8 weights and math): half the bytes but twice the peak, so b* stays put."""
     return ridge_point(peak_flops, bandwidth) * bytes_per_param(precision) / 2.0
 
 
@@ -351,3 +355,58 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
                 "min_devices": min_devices(n_params, precision, hw.memory),
             })
     return rows
+
+
+# ----------------------------------------------------------------------------- serving (notebook 03)
+# Mixture-of-experts models: (total parameters, active per token, routed experts per layer, experts
+# each token picks). Mixtral 8x7B: Jiang et al. 2024 ("47B parameters, 13B active"); DeepSeek-V3:
+# its technical report (671B total, 37B activated, 256 routed experts of which 8 per token).
+MOE_MODELS: dict[str, tuple[float, float, int, int]] = {
+    "Mixtral 8x7B": (47e9, 13e9, 8, 2),
+    "DeepSeek-V3": (671e9, 37e9, 256, 8),
+}
+
+
+def max_sequences(n_params, precision: str, memory, kv_bytes_per_seq) -> int:
+    r"""How many sequences' KV caches fit beside the weights:
+    :math:`\lfloor (\text{memory} - P b_\text{param}) / \text{KV bytes per sequence} \rfloor`
+    (0 when the weights alone do not fit). Activations and the runtime need room too, so a
+    server fits fewer; PagedAttention gets closer to this number by wasting less of the memory
+    to fragmentation, not by reading fewer bytes per step."""
+    free = check_positive("memory", memory) - weight_bytes(n_params, precision)
+    return max(0, math.floor(free / check_positive("kv_bytes_per_seq", kv_bytes_per_seq)))
+
+
+def cost_per_million_tokens(price_per_hour, tokens_per_s) -> float:
+    r"""Dollars per million generated tokens on a device rented at ``price_per_hour``:
+    :math:`\text{price} / (\text{tokens/s} \cdot 3600 / 10^6)`. Batching divides it by the
+    throughput gain."""
+    return check_non_negative("price_per_hour", price_per_hour) / (check_positive("tokens_per_s", tokens_per_s)
+                                                                   * 3600 / 1e6)
+
+
+def moe_experts_touched(n_experts, top_k, batch=1) -> float:
+    r"""Expected number of distinct experts one layer reads in a decode step of ``batch``
+    tokens, each picking ``top_k`` of ``n_experts`` uniformly at random:
+    :math:`E\,(1 - (1 - k/E)^b)`: k at batch 1, approaching E as the batch grows. Real routers
+    are less even, which touches fewer experts."""
+    e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
+    if k > e:
+        raise ValueError(f"top_k={k} must be at most n_experts={e}")
+    return e * (1.0 - (1.0 - k / e) ** check_count("batch", batch))
+
+
+def moe_step_bytes(total_params, active_params, n_experts, top_k, precision: str, batch=1) -> float:
+    r"""Weight bytes a mixture-of-experts decode step streams: the shared part (attention,
+    embeddings, shared experts) plus the experts the batch touches. With expert size
+    :math:`p_e = (P_\text{total} - P_\text{active}) / (E - k)` and shared part
+    :math:`P_\text{active} - k p_e`, the bytes run from the active parameters at batch 1 up to
+    the total as the batch grows."""
+    total, active = check_positive("total_params", total_params), check_positive("active_params", active_params)
+    e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
+    if not active < total or not k < e:
+        raise ValueError(f"need active_params < total_params and top_k < n_experts; got {active:g}, {total:g}, {k}, {e}")
+    expert = (total - active) / (e - k)
+    if active < k * expert:
+        raise ValueError(f"active_params={active:g} is less than its {k} experts of {expert:g} parameters each")
+    return (active - k * expert + moe_experts_touched(e, k, batch) * expert) * bytes_per_param(precision)

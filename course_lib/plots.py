@@ -211,38 +211,162 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
         fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
-    for j, p in enumerate(points):  # labels alternate above and below, so points that coincide stay readable
+    for j, p in enumerate(points):  # labels alternate above-left and below-right of the roof: neighbours stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
-                        text=[p["label"]], textposition="top center" if j % 2 == 0 else "bottom center",
+                        text=[p["label"]], textposition="bottom right" if j % 2 == 0 else "top left",
                         showlegend=False,
                         marker=dict(size=12, symbol="diamond", color=COLORS[(j + 4) % 8]))
     return _layout(fig, "The roofline: attainable FLOP/s = min(peak, intensity × bandwidth)",
                    "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
 
 
+def _groups(records) -> dict:
+    """Records grouped by (label, context length), each group sorted by batch."""
+    groups: dict = {}
+    for r in records:
+        key = (r.get("label", "measured") if isinstance(r, dict) else "measured", _val(r, "context_len"))
+        groups.setdefault(key, []).append(r)
+    return {k: sorted(rows, key=lambda r: _val(r, "batch")) for k, rows in groups.items()}
+
+
 def batch_sweep_figure(records, predicted: list[dict], title="Batching on this machine") -> go.Figure:
     """Measured (and predicted) decode step time and tokens/s against the batch size. Records
     (measure.DecodeRecord, or dicts with a ``label``) carry batch, ms_per_step, tokens_per_s and
-    context_len (one line each)."""
+    context_len (one line each); those with an ``iqr_ms`` get error bars of half their IQR."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
-    groups = {}
-    for r in list(records) + list(predicted):
-        key = (r.get("label", "measured") if isinstance(r, dict) else "measured", _val(r, "context_len"))
-        groups.setdefault(key, []).append(r)
-    for i, ((label, ctx), rows) in enumerate(groups.items()):
+    for i, ((label, ctx), rows) in enumerate(_groups(list(records) + list(predicted)).items()):
         name = label if ctx is None else f"{label}, context {ctx}"
         style = dict(dash="dash") if label.startswith("predicted") else {}
-        rows = sorted(rows, key=lambda r: _val(r, "batch"))
-        xs = [_val(r, "batch") for r in rows]
+        xs, iqr = [_val(r, "batch") for r in rows], [_iqr(r) / 2 for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
-            fig.add_scatter(x=xs, y=[_val(r, key) for r in rows], mode="lines+markers", name=name, legendgroup=name,
-                            showlegend=col == 1, line=dict(color=COLORS[i % 8], **style), row=1, col=col)
+            ys = [_val(r, key) for r in rows]
+            bars = iqr if col == 1 else [y * e / _val(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
+            fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
+                            error_y=dict(type="data", array=bars, visible=any(bars)),
+                            line=dict(color=COLORS[i % 8], **style), row=1, col=col)
     fig.update_xaxes(type="log", title="batch size")
     fig.update_yaxes(type="log")
     fig.update_layout(template=TEMPLATE, title=title, height=430, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def _iqr(r) -> float:
+    return (r.get("iqr_ms", 0.0) if isinstance(r, dict) else r.iqr_ms) or 0.0
+
+
+def _modeled(r) -> float:
+    return sum(r["budget"].values()) if isinstance(r, dict) else r.modeled_ms
+
+
+def latency_throughput(records, title="Each user's speed against the total: batching trades one for the other"):
+    """Per-user tokens/s (one sequence's speed, 1 / step time) against total tokens/s (batch /
+    step time), one line per (label, context), each point marked with its batch size."""
+    fig = go.Figure()
+    for i, ((label, ctx), rows) in enumerate(_groups(records).items()):
+        step_s = [_val(r, "ms_per_step") / 1e3 for r in rows]
+        fig.add_scatter(x=[_val(r, "batch") / t for r, t in zip(rows, step_s)], y=[1 / t for t in step_s],
+                        mode="lines+markers+text", text=[str(_val(r, "batch")) for r in rows], textposition="top right",
+                        name=f"{label}, context {ctx}", line=dict(color=COLORS[i % 8],
+                                                                  dash="dash" if label.startswith("predicted") else None))
+    return _layout(fig, title, "total tokens/s (all sequences)", "tokens/s for each sequence", logx=True, logy=True)
+
+
+def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
+    """Per context length, the batch at which a decode step first takes ``growth`` times as long
+    as at batch 1, interpolated on log batch between the sizes measured, as (knee, low, high):
+    low and high move every step by half its IQR, the earliest and latest knee the noise allows.
+    None where no batch got there. ``modeled``: the modeled steps instead (no noise)."""
+    def cross(batches, times, target):
+        for (b0, t0), (b1, t1) in zip(zip(batches, times), zip(batches[1:], times[1:])):
+            if t1 >= target > t0:
+                return b0 * (b1 / b0) ** ((target - t0) / (t1 - t0))
+        return None
+
+    knees = {}
+    for (_, ctx), rows in _groups(records).items():
+        if _val(rows[0], "batch") != 1:
+            raise ValueError(f"the records need batch 1 at context {ctx}")
+        batches = [_val(r, "batch") for r in rows]
+        times = [_modeled(r) if modeled else _val(r, "ms_per_step") for r in rows]
+        noise = [0.0 if modeled else _iqr(r) / 2 for r in rows]
+        knees[ctx] = tuple(cross(batches, [t + sign * e for t, e in zip(times, noise)], growth * (times[0] - sign * noise[0]))
+                           for sign in (0, 1, -1))
+    return knees
+
+
+_GROWTH_TERMS = {"attention (KV reads)": "attention reading each sequence's own KV cache, which no batch shares",
+                 "other small ops": "small operations (norms, activations, cache writes) that grow with the batch",
+                 "compute past the ridge": "arithmetic past the ridge", "kernel below the roof": "the matmul kernel"}
+
+
+def explain_knee(records, guess: float | None, critical: float, growth: float = 1.25) -> str:
+    """The batch-sweep reveal: when the step began to grow (measured, modeled, guessed) at the
+    shortest context, against the weights-only roofline's knee (``growth`` x the critical batch)."""
+    ctx = min(_val(r, "context_len") for r in records)
+    rows = [r for r in records if _val(r, "context_len") == ctx]
+    (knee, low, high), model = batch_knee(rows, growth)[ctx], batch_knee(rows, growth, modeled=True)[ctx][0]
+    top, roof = max(_val(r, "batch") for r in rows), growth * critical
+    if knee is None or model is None:
+        def said(x):
+            return f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences"
+        text = (f"Measured at context {ctx}: {said(knee)}, the batch at which a step first took {growth:g}× as long "
+                f"as at batch 1. The model of the step: {said(model)}."
+                + (f" Your guess: {guess:g}." if guess is not None else ""))
+    else:
+        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0]
+    text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
+             f"and grows {growth:g}× by {roof:.1f}.")
+    first = min(rows, key=lambda r: _val(r, "batch"))
+    fixed = sum(v for k, v in _val(first, "budget").items() if k not in ("memory roof", "compute past the ridge",
+                                                                          "attention (KV reads)")) / _modeled(first)
+    if knee is None and top < roof:
+        return text + f" That fits: the roofline's knee lies beyond batch {top} too."
+    if knee is not None and knee < 0.8 * roof:
+        past = min((r for r in rows if _val(r, "batch") >= knee), key=lambda r: _val(r, "batch"))
+        grew = {k: v - _val(first, "budget").get(k, 0.0) for k, v in _val(past, "budget").items()}
+        text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {_val(past, 'batch')} "
+                 f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
+        if model is not None and knee < 0.67 * model:
+            text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
+                     "batched kernels slower than the measured matmul peak).")
+        return text
+    if (knee is None or knee > 1.25 * roof) and fixed >= 0.2:
+        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
+                       "roof, per-op overheads) that do not grow with the batch and hide the growth.")
+    if knee is None or knee > 1.25 * roof:
+        return text + " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00."
+    return text + " This knee lies close to that."
+
+
+def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
+    """Share of a mixture-of-experts model's weights one decode step streams, against the batch
+    (``models``: name -> (total, active, experts, top_k), as perf.MOE_MODELS)."""
+    batches = np.unique(np.logspace(0, math.log10(max_batch), 40).astype(int))
+    fig = go.Figure()
+    for i, (name, (total, active, experts, k)) in enumerate(models.items()):
+        gb = np.array([perf.moe_step_bytes(total, active, experts, k, precision, int(b)) for b in batches]) / 1e9
+        full = perf.weight_bytes(total, precision) / 1e9
+        fig.add_scatter(x=batches, y=100 * gb / full, mode="lines",
+                        name=f"{name}: {gb[0]:,.0f} GB at batch 1, {full:,.0f} GB in all",
+                        customdata=gb, hovertemplate="batch %{x}: %{customdata:,.0f} GB per step<extra></extra>",
+                        line=dict(color=COLORS[i % 8], width=3))
+    return _layout(fig, f"Mixture of experts: weights read per decode step ({precision})", "batch size",
+                   "% of all the weights read per step", logx=True)
+
+
+def capacity_figure(curves: dict, critical: dict, context_lens) -> go.Figure:
+    """Most sequences whose KV caches fit beside the weights, against the context length (solid),
+    and each device's critical batch (dotted). ``curves``: name -> counts per context length."""
+    fig = go.Figure()
+    for i, (name, counts) in enumerate(curves.items()):
+        fig.add_scatter(x=list(context_lens), y=counts, mode="lines", name=f"{name}: sequences that fit",
+                        line=dict(color=COLORS[i % 8], width=3))
+        fig.add_scatter(x=[context_lens[0], context_lens[-1]], y=[critical[name]] * 2, mode="lines",
+                        name=f"{name}: critical batch {critical[name]:.0f}", line=dict(color=COLORS[i % 8], dash="dot"))
+    return _layout(fig, "What caps the batch: memory for KV caches, or the critical batch?", "context length (tokens)",
+                   "sequences (batch size)", logx=True, logy=True)
 
 
 # ----------------------------------------------------------------------------- notebook 04
@@ -448,5 +572,14 @@ def batching_claim(records, batch: int = 32) -> dict:
             raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
         result[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
     return result
+
+
+def claim_verdict(claim: dict, batch: int = 32) -> list[str]:
+    """A sentence per context on ``batching_claim``'s result: did ``batch`` sequences give nearly
+    ``batch``x the tokens/s (within 10 %), at least half of that, or less?"""
+    def verdict(gain):
+        return ("holds" if gain >= 0.9 * batch else "holds only in part" if gain >= 0.5 * batch else "does not hold")
+    return [f"context {ctx}: {batch} sequences gave {c['throughput_gain']:.1f}× the tokens/s of one, each step "
+            f"{c['latency_ratio']:.2f}× as long: the claim {verdict(c['throughput_gain'])} here." for ctx, c in claim.items()]
 
 

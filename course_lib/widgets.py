@@ -265,47 +265,53 @@ def _slider(cls, description, **kwargs):
 
 
 class RooflineExplorer(Explorer):
-    """Notebook 03: a 7B-class model's decode step on a chosen device's roofline; batch and
-    context sliders move the point (KV reads do not amortise, so context pulls it left)."""
+    """Notebook 03: a 7B-class model's decode step on a chosen device's roofline. Weights and
+    math have their own precisions (W4A16, W8A8, ...); batch and context sliders move the point
+    (KV reads do not amortise, so context pulls it left); the readout adds how many sequences'
+    KV caches fit and what a million tokens cost at a price per GPU-hour."""
 
     SHAPE = PRESETS["7b"]  # a Llama-2-7B-shaped model (32 layers, d 4096, 32 heads)
 
-    def __init__(self, device="A100-80GB", measured=None):
+    def __init__(self, device="A100-80GB", measured=None, price=2.5):
         self.devices = {hw.name: hw for hw in hardware.catalog()}
         if measured is not None:
             self.devices[MEASURED] = measured
+        math_options = self.devices[device].precisions
         self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
-        self.precision = W.Dropdown(options=self.devices[device].precisions, value="fp16"
-                                    if "fp16" in self.devices[device].precisions else self.devices[device].precisions[0],
-                                    description="precision")
+        self.math = W.Dropdown(options=math_options, value="fp16" if "fp16" in math_options else math_options[0],
+                               description="math")
+        self.weights = W.Dropdown(options=list(perf.PRECISIONS), value=self.math.value, description="weights")
         self.batch = _slider(W.IntSlider, "batch size", value=1, min=1, max=1024)
         self.context = _slider(W.IntSlider, "context (tokens)", value=0, min=0, max=32768, step=256)
+        self.price = _slider(W.FloatSlider, "$ per GPU-hour", value=price, min=0.0, max=10.0, step=0.05)
         self.readout = W.HTML()
         self.figure, self._roof = None, None
-        super().__init__([W.HBox([self.device, self.precision]), self.batch, self.context, self.readout])
+        super().__init__([W.HBox([self.device, self.weights, self.math]), self.batch, self.context, self.price, self.readout])
         self.device.observe(self._on_device, names="value")
-        self.watch(self.precision, self.batch, self.context)
+        self.watch(self.weights, self.math, self.batch, self.context, self.price)
 
     def _on_device(self, change):
         options = self.devices[change["new"]].precisions
-        keep = self.precision.value if self.precision.value in options else options[0]
-        self.precision.options = options
-        self.precision.value = keep
+        keep = self.math.value if self.math.value in options else options[0]
+        self.math.options = options
+        self.math.value = keep
         self.update()
 
     def state(self) -> dict:
         """The numbers behind the view (pure arithmetic on the current controls)."""
-        hw, prec, b = self.devices[self.device.value], self.precision.value, self.batch.value
-        n_params = self.SHAPE.n_params(embedding=False)
-        kv = self.context.value * perf.kv_cache_bytes_per_token(32, 32, 128, prec)
-        peak = hw.peak_flops(prec)
-        intensity = perf.decode_intensity(n_params, prec, b, kv)
-        step = perf.batched_decode_time(n_params, prec, hw.bandwidth, peak, b, kv)
+        hw, wp, mp, b = self.devices[self.device.value], self.weights.value, self.math.value, self.batch.value
+        n_params, peak = self.SHAPE.n_params(embedding=False), hw.peak_flops(mp)
+        kv_seq = self.context.value * self.SHAPE.kv_bytes_per_token(mp)  # the cache is kept in the math's format
+        intensity = perf.decode_intensity(n_params, wp, b, kv_seq)
+        step = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
+        batch1 = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
         return {"hw": hw, "peak": peak, "intensity": intensity, "step_s": step, "tokens_per_s": b / step,
-                "memory_needed": perf.weight_bytes(n_params, prec) + b * kv,
+                "kv_seq": kv_seq, "weights_held": perf.weight_bytes(self.SHAPE.n_params(), wp),
+                "fit": perf.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
                 "attained": perf.attainable_flops(intensity, peak, hw.bandwidth),
-                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": perf.critical_batch(peak, hw.bandwidth, prec),
-                "batch1_step_s": perf.batched_decode_time(n_params, prec, hw.bandwidth, peak, 1, kv)}
+                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": perf.critical_batch(peak, hw.bandwidth, wp),
+                "batch1_step_s": batch1, "cost": perf.cost_per_million_tokens(self.price.value, b / step),
+                "cost1": perf.cost_per_million_tokens(self.price.value, 1 / batch1)}
 
     def update(self):
         try:
@@ -313,25 +319,38 @@ class RooflineExplorer(Explorer):
         except ValueError as err:
             self.readout.value = _error(err)
             return
+        hw, b, crit = s["hw"], self.batch.value, s["critical_batch"]
         regime = "compute-bound" if s["intensity"] >= s["ridge"] else "memory-bound"
-        self.readout.value = (
-            f"intensity <b>{s['intensity']:,.1f} FLOP/byte</b> vs ridge {s['ridge']:,.0f} → <b>{regime}</b>; "
-            f"critical batch (no KV reads) ≈ {s['critical_batch']:,.0f}<br>"
+        lines = [
+            f"weights {self.weights.value} ({perf.bytes_per_param(self.weights.value):g} B each), math {self.math.value}: "
+            f"ridge {s['ridge']:,.0f} FLOP/byte, critical batch (no KV reads) ≈ <b>{crit:,.0f}</b>; "
+            f"intensity <b>{s['intensity']:,.1f} FLOP/byte</b> → <b>{regime}</b>",
             f"step {s['step_s'] * 1e3:,.2f} ms (batch 1: {s['batch1_step_s'] * 1e3:,.2f} ms) → "
-            f"<b>{s['tokens_per_s']:,.0f} tokens/s</b> in total, {1 / s['step_s']:,.1f} per sequence")
-        if s["memory_needed"] > s["hw"].memory:
-            self.readout.value += (f"<br><b style='color:#b00'>⚠ Out of memory:</b> weights + KV caches need "
-                                   f"{s['memory_needed'] / 1e9:,.0f} GB, the device has {s['hw'].memory / 1e9:,.0f} GB")
-        roof = (s["hw"].name, self.precision.value)
-        point = {"label": f"batch {self.batch.value}", "intensity": s["intensity"], "flops": s["attained"]}
+            f"<b>{s['tokens_per_s']:,.0f} tokens/s</b> in total, {1 / s['step_s']:,.1f} per sequence; "
+            f"at ${self.price.value:.2f} per GPU-hour: <b>${s['cost']:,.3g} per million tokens</b> (batch 1: ${s['cost1']:,.3g})"]
+        memory = f"{hw.memory / 1e9:,.1f} GB (as the device reports it)"
+        if s["fit"] is None:
+            lines.append("move the context slider to see how many sequences' KV caches fit in memory")
+        elif s["fit"] == 0:
+            lines.append(f"<b style='color:#b00'>⚠ the weights ({s['weights_held'] / 1e9:,.1f} GB) leave no room for "
+                         f"KV caches in {memory}</b>")
+        else:
+            cap = "memory caps the batch before compute does" if s["fit"] < crit else "compute caps the batch first"
+            lines.append(f"{memory} holds the weights ({s['weights_held'] / 1e9:,.1f} GB) and the KV caches of at most "
+                         f"<b>{s['fit']:,} sequences</b> of {self.context.value:,} tokens ({s['kv_seq'] / 1e9:,.2f} GB "
+                         f"each): {cap} ({crit:,.0f})")
+            if b > s["fit"]:
+                lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {b:,} sequences' caches do not fit")
+        self.readout.value = "<br>".join(lines)
+        roof = (hw.name, self.math.value)
+        point = {"label": f"batch {b}", "intensity": s["intensity"], "flops": s["attained"]}
         if roof != self._roof:
             # A new device or precision draws a new chart: restyling the roof line's x and y in
             # place showed wrong lines in JupyterLab, while moving the point in place works.
             self.figure = plots.as_widget(plots.roofline(
-                [{"name": f"{s['hw'].name} {self.precision.value}", "peak": s["peak"], "bandwidth": s["hw"].bandwidth}],
-                [point]))
+                [{"name": f"{hw.name} {self.math.value}", "peak": s["peak"], "bandwidth": hw.bandwidth}], [point]))
             self._roof = roof
-            self.children = self.children[:4] + (self.figure,)
+            self.children = self.children[:5] + (self.figure,)
             return
         with _batch_update(self.figure):
             self.figure.data[1].x, self.figure.data[1].y = [point["intensity"]], [point["flops"] / 1e12]

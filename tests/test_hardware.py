@@ -30,10 +30,23 @@ def test_datasheet_figures_from_the_brief():
     assert hardware.get("A100-80GB").bandwidth == 2.039e12
     assert hardware.get("H100").bandwidth == 3.35e12 and hardware.get("H100").peak_flops("bf16") == 989e12
     assert hardware.get("H100-PCIe").peak_flops("FP16") == 756e12
-    assert hardware.get("H200").memory == 141e9 and hardware.get("H200").bandwidth == 4.8e12
+    assert hardware.get("H200").nominal_memory == 141e9 and hardware.get("H200").bandwidth == 4.8e12
     assert hardware.get("L4").bandwidth == 0.30e12
     assert hardware.get("MI300X").peak_flops("fp16") == 1307.4e12
     assert hardware.get("DDR5-desktop").bandwidth == pytest.approx(5600e6 * 8 * 2)
+
+
+def test_memory_is_what_the_device_reports_and_says_how_it_is_rounded():
+    mib = 2 ** 20
+    assert hardware.get("A100-80GB").memory == 81_920 * mib  # = 85.9e9 B, sold as "80 GB"
+    assert hardware.get("A100-40GB").memory == 40_960 * mib
+    assert hardware.get("H100-SXM").memory == 81_559 * mib
+    ref = hardware.load_reference()  # the recorded H200 run reports its own memory
+    assert hardware.get("H200").memory == ref["provenance"]["gpu_memory_bytes"]
+    for hw in hardware.catalog():
+        # binary sizes: always more than the decimal figure on the box, by at most 2**30 / 1e9 - 1 = 7.4 %
+        assert hw.nominal_memory and 1 < hw.memory / hw.nominal_memory < 1.074, hw.name
+        assert len(hw.memory_note) > 20 and ("sold" in hw.memory_note or "reports" in hw.memory_note), hw.name
 
 
 def test_unknown_name_lists_known_ones():

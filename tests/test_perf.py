@@ -91,6 +91,12 @@ def test_critical_batch():
     assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
     assert perf.critical_batch(312e12, 2e12, "fp32") == pytest.approx(312)
     assert perf.critical_batch(312e12, 2e12, "int4") == pytest.approx(39)
+    # W4A16 on the datasheet A100-80GB: fp16 peak, int4 bytes: 312e12 / 2.039e12 x 0.5 / 2 = 38.25 (fp16: 153)
+    assert perf.critical_batch(312e12, 2.039e12, "int4") == pytest.approx(38.25, abs=0.01)
+    assert perf.critical_batch(312e12, 2.039e12, "fp16") == pytest.approx(153.0, abs=0.05)
+    # W8A8 on an H100 SXM: fp8 peak 1979e12 with 1-byte weights = bf16's 989e12 with 2 bytes (295)
+    assert perf.critical_batch(1979e12, 3.35e12, "fp8") == pytest.approx(295.4, abs=0.1)
+    assert perf.critical_batch(989e12, 3.35e12, "bf16") == pytest.approx(295.2, abs=0.1)
 
 
 def test_linear_intensity():
@@ -193,9 +199,43 @@ def test_decode_table_marks_oom():
     assert len(rows) == 15
     by = {(r["model"], r["hardware"]): r for r in rows}
     assert by[("7B", "A100-80GB")]["fits"] and not by[("70B", "A100-80GB")]["fits"]
-    assert by[("70B", "H200")]["fits"]  # 140 GB < 141 GB
+    assert by[("70B", "H200")]["fits"]  # 140 GB < 150.1 GB (sold as 141 GB)
     assert not by[("405B", "H200")]["fits"] and by[("405B", "H200")]["min_devices"] == 6
     assert by[("13B", "H100-SXM")]["ms_per_token"] == pytest.approx(26e9 / 3.35e12 * 1e3)
+
+
+def test_max_sequences_kv_capacity():
+    # 7B fp16 (13.5 GB) on 80 GB at 4,096 tokens of 0.5 MiB: (80 - 13.5) GB / 2.147 GB = 30.97 -> 30
+    kv = 4096 * perf.kv_cache_bytes_per_token(32, 32, 128, "fp16")
+    assert kv == pytest.approx(2.147e9, rel=1e-3)
+    assert perf.max_sequences(6.75e9, "fp16", 80e9, kv) == 30
+    assert perf.max_sequences(6.75e9, "fp16", 2**30 * 80, kv) == 33  # the 85.9e9 B an "80 GB" A100 reports
+    assert perf.max_sequences(70e9, "fp16", 80e9, kv) == 0  # 140 GB of weights leave no room at all
+
+
+def test_cost_per_million_tokens():
+    # $2/h at 240 tokens/s: 240 x 3600 = 864,000 tokens an hour -> 2 / 0.864 = $2.31 per million
+    assert perf.cost_per_million_tokens(2.0, 240) == pytest.approx(2.3148, rel=1e-4)
+    assert perf.cost_per_million_tokens(3.0, 240 * 32) == pytest.approx(3 / 0.864 / 32)  # batching divides it
+    assert perf.cost_per_million_tokens(0, 240) == 0
+
+
+def test_moe_experts_and_bytes():
+    # Mixtral (8 experts, top 2): 2 at batch 1; 8 x (1 - 0.75^2) = 3.5 at batch 2; 8 x (1 - 0.75^8) = 7.20 at batch 8
+    assert perf.moe_experts_touched(8, 2, 1) == pytest.approx(2)
+    assert perf.moe_experts_touched(8, 2, 2) == pytest.approx(3.5)
+    assert perf.moe_experts_touched(8, 2, 8) == pytest.approx(7.1990, rel=1e-4)
+    # DeepSeek-V3 (256, top 8) at batch 32: 256 x (1 - (31/32)^32) = 163.3
+    assert perf.moe_experts_touched(256, 8, 32) == pytest.approx(163.30, rel=1e-3)
+    # Mixtral 47B/13B: experts of 34/6 = 5.67B, shared 13 - 11.33 = 1.67B; fp16 at batch 1 = the active 26 GB,
+    # at batch 2: (1.667 + 3.5 x 5.667) x 2 = 43.0 GB, and it never exceeds the total 94 GB
+    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 1) == pytest.approx(26e9)
+    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 2) == pytest.approx(43.0e9, rel=1e-3)
+    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 4096) == pytest.approx(94e9)
+    with pytest.raises(ValueError, match="top_k"):
+        perf.moe_experts_touched(8, 9)
+    with pytest.raises(ValueError, match="active_params"):
+        perf.moe_step_bytes(13e9, 47e9, 8, 2, "fp16")
 
 
 # ---------------------------------------------------------------- invalid input raises ValueError, naming the argument
@@ -225,6 +265,10 @@ def test_decode_table_marks_oom():
     (lambda: perf.decode_time("7e9", "fp16", 2e12), "n_params"),
     (lambda: perf.roofline_time(1e9, 1e9, 1e12, 0), "peak_flops"),
     (lambda: perf.check_count("layers", 2.5), "layers"),
+    (lambda: perf.max_sequences(7e9, "fp16", 80e9, 0), "kv_bytes_per_seq"),
+    (lambda: perf.cost_per_million_tokens(-1, 100), "price_per_hour"),
+    (lambda: perf.cost_per_million_tokens(2, 0), "tokens_per_s"),
+    (lambda: perf.moe_experts_touched(8, 2, 0), "batch"),
 ])
 def test_invalid_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):

@@ -98,6 +98,12 @@ def test_batching_claim_by_hand():
     assert claim[16] == {"throughput_gain": pytest.approx(16.0), "latency_ratio": 2.0}
     with pytest.raises(ValueError, match="batch"):
         plots.batching_claim(rows, batch=8)
+    assert "16.0×" in plots.claim_verdict(claim)[0] and "holds only in part" in plots.claim_verdict(claim)[0]
+    recorded = plots.batching_claim(hardware.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
+    assert plots.claim_verdict(recorded) == ["context 128: 32 sequences gave 22.8× the tokens/s of one, each step 1.40× "
+                                             "as long: the claim holds only in part here."]
+    assert "does not hold" in plots.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
+    assert "claim holds here" in plots.claim_verdict({16: {"throughput_gain": 31.0, "latency_ratio": 1.03}})[0]
 
 
 def budget(roof, kernel=0.0, ops=0.0, attention=0.0):
@@ -239,3 +245,61 @@ def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, stat
     assert plots.static_frontend() is static
     figure = plots.as_widget(plots.speculative_curve(0.8, 0.1))
     assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static
+
+
+# ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts
+def sweep(times, iqr=0.0, ctx=16, fixed=0.0):
+    """CPU-like batch-sweep records at batches 1, 2, 4, ...; the budget models each step exactly,
+    ``fixed`` ms of it per-op overhead that does not grow with the batch."""
+    return [decode(batch=2 ** i, ms=t, iqr=iqr, context_len=ctx,
+                   budget={"memory roof": t - fixed, "other small ops": fixed}) for i, t in enumerate(times)]
+
+
+def test_batch_knee_interpolates_on_log_batch():
+    # 12.5 ms (1.25 x 10) is crossed between batch 4 (11 ms) and 8 (15 ms): 4 x 2**(1.5 / 4) = 5.187
+    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15])).values()
+    assert knee == pytest.approx(4 * 2 ** 0.375) and low == high == knee
+    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15], iqr=0.1)).values()
+    assert low < knee < high  # the noise widens it both ways
+    assert plots.batch_knee(sweep([10, 10, 11, 12])) == {16: (None, None, None)}
+    with pytest.raises(ValueError, match="batch 1"):
+        plots.batch_knee(sweep([10, 10])[1:])
+
+
+def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
+    ref = hardware.load_reference()
+    prof = ref["profile"]
+    critical = perf.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
+    text = plots.explain_knee(ref["batch_sweep"], 16, critical)
+    # recorded: batch 16 -> 1.17x, 32 -> 1.40x: the knee at ~20, far below 1.25 x 154: KV reads grow with the batch
+    assert "Measured: 20.4 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
+    assert "up to batch 32 is attention reading each sequence's own KV cache" in text and "than that model" not in text
+    ops = [decode(batch=2 ** i, ms=t, budget={"memory roof": 9.0, "other small ops": 1.0 + 0.5 * i}, context_len=16)
+           for i, t in enumerate([10, 11, 14, 16])]  # measured: 2 x 2**(1.5 / 3) = 2.83; modeled (10 ... 11.5): none
+    text = plots.explain_knee(ops, None, 40.0)
+    assert "up to batch 4 is small operations" in text and "than that model" not in text
+    ops[3].budget["other small ops"] = 4.0  # modeled 13 at batch 8: knee 4 x 2**(1.5 / 2) = 6.7, far above 2.83
+    assert "grew sooner than that model, too" in plots.explain_knee(ops, None, 40.0)
+    assert "No guess" not in plots.explain_knee(ref["batch_sweep"], None, critical)
+    assert "grew later" in plots.explain_knee(sweep([10, 10, 10, 10, 12, 20], fixed=8), None, 2.0)  # fixed costs hide it
+    # knee 8 x 2**(1.5 / 4) = 10.4: close to 1.25 x 8 = 10; after 1.25 x 4 = 5 with no fixed costs: faster matmuls
+    assert "close to that" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 8.0)
+    assert "ran faster than the matmul peak" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
+    none = plots.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
+    assert "no knee up to batch 8" in none and "That fits" in none and "Your guess: 50" in none
+
+
+def test_latency_throughput_and_serving_figures():
+    rows = [{"label": "predicted", "context_len": 0, "batch": b, "ms_per_step": ms} for b, ms in ((1, 10.0), (8, 20.0))]
+    fig = plots.latency_throughput(rows)
+    assert list(fig.data[0].x) == [100.0, 400.0] and list(fig.data[0].y) == [100.0, 50.0]  # b / step, 1 / step
+    moe = plots.moe_figure({"Mixtral 8x7B": perf.MOE_MODELS["Mixtral 8x7B"]})
+    assert moe.data[0].y[0] == pytest.approx(100 * 13 / 47) and moe.data[0].y[-1] > 99  # active -> nearly all
+    cap = plots.capacity_figure({"A100": [30, 15]}, {"A100": 153.0}, [4096, 8192])
+    assert list(cap.data[0].y) == [30, 15] and list(cap.data[1].y) == [153.0, 153.0]
+
+
+def test_batch_sweep_figure_draws_the_iqr():
+    fig = plots.batch_sweep_figure(sweep([10, 20], iqr=0.1), [])
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.5, 1.0])  # half the IQR, in ms
+    assert list(fig.data[1].error_y.array) == pytest.approx([5.0, 5.0])  # and in tokens/s: 100 x 0.05, 100 x 0.05

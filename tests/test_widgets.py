@@ -27,7 +27,7 @@ def test_describe_decode_bad_input_is_a_message():
 
 def test_preset_sets_bandwidth_and_memory(calc):
     calc.preset.value = "H200"
-    assert calc.bandwidth.value == pytest.approx(4800) and calc.memory.value == pytest.approx(141)
+    assert calc.bandwidth.value == pytest.approx(4800) and calc.memory.value == pytest.approx(150.10988032)
     assert "4,800 GB/s" in calc.readout.value
     calc.preset.value = widgets.MEASURED
     assert calc.bandwidth.value == pytest.approx(12.4)
@@ -115,14 +115,39 @@ def test_roofline_explorer_moves_the_point():
     assert "compute-bound" in r.readout.value
     r.context.value = 32768
     assert "Out of memory" in r.readout.value and "memory-bound" in r.readout.value
-    texts = _drive_to_extremes([r.device, r.precision, r.batch, r.context], r.readout, r.figure)
+    texts = _drive_to_extremes([r.device, r.weights, r.math, r.batch, r.context, r.price], r.readout, r.figure)
     assert not any("Cannot compute" in t for t in texts)
+
+
+def test_roofline_explorer_separates_weight_and_math_precision():
+    r = widgets.RooflineExplorer(device="A100-80GB")
+    assert "critical batch (no KV reads) ≈ <b>153</b>" in r.readout.value  # 312e12 / 2.039e12, fp16
+    r.weights.value = "int4"  # W4A16: a quarter of the bytes per FLOP
+    assert "≈ <b>38</b>" in r.readout.value
+    r.device.value, r.weights.value, r.math.value = "H100-SXM", "fp8", "fp8"  # W8A8: half the bytes, twice the peak
+    assert "≈ <b>295</b>" in r.readout.value
+
+
+def test_roofline_explorer_kv_capacity_and_cost():
+    r = widgets.RooflineExplorer(device="A100-80GB", price=2.0)
+    assert "move the context slider" in r.readout.value
+    # batch-1 step: 13.15 GB streamed / 2.039 TB/s = 6.45 ms -> 155 tokens/s -> $2 / (155 x 3600 / 1e6) = $3.58
+    assert "$3.58 per million tokens" in r.readout.value
+    r.context.value = 4096
+    # (85.9 - 13.4) GB (weights with the embedding) / 2.147 GB = 33.8: 33 sequences, far below the critical batch
+    assert "at most <b>33 sequences</b>" in r.readout.value and "memory caps the batch" in r.readout.value
+    r.batch.value = 34
+    assert "Out of memory" in r.readout.value
+    r.device.value = "L4"  # (24.15 - 13.41) GB / 2.147 GB = 5.003: 5 such caches
+    assert "at most <b>5 sequences</b>" in r.readout.value
+    r.device.value, r.weights.value = "RTX-4090", "fp32"  # 26.9 GB of weights in 25.8 GB
+    assert "leave no room" in r.readout.value
 
 
 def test_tensor_parallel_explorer():
     t = widgets.TensorParallelExplorer(model="405B (126 layers, d 16384)", device="H100-SXM")
     t.n.value = 8
-    assert "does not fit" in t.readout.value and "at least 11 devices" in t.readout.value
+    assert "does not fit" in t.readout.value and "at least 10 devices" in t.readout.value  # 810 GB / 85.5 GB
     t.n.value = 16
     assert "each device holds" in t.readout.value
     before = list(t.figure.data[1].y)
@@ -145,9 +170,9 @@ def test_slider_snapping_keeps_the_preset(calc):
     # a browser snaps the log slider to its step: 2,039 GB/s comes back as 10**3.31 = 2,042
     calc.preset.value = "A100-80GB"
     calc.bandwidth.value = 10 ** 3.31
-    calc.memory.value = 10 ** 1.90  # 79.4 for 80 GB
+    calc.memory.value = 10 ** 1.93  # 85.1 for the 85.9 GB an "80 GB" A100 reports
     assert calc.preset.value == "A100-80GB"
-    assert "2,039 GB/s" in calc.readout.value and "in 80 GB" in calc.readout.value
+    assert "2,039 GB/s" in calc.readout.value and "in 86 GB" in calc.readout.value
     calc.bandwidth.value = 10 ** 3.33  # a real move: a step and a half away
     assert calc.preset.value == widgets.CUSTOM and "2,138 GB/s" in calc.readout.value
 
