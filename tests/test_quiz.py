@@ -39,7 +39,7 @@ HAND_CHECKED = {
     ("03", "ridge-yours"): 95e9 / 12.4e9,                                    # 7.66
     ("04", "spec-expected"): (1 - 0.8**5) / 0.2,                             # 3.36
     ("04", "spec-speedup"): (1 - 0.8**5) / 0.2 / 1.4,                        # 2.4
-    ("04", "tp-405b"): 11,                                                   # ceil(810 / 80)
+    ("04", "tp-405b"): 10,                                                   # ceil(810 / 85.5) (81,559 MiB)
     ("04", "spec-yours"): (1 - 0.71**5) / 0.29,                              # 2.83
 }
 
@@ -52,7 +52,7 @@ HAND_CHECKED_TEXT = {
     ("01", "moe-active"): (13e9 * 2 / 4.8e12 * 1e3, "ms"),                         # 5.42 ms: active weights only
     ("02", "gqa-heads"): ((14e9 + 2 * 32 * 32 * 128 * 2 * 8192) / (14e9 + 2 * 32 * 8 * 128 * 2 * 8192), ""),  # 1.21
     ("02", "chunked-prefill"): (2 * 7e9 * 30000 / 989e12 * 1e3, "ms"),             # 425 ms of prefill
-    ("03", "kv-capacity"): ((80e9 - 14e9) / (2 * 32 * 32 * 128 * 2 * 4096), ""),   # 30.7 conversations fit
+    ("03", "kv-capacity"): ((85.899e9 - 14e9) / (2 * 32 * 32 * 128 * 2 * 4096), ""),  # 33.5 fit in 81,920 MiB
     ("03", "w4a16-w8a8"): (989e12 / 3.35e12 * 0.5 / 2, ""),                        # 73.8: W4A16's critical batch
     ("03", "batch-cost"): (2 / (3.35e12 / 14e9 * 3600 / 1e6), ""),                 # 2.32 dollars per million tokens
 }
