@@ -41,6 +41,7 @@ LOCK_COMMAND = ["pip", "compile", "requirements-dev.txt", "--universal", "--pyth
                 "--custom-compile-command", "python3 course.py lock", "-o", LOCK]
 # numpy 2.2.6 has no wheel for Python 3.14 and torch 2.13.0 none for 3.9 (nor for 3.15)
 SUPPORTED_PYTHONS = ((3, 10), (3, 13))
+MIN_MACOS = (14, 0)  # torch 2.13.0's Mac wheels are macosx_14_0_arm64
 # PyTorch's page of its CPU-only torch wheels (the same versions as PyPI's, without CUDA)
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu/torch/"
 # What a first install downloads on Linux x86-64 (tests/test_install.py checks these against pip and uv)
@@ -61,19 +62,26 @@ def run(*cmd, **kwargs) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
 
 
-def unsupported(version=sys.version_info, system: str = sys.platform, machine: str = platform.machine()) -> str:
-    """Why the course cannot be installed with this Python ('' when it can)."""
+def unsupported(version=sys.version_info, system: str = sys.platform, machine: str = platform.machine(),
+                macos: str = platform.mac_ver()[0]) -> str:
+    """Why the course cannot be installed with this Python on this system ('' when it can)."""
     low, high = SUPPORTED_PYTHONS
+    elsewhere = "use Binder or Colab (links in README.md)"
     if not low <= tuple(version[:2]) <= high:
         return (f"The course runs on Python {low[0]}.{low[1]} to {high[0]}.{high[1]}, the versions its pinned "
                 f"packages (torch, numpy) publish builds for; this is Python {version[0]}.{version[1]}.\n"
                 f"Install one of those (python.org, your package manager, or `uv python install "
                 f"{high[0]}.{high[1]}`) and run this script with it, e.g. `python{high[0]}.{high[1]} course.py "
-                f"open`, or use Binder or Colab (links in README.md).")
+                f"open`, or {elsewhere}.")
     if system == "darwin" and machine == "x86_64":
-        return ("torch publishes no builds for Intel Macs since 2.2.2, and the course needs 2.13.0: use Binder "
-                "or Colab (links in README.md). On Apple silicon this means that Python runs under Rosetta: "
-                "install an arm64 (or universal2) Python from python.org and run this script with it.")
+        return (f"torch publishes no builds for Intel Macs since 2.2.2, and the course needs 2.13.0: {elsewhere}. "
+                "On Apple silicon this means that Python runs under Rosetta: install an arm64 (or universal2) "
+                "Python from python.org and run this script with it.")
+    if system == "darwin" and macos and tuple(int(n) for n in macos.split(".")[:2]) < MIN_MACOS:
+        return (f"torch 2.13.0's builds for Macs need macOS {MIN_MACOS[0]} or newer; this is macOS {macos}: "
+                f"update macOS, or {elsewhere}.")
+    if system == "win32" and machine.upper() == "ARM64":
+        return f"torch 2.13.0 has no build for Windows on ARM: {elsewhere}."
     return ""
 
 

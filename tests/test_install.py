@@ -66,14 +66,15 @@ def test_the_supported_pythons_are_stated_the_same_everywhere():
     assert course.LOCK_COMMAND[course.LOCK_COMMAND.index("--python-version") + 1] == SUPPORTED[0]
 
 
-@pytest.mark.parametrize("version, system, machine, refused", [
-    ((3, 9, 18), "linux", "x86_64", True), ((3, 10, 0), "linux", "x86_64", False),
-    ((3, 13, 9), "win32", "AMD64", False), ((3, 14, 0), "linux", "x86_64", True),
-    ((3, 12, 1), "darwin", "arm64", False), ((3, 12, 1), "darwin", "x86_64", True)])
-def test_course_py_refuses_what_torch_and_numpy_do_not_support(version, system, machine, refused):
-    reason = course.unsupported(version, system, machine)
+@pytest.mark.parametrize("version, system, machine, macos, refused", [
+    ((3, 9, 18), "linux", "x86_64", "", True), ((3, 10, 0), "linux", "x86_64", "", False),
+    ((3, 13, 9), "win32", "AMD64", "", False), ((3, 14, 0), "linux", "x86_64", "", True),
+    ((3, 12, 1), "darwin", "arm64", "14.0", False), ((3, 12, 1), "darwin", "arm64", "13.6.1", True),
+    ((3, 12, 1), "darwin", "x86_64", "14.5", True), ((3, 12, 1), "win32", "ARM64", "", True)])
+def test_course_py_refuses_what_torch_and_numpy_do_not_support(version, system, machine, macos, refused):
+    reason = course.unsupported(version, system, machine, macos)
     assert bool(reason) == refused
-    if refused and system != "darwin":
+    if refused and version[:2] in ((3, 9), (3, 14)):
         assert f"Python {SUPPORTED[0]} to {SUPPORTED[-1]}" in reason and f"this is Python 3.{version[1]}" in reason
     if refused:
         assert "Binder or Colab" in reason
@@ -170,7 +171,8 @@ def _uv() -> list[str]:
     pytest.skip("uv is not installed (requirements-dev.txt pins it: python3 course.py test installs it)")
 
 
-UV_PLATFORMS = {"linux": "x86_64-manylinux_2_28", "macos": "aarch64-apple-darwin", "windows": "x86_64-pc-windows-msvc"}
+UV_PLATFORMS = {"linux": "x86_64-manylinux_2_28", "linux-arm": "aarch64-manylinux_2_28",
+                "macos": "aarch64-apple-darwin", "windows": "x86_64-pc-windows-msvc"}
 
 
 @pytest.mark.network
@@ -183,7 +185,8 @@ def test_the_lock_resolves_for_every_supported_python(python, system, tmp_path):
     out = tmp_path / "pylock.course.toml"
     resolved = subprocess.run([*_uv(), "pip", "compile", "requirements.txt", "-c", course.LOCK, "--python-version", python,
                                "--python-platform", UV_PLATFORMS[system], "--no-python-downloads", "--quiet",
-                               "--format", "pylock.toml", "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+                               "--format", "pylock.toml", "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": "{}.{}".format(*course.MIN_MACOS)})
     assert resolved.returncode == 0, resolved.stderr
     packages = [p for p in tomllib.loads(out.read_text())["packages"] if "version" in p]  # not course_lib itself
     locked = lock()
