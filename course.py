@@ -8,7 +8,8 @@
 
 On Linux, torch comes as a CPU build (about 0.3 GB to download with everything else) unless an
 NVIDIA GPU is present, when it is PyPI's CUDA build (about 2.8 GB); `--cpu` or `--gpu` anywhere on
-the command line chooses. macOS and Windows get PyPI's torch (CPU, and Apple's GPU through MPS).
+the command line chooses. macOS and Windows get PyPI's torch (CPU, and Apple's GPU through MPS on
+Apple silicon; about 0.2 GB).
 
 On Windows use `py course.py open` (and `py course.py test`). Extra arguments after `test` go to
 pytest, e.g. `python3 course.py test -k perf`. Set COURSE_VENV to use another environment folder.
@@ -44,8 +45,9 @@ SUPPORTED_PYTHONS = ((3, 10), (3, 13))
 MIN_MACOS = (14, 0)  # torch 2.13.0's Mac wheels are macosx_14_0_arm64
 # PyTorch's page of its CPU-only torch wheels (the same versions as PyPI's, without CUDA)
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu/torch/"
-# What a first install downloads on Linux x86-64 (tests/test_install.py checks these against pip and uv)
-DOWNLOAD_GB = {"cpu": 0.3, "cuda": 2.8}
+# What a first install downloads: Linux x86-64 with each build, macOS and Windows with PyPI's torch
+# (tests/test_install.py checks these against pip's and uv's resolutions)
+DOWNLOAD_GB = {"cpu": 0.3, "cuda": 2.8, "default": 0.2}
 # Closing a notebook's tab shuts its kernel down: an idle kernel keeps its memory, and two or three
 # of them fill Binder's 2 GB. overrides.d holds defaults that packages own; the user's own
 # overrides.json and Settings still win.
@@ -110,7 +112,8 @@ def build_message(build: str, flags: set) -> str:
         return (f"{why}: installing torch's CUDA build from PyPI, {cuda} to download in all. "
                 f"--cpu installs the CPU build instead ({cpu}).")
     note = " (--cpu and --gpu choose torch's build on Linux only)" if flags else ""
-    return f"Installing PyPI's torch for this system: CPU, and Apple's GPU (MPS) on Apple silicon{note}."
+    return (f"Installing PyPI's torch for this system (CPU, and Apple's GPU through MPS on Apple silicon), "
+            f"about {DOWNLOAD_GB['default']} GB to download in all{note}.")
 
 
 def pinned(package: str, requirements: str = "requirements.txt") -> str:
