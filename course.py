@@ -5,6 +5,8 @@
     python3 course.py test     create/update .venv with the test tools, run the whole test suite
     python3 course.py check    create/update .venv, then run the learner pre-flight
     python3 course.py lock     maintainers: regenerate requirements-lock.txt with uv (--upgrade: newest)
+    python3 course.py lab-settings   write the course's JupyterLab settings into this Python's
+                                     environment (Binder's postBuild)
 
 On Linux, torch comes as a CPU build (about 0.3 GB to download with everything else) unless an
 NVIDIA GPU is present, when it is PyPI's CUDA build (about 2.8 GB); `--cpu` or `--gpu` anywhere on
