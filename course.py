@@ -4,6 +4,7 @@
     python3 course.py open     create/update .venv, install the course, open JupyterLab
     python3 course.py test     create/update .venv with the test tools, run the whole test suite
     python3 course.py check    create/update .venv, then run the learner pre-flight
+    python3 course.py site     create/update .venv with the test tools, build the course site in _site/
     python3 course.py lock     maintainers: regenerate requirements-lock.txt with uv (--upgrade: newest)
     python3 course.py lab-settings   write the course's JupyterLab settings into this Python's
                                      environment (Binder's postBuild)
@@ -35,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
-REQUIREMENTS = {"open": "requirements.txt", "check": "requirements.txt", "test": "requirements-dev.txt"}
+REQUIREMENTS = {"open": "requirements.txt", "check": "requirements.txt", "test": "requirements-dev.txt",
+                "site": "requirements-dev.txt"}
 # Every package of requirements-dev.txt, pinned for Python 3.10-3.13 on every platform: pip takes it
 # as constraints, so requirements*.txt say what the course needs and the lock fixes the rest.
 LOCK = "requirements-lock.txt"
@@ -205,6 +207,8 @@ def main(argv: list[str]) -> int:
         return run(python, "-m", "jupyter", "lab", "notebooks/00_start_here.ipynb", *rest)
     if command == "check":
         return run(python, "-m", "course_lib", "check", *rest)
+    if command == "site":  # the course site in _site/ (docs/build_site.py --help for its options)
+        return run(python, "docs/build_site.py", *rest)
     # the whole suite: unit tests, every notebook through nbval, browser tests
     code = run(python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "-p", "no:cacheprovider", *rest)
     return 0 if code == 5 and rest else code  # 5 = "no tests collected" is fine for a -k filter
