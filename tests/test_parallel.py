@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from course_lib import hardware, perf
+from course_lib import hardware, perf, plots
 from course_lib.model import build_model, generate, get_config
 from course_lib.parallel import (
     _weight,
@@ -208,3 +208,12 @@ def test_explanation_of_recorded_runs_follows_their_numbers():
                                                        r["allreduce_bytes"], r["link"]["bandwidth_Bps"],
                                                        r["link"]["latency_s"], r["split_share"]))
             assert f"predicts {r['single_device_step_s'] / predicted:.2f}×" in text
+
+
+def test_allreduce_fit_figure_by_hand():
+    link = {"world_size": 2, "backend": "gloo", "algorithm": "ring", "message_bytes": [4, 2048, 1 << 20],
+            "seconds": [100e-6, 102e-6, 1.1e-3], "iqr_s": [5e-6, 5e-6, 50e-6], "latency_s": 50e-6, "bandwidth_Bps": 1e9}
+    fig = plots.allreduce_fit(link, decode_bytes=2048)
+    assert list(fig.data[0].y) == pytest.approx([100, 102, 1100]) and list(fig.data[0].error_y.array) == [5, 5, 50]
+    # the line at 1 MiB: 2 x 50 us + 1048576 B / 1 GB/s = 1148.6 us
+    assert fig.data[1].y[-1] == pytest.approx(1148.576) and "α = 50 µs, β = 1.00 GB/s (ring)" in fig.data[1].name
