@@ -384,13 +384,17 @@ def explain_tensor_parallel(r) -> str:
     share, count = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step")
     text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
             f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
-    if low > 1:
-        text.append(f"Tensor parallelism **won**: even the least favourable reading of the quartiles gives {low:.2f}×.")
+    spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
+    if _get(r, "backend") == "nccl" and _get(r, "timed_step_s") is None:  # runs of version 1: only a clocked step
+        text.append("That split step was timed with clocks around every all-reduce, which synchronise the GPU and slow "
+                    "the step itself: its speed says little, its share of communication more.")
+    elif low > 1:
+        text.append(f"Tensor parallelism **won**: even the least favourable reading of {spread} gives {low:.2f}×.")
     elif high < 1:
         text.append(f"Tensor parallelism **lost**: the split step took {step / single:.2f}× the time of the unsplit one "
-                    f"(at best {high:.2f}× from the quartiles).")
+                    f"(at best {high:.2f}× from {spread}).")
     else:
-        text.append(f"Within the noise that is **no clear difference**: the quartiles allow {low:.2f}× to {high:.2f}×.")
+        text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
     text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
                 f"{_get(r, 'allreduce_bytes')} bytes: " + ("communication **dominates**." if share >= 0.5 else
                                                            "a large share." if share >= 0.2 else "a small share."))
@@ -418,16 +422,16 @@ def explain_tensor_parallel(r) -> str:
     cores = _get(r, "cpu_count")
     if _get(r, "backend") == "gloo":
         text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
-                     "them with the notebook and the operating system: a rank that loses its core for a moment makes the "
+                     "them with every other program on the machine: a rank that loses its core for a moment makes the "
                      "others wait in the next all-reduce, and that waiting counts as communication."
                      if cores and cores <= n else f"This machine has {cores} CPU cores: each rank can have one to itself.")
                     + " All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
                       "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
     else:
         text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
-        if (_get(r, "timed_step_s") or step) > 1.1 * step or _get(r, "timed_step_s") is None:
-            text.append("The clocks around every all-reduce synchronise the GPU, which slows the step they time: "
-                        "read the share of communication from that step, not its speed.")
+        if (_get(r, "timed_step_s") or step) > 1.1 * step:
+            text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
+                        f"{_ms(_get(r, 'timed_step_s'))}: the share above is of that slower step.")
     if max((_get(r, "step_iqr_s") or 0) / step, (_get(r, "single_device_iqr_s") or 0) / single) > NOISY:
         text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
                     "was busy?); re-run before drawing conclusions.")

@@ -176,8 +176,12 @@ def test_explanation_of_a_win_by_hand():
     ({"compute_s": 3e-3}, ["0.5× the 6.00 ms", "faster cache"], []),
     ({"cpu_count": 8}, ["8 CPU cores: each rank can have one to itself"], ["take all of them"]),
     ({"link": None, "split_share": None}, [], ["α =", "predicts", "dividing the split"]),
-    ({"backend": "nccl", "timed_step_s": 9e-3}, ["its own GPU", "clocks around every all-reduce"], ["CPU cores"]),
-    ({"backend": "nccl"}, ["its own GPU"], ["clocks around", "CPU cores"]),
+    ({"backend": "nccl", "timed_step_s": 9e-3}, ["its own GPU", "the step took 9.00 ms", "**won**"], ["CPU cores"]),
+    ({"backend": "nccl"}, ["its own GPU", "**won**"], ["clocks around", "CPU cores"]),
+    # a run of version 1: a clocked GPU step and no spread: no verdict on its speed
+    ({"backend": "nccl", "timed_step_s": None, "step_iqr_s": None, "single_device_iqr_s": None},
+     ["its own GPU", "timed with clocks", "says little"], ["won", "lost", "quartiles"]),
+    ({"step_iqr_s": None, "single_device_iqr_s": None}, ["**won**", "the medians (no spread was recorded)"], ["quartiles"]),
 ])
 def test_explanation_branches(changes, expected, absent):
     text = explain_tensor_parallel(run(**changes))
@@ -200,7 +204,8 @@ def test_explanation_of_recorded_runs_follows_their_numbers():
     for r in runs:
         text = explain_tensor_parallel(r)
         low, high = speedup_range(r)
-        verdict = "**won**" if low > 1 else "**lost**" if high < 1 else "no clear difference"
+        verdict = ("timed with clocks" if r["backend"] == "nccl" and r.get("timed_step_s") is None else
+                   "**won**" if low > 1 else "**lost**" if high < 1 else "no clear difference")
         assert verdict in text and f"**{r['single_device_step_s'] / r['step_s']:.2f}×**" in text
         assert ("CPU cores" in text) == (r["backend"] == "gloo")
         if r.get("link"):  # the formula from the run's own numbers
