@@ -63,8 +63,8 @@ def _weight(layer: nn.Module) -> torch.Tensor:
 
 def _linear(weight: torch.Tensor, layout: str) -> nn.Module:
     """A bias-free layer holding its own copy of ``weight`` (out, in), stored in ``layout`` as build_model does."""
-    if layout == "in_out":
-        return InOutLinear(weight.t().contiguous())
+    if layout == "in_out":  # a copy even where the transposed slice is contiguous: no view keeps the full matrix alive
+        return InOutLinear(weight.t().clone(memory_format=torch.contiguous_format))
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = nn.Parameter(weight.clone(), requires_grad=False)
     return layer
@@ -270,6 +270,7 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
     logits = teacher_forced_logits(shard, tokens)
     if rank == 0:
         reference, full_logits = generate(full, prompt, n_tokens), teacher_forced_logits(full, tokens)
+    release(device)  # the checks' temporaries: the ranks share a small machine's memory with the notebook
     step = _decode_step(shard, context_len, seed)
 
     def timed_step():
