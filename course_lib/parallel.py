@@ -177,21 +177,14 @@ class LinkResult:
     bandwidth_Bps: float          # beta: bytes per second
 
 
-def _link_sizes(config: ToyConfig, message_bytes) -> list[int]:
-    """Message sizes (fp32, whole floats): one float, the decode message and ``message_bytes``."""
-    sizes = {4, config.d_model * 4, *(4 * (check_count("message_bytes", m, 4) // 4) for m in message_bytes)}
-    return sorted(sizes)
-
-
 def _time_link(device: torch.device, world_size: int, sizes: list[int], rounds: int, calls: int) -> LinkResult:
     """Every rank: time all-reduces of each size in interleaved rounds, the same calls everywhere."""
     buffers = {size: torch.ones(size // 4, device=device) for size in sizes}
     steps = {size: (lambda x=x: dist.all_reduce(x)) for size, x in buffers.items()}
     times = time_interleaved(steps, device, rounds=rounds, warmup=3, calls=calls)
     seconds = [times[size].median for size in sizes]
-    alpha, beta = fit_allreduce(sizes, seconds, world_size, "ring")
     return LinkResult(world_size, dist.get_backend(), "ring", sizes, seconds, [times[size].iqr for size in sizes],
-                      alpha, beta)
+                      *fit_allreduce(sizes, seconds, world_size, "ring"))
 
 
 # ----------------------------------------------------------------------------- the tensor-parallel run
@@ -229,8 +222,7 @@ class TensorParallelResult:
 
 
 def _decode_step(model: ToyGPT, context_len: int, seed: int = 0):
-    """Notebook 01's timed step (measure.decode_step, which sits beside this module): a random
-    context of ``context_len`` tokens in the cache, then one decode step of a random token."""
+    """Notebook 01's timed step (measure.decode_step, beside this module): a random context, then a random token."""
     gen = torch.Generator().manual_seed(seed)
     model(torch.randint(0, model.config.vocab_size, (1, context_len), generator=gen).to(model.device), 0)  # prefill
     token = torch.randint(0, model.config.vocab_size, (1, 1), generator=gen).to(model.device)
@@ -338,7 +330,8 @@ def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens:
         layout = best_layout(device_type, precision, config, 1, fast)
     rounds = check_count("rounds", (3 if fast else 5) if rounds is None else rounds)
     calls = check_count("calls", (5 if fast else 10) if calls is None else calls)
-    sizes = _link_sizes(config, link_bytes) if link_bytes else []
+    sizes = {4, config.d_model * 4, *(4 * (check_count("message_bytes", m, 4) // 4) for m in link_bytes)}  # fp32
+    sizes = sorted(sizes) if link_bytes else []  # one float, the decode message and link_bytes; none: no link
     args = (config, precision, layout, seed, prompt_len, n_tokens, context_len, rounds, calls, sizes)
     return spawn_ranks(_tp_worker, world_size, args, timeout)
 
@@ -347,8 +340,7 @@ def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens:
 NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
 
 
-def _get(r, key: str):
-    """A field of a TensorParallelResult or of its dict (recorded runs; older ones lack some fields)."""
+def _get(r, key: str):  # a field of a TensorParallelResult or of a recorded dict (older ones lack some)
     return r.get(key) if isinstance(r, dict) else getattr(r, key, None)
 
 
@@ -363,12 +355,9 @@ def formula_step(r) -> tuple[float, float] | None:
     """(compute, communication) seconds that ``perf.tensor_parallel_split`` predicts from the run's
     own one-device step and fitted link; None without a link."""
     link = _get(r, "link")
-    if not link:
-        return None
-    alpha, beta = _get(link, "latency_s"), _get(link, "bandwidth_Bps")
     return perf.tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
-                                      _get(r, "allreduce_bytes"), beta, alpha, _get(r, "split_share") or 1.0,
-                                      _get(link, "algorithm") or "ring")
+                                      _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
+                                      _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
 
 
 def _ms(x: float) -> str:

@@ -387,7 +387,7 @@ class TensorParallelExplorer(Explorer):
         self.latency = _slider(W.FloatLogSlider, "latency α µs", value=perf.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
                                readout_format=",.3g")
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()[:-1], algorithm=algorithm))
+        self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
         super().__init__([W.HBox([self.model, self.device]), W.HBox([self.precision, self.algorithm]), self.n, self.link,
                           self.latency, self.readout, self.figure])
         self.device.observe(self._on_device, names="value")
@@ -406,16 +406,15 @@ class TensorParallelExplorer(Explorer):
 
     def _args(self):
         n_params, layers, d = self.models[self.model.value]
-        hw = self.devices[self.device.value]
-        return (n_params, self.precision.value, hw.bandwidth, layers, d, self.link.value * 1e9, self.latency.value * 1e-6,
-                self.algorithm.value)
+        return (n_params, self.precision.value, self.devices[self.device.value].bandwidth, layers, d, self.link.value * 1e9,
+                self.latency.value * 1e-6, 16, self.algorithm.value)
 
     def update(self):
-        n_params, prec, bw, layers, d, link, latency, algorithm = self._args()
+        n_params, prec, _, layers, d, link, latency, _, algorithm = args = self._args()
         self.readout.value = describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
                                                       layers, d, link, latency, algorithm)
         try:
-            fresh = plots.tensor_parallel_bars(n_params, prec, bw, layers, d, link, latency, algorithm=algorithm)
+            fresh = plots.tensor_parallel_bars(*args)
         except ValueError:  # already said in the readout
             return
         with _batch_update(self.figure):
