@@ -340,8 +340,8 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
     t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
     fit = ("✅ each device holds" if per_device <= hw.memory else
            "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
-    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} devices "
-             f"for the weights alone)",
+    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
+             f"device{'s' if need > 1 else ''} for the weights alone)",
              f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
              f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
     one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
@@ -394,13 +394,13 @@ class TensorParallelExplorer(Explorer):
         self.watch(self.model, self.precision, self.algorithm, self.n, self.link, self.latency)
 
     def _on_device(self, change):
-        """This machine: the toy, fp32 and its measured link; back to a GPU: 70B, fp16 and NVLink."""
+        """This machine: the toy, fp32 and its link as fitted (ring, gloo's); back to a GPU: 70B, fp16, NVLink, one-shot."""
         if MEASURED in (change["new"], change["old"]):
             here = change["new"] == MEASURED
             latency, bandwidth = (self.link_measured if here and self.link_measured else
                                   (perf.NVLINK_LATENCY, perf.NVLINK_BANDWIDTH))
             self.model.value = list(self.models)[-1] if here else "70B (80 layers, d 8192)"
-            self.precision.value = "fp32" if here else "fp16"
+            self.precision.value, self.algorithm.value = ("fp32", "ring") if here else ("fp16", "one-shot")
             self.latency.value, self.link.value = latency * 1e6, bandwidth / 1e9
         self.update()
 
