@@ -12,8 +12,12 @@ the same token, so the ranks stay in lockstep. (Real systems also split the LM h
 Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter);
 gloo on the CPU, NCCL when there are N GPUs. A failing or hung rank stops them all (spawn_ranks).
 
-Each rank runs one torch thread. On a 2-core CPU the two ranks share the two cores with the
-notebook's kernel and the OS: communication and waiting dominate, which is the lesson.
+Each rank runs one torch thread. The timed step is notebook 01's: one decode step after a random
+context of 128 tokens, weights in the layout that streams faster here, timed with the course's one
+harness (``machine.time_interleaved``: warm-up, interleaved rounds, median and IQR). Rank 0 times
+the unsplit model in the same rounds: the one-device baseline. The same processes then time
+all-reduces of several sizes and fit the link's alpha and beta (``perf.fit_allreduce``).
+``explain_tensor_parallel`` reads a result, in sentences computed from its numbers.
 
 References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
 distributed applications with PyTorch"; the torch.distributed / torch.multiprocessing docs.
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -34,10 +37,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from .machine import check_precision, synchronize, time_interleaved, use_threads
-from .model import Attention, Block, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
-from .perf import check_count, check_positive
+from . import perf
+from .machine import check_precision, fast_mode, measurement, release, synchronize, time_interleaved, use_threads
+from .model import Attention, Block, InOutLinear, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
+from .perf import check_count, check_positive, fit_allreduce
 from .presets import ToyConfig, get_config, preset_name
+from .roofs import best_layout
 
 
 # ----------------------------------------------------------------------------- splitting the model
@@ -51,32 +56,39 @@ def _check_split(config: ToyConfig, world_size) -> int:
     return world_size
 
 
-def _linear(weight: torch.Tensor) -> nn.Linear:
-    """A bias-free nn.Linear holding its own copy of ``weight`` (out, in)."""
+def _weight(layer: nn.Module) -> torch.Tensor:
+    """The (out, in) weight of an nn.Linear or of model.InOutLinear (stored (in, out))."""
+    return layer.weight_t.t() if isinstance(layer, InOutLinear) else layer.weight
+
+
+def _linear(weight: torch.Tensor, layout: str) -> nn.Module:
+    """A bias-free layer holding its own copy of ``weight`` (out, in), stored in ``layout`` as build_model does."""
+    if layout == "in_out":  # a copy even where the transposed slice is contiguous: no view keeps the full matrix alive
+        return InOutLinear(weight.t().clone(memory_format=torch.contiguous_format))
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = nn.Parameter(weight.clone(), requires_grad=False)
     return layer
 
 
-def _shard_block(full: Block, config: ToyConfig, rank: int, n: int, all_reduce) -> Block:
+def _shard_block(full: Block, config: ToyConfig, rank: int, n: int, all_reduce, layout: str) -> Block:
     """This rank's block: an ordinary Block whose attention has h/N query and h_kv/N KV heads
     (rows of wqkv, columns of wo, its own smaller KV cache) and whose MLP has d_ff/N columns.
     The attention and w_down outputs are partial sums: a forward hook all-reduces each."""
     local = replace(config, d_model=config.d_model // n, n_heads=config.n_heads // n,
                     n_kv_heads=config.n_kv_heads // n, d_ff=config.d_ff // n)  # same head_dim
-    dtype, batch = full.w_up.weight.dtype, full.attention.cache.k_cache.shape[0]
+    dtype, batch = full.attn_norm.weight.dtype, full.attention.cache.k_cache.shape[0]
     with torch.device("meta"):
         block, attention = Block(config, batch, dtype), Attention(local, batch, dtype)
-    q, k, v = full.attention.wqkv.weight.split(full.attention.split_sizes)  # (h·hd, d), (h_kv·hd, d) x 2
+    q, k, v = _weight(full.attention.wqkv).split(full.attention.split_sizes)  # (h·hd, d), (h_kv·hd, d) x 2
     # chunk(n)[rank]: this rank's contiguous 1/N, whole heads (query head i reads KV head i·h_kv/h)
-    attention.wqkv = _linear(torch.cat([w.chunk(n)[rank] for w in (q, k, v)]))  # ((h + 2 h_kv)·hd / N, d)
-    attention.wo = _linear(full.attention.wo.weight.chunk(n, dim=1)[rank])  # (d, h·hd / N)
-    with torch.device(full.w_up.weight.device):
+    attention.wqkv = _linear(torch.cat([w.chunk(n)[rank] for w in (q, k, v)]), layout)  # ((h + 2 h_kv)·hd / N, d)
+    attention.wo = _linear(_weight(full.attention.wo).chunk(n, dim=1)[rank], layout)  # (d, h·hd / N)
+    with torch.device(full.attn_norm.weight.device):
         attention.cache = KVCache(batch, local.n_kv_heads, config.max_seq_len, config.head_dim, dtype)
     block.attn_norm, block.mlp_norm = full.attn_norm, full.mlp_norm  # replicated
     block.attention = attention
-    block.w_up = _linear(full.w_up.weight.chunk(n)[rank])  # (d_ff / N, d)
-    block.w_down = _linear(full.w_down.weight.chunk(n, dim=1)[rank])  # (d, d_ff / N)
+    block.w_up = _linear(_weight(full.w_up).chunk(n)[rank], layout)  # (d_ff / N, d)
+    block.w_down = _linear(_weight(full.w_down).chunk(n, dim=1)[rank], layout)  # (d, d_ff / N)
     for partial in (block.attention, block.w_down):
         partial.register_forward_hook(lambda module, args, out: all_reduce(out))  # the returned sum replaces out
     return block
@@ -84,15 +96,16 @@ def _shard_block(full: Block, config: ToyConfig, rank: int, n: int, all_reduce) 
 
 def shard_model(full: ToyGPT, rank: int, world_size: int, all_reduce=None) -> ToyGPT:
     """Rank ``rank``'s tensor-parallel slice of ``full``: a ToyGPT whose blocks hold this rank's
-    weight slices and KV cache and share the replicated embedding, norms and LM head with
-    ``full``. ``all_reduce(x) -> x`` sums a tensor over the ranks (default: identity, right
+    weight slices (in ``full``'s weight layout) and KV cache and share the replicated embedding,
+    norms and LM head with ``full``. ``all_reduce(x) -> x`` sums a tensor over the ranks (default: identity, right
     only for world_size 1). prefill, decode_one_token and generate run on it unchanged."""
     world_size = _check_split(full.config, world_size)
     with torch.device("meta"):
         shard = ToyGPT(full.config, full.max_batch, full.dtype)
     shard.embedding, shard.final_norm, shard.lm_head = full.embedding, full.final_norm, full.lm_head
-    shard.layers = nn.ModuleList(_shard_block(block, full.config, rank, world_size, all_reduce or (lambda x: x))
-                                 for block in full.layers)
+    shard.layers = nn.ModuleList(_shard_block(block, full.config, rank, world_size, all_reduce or (lambda x: x),
+                                              full.layout) for block in full.layers)
+    shard.layout = full.layout
     return shard.eval()
 
 
@@ -148,128 +161,268 @@ def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
             return pickle.load(f)
 
 
+# ----------------------------------------------------------------------------- the link
+@dataclass
+class LinkResult:
+    """All-reduce times measured between the ranks, and the alpha-beta model fitted to them
+    (``perf.fit_allreduce``; gloo's all-reduce is a ring)."""
+
+    world_size: int
+    backend: str
+    algorithm: str                # the all-reduce model fitted
+    message_bytes: list[int]      # the decode message (one token's hidden state) among them
+    seconds: list[float]          # median per all-reduce, one per message size
+    iqr_s: list[float]            # their inter-quartile ranges
+    latency_s: float              # alpha
+    bandwidth_Bps: float          # beta: bytes per second
+
+
+def _time_link(device: torch.device, world_size: int, sizes: list[int], rounds: int, calls: int) -> LinkResult:
+    """Every rank: time all-reduces of each size in interleaved rounds, the same calls everywhere."""
+    buffers = {size: torch.ones(size // 4, device=device) for size in sizes}
+    steps = {size: (lambda x=x: dist.all_reduce(x)) for size, x in buffers.items()}
+    times = time_interleaved(steps, device, rounds=rounds, warmup=3, calls=calls)
+    seconds = [times[size].median for size in sizes]
+    return LinkResult(world_size, dist.get_backend(), "ring", sizes, seconds, [times[size].iqr for size in sizes],
+                      *fit_allreduce(sizes, seconds, world_size, "ring"))
+
+
 # ----------------------------------------------------------------------------- the tensor-parallel run
 @dataclass
 class TensorParallelResult:
-    """One tensor-parallel run beside the unsplit model. Times are medians in seconds per decode
-    step; comm_s is the time inside the all-reduces (transfer + waiting for the other ranks)."""
+    """One tensor-parallel run beside the unsplit model. Times are seconds per decode step:
+    medians and inter-quartile ranges over ``repeats`` timed steps each."""
 
     preset: str
     world_size: int
     backend: str
+    device: str
     precision: str
+    layout: str                   # weight layout of both models, as notebook 01 picks it
     tokens: list[int]             # prompt + n_tokens new ones, split model
     identical_tokens: bool        # to the unsplit model's
     max_abs_logit_diff: float     # over every position of the output, in one full pass
+    context_len: int              # tokens cached before the timed step
+    repeats: int                  # timed steps of each kind
     step_s: float                 # one tensor-parallel decode step (rank 0's clock)
-    compute_s: float              # step_s - comm_s
-    comm_s: float
-    comm_share: float             # comm_s / step_s
+    step_iqr_s: float
+    comm_s: float                 # inside the all-reduces: transfer + waiting for the other ranks
+    comm_iqr_s: float
+    compute_s: float              # timed step - comm_s
+    comm_share: float             # comm_s / timed step
+    timed_step_s: float           # the step with clocks around every all-reduce (on a GPU they sync it)
     single_device_step_s: float   # the unsplit model, one process, one thread, timed in the same rounds
+    single_device_iqr_s: float
     speedup: float                # single_device_step_s / step_s
     allreduces_per_step: int      # 2 per layer
     allreduce_bytes: int          # bytes per all-reduce: the hidden state of one token
+    split_share: float            # of the unsplit step's bytes (weights + KV reads), the part TP divides
+    cpu_count: int                # of the machine that ran it
+    link: LinkResult | None = None
+
+
+def _decode_step(model: ToyGPT, context_len: int, seed: int = 0):
+    """Notebook 01's timed step (measure.decode_step, beside this module): a random context, then a random token."""
+    gen = torch.Generator().manual_seed(seed)
+    model(torch.randint(0, model.config.vocab_size, (1, context_len), generator=gen).to(model.device), 0)  # prefill
+    token = torch.randint(0, model.config.vocab_size, (1, 1), generator=gen).to(model.device)
+    return lambda: decode_one_token(model, token, context_len)
 
 
 @torch.inference_mode()
-def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConfig, precision: str, seed: int,
-               prompt_len: int, n_tokens: int, rounds: int) -> TensorParallelResult | None:
-    """One rank: build the full model (same seed everywhere), keep this rank's slice, decode;
-    then time one decode step at the last position, in lockstep on every rank. Rank 0 also times
-    the unsplit model in the same rounds (the other ranks wait in their next all-reduce)."""
-    seconds, comm = [], []  # each all-reduce of the current step (transfer + waiting); their sum per step
+def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConfig, precision: str, layout: str,
+               seed: int, prompt_len: int, n_tokens: int, context_len: int, rounds: int, calls: int,
+               link_sizes: list[int]) -> TensorParallelResult | None:
+    """One rank: build the full model (same seed everywhere), keep this rank's slice, decode and
+    check; then time notebook 01's decode step in lockstep on every rank, rank 0 also timing the
+    unsplit model in the same rounds (the other ranks wait in their next all-reduce); then the link."""
+    seconds, comm, clocks = [], [], {"on": True}  # each all-reduce of the current step; their sum per step
+
+    def clock() -> float:  # as the harness's: the device synchronised before the clock is read
+        synchronize(device)
+        return time.perf_counter()
 
     def all_reduce(x: torch.Tensor) -> torch.Tensor:
-        synchronize(device)
-        start = time.perf_counter()
+        start = clock() if clocks["on"] else None
         dist.all_reduce(x)  # sum, in place
-        synchronize(device)
-        seconds.append(time.perf_counter() - start)
+        if start is not None:
+            seconds.append(clock() - start)
         return x
 
-    full = build_model(config, device=device, precision=precision, seed=seed)
+    if rank == 0:  # the other ranks build, slice and drop their full copy first: less memory at once
+        dist.barrier()
+    full = build_model(config, device=device, precision=precision, seed=seed, layout=layout)
     shard = shard_model(full, rank, world_size, all_reduce)
+    if rank != 0:  # only rank 0 runs the unsplit model
+        del full
+        release(device)
+        dist.barrier()
     prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed)).to(device)
     tokens = generate(shard, prompt, n_tokens)
     logits = teacher_forced_logits(shard, tokens)
-    last, pos = tokens[:, -1:], tokens.shape[1] - 1  # decode the last token again (it rewrites its own slot)
+    if rank == 0:
+        reference, full_logits = generate(full, prompt, n_tokens), teacher_forced_logits(full, tokens)
+    release(device)  # the checks' temporaries: the ranks share a small machine's memory with the notebook
+    step = _decode_step(shard, context_len, seed)
 
-    def tp_step():
+    def timed_step():
         seconds.clear()
-        decode_one_token(shard, last, pos)
+        step()
         comm.append(sum(seconds))
 
-    steps = {"tensor parallel": tp_step}
+    def plain_step():  # on a GPU the clocks sync around every all-reduce, which slows the step itself
+        clocks["on"] = False
+        step()
+        clocks["on"] = True
+
+    steps = {"tensor parallel": timed_step, **({"no clocks": plain_step} if device.type == "cuda" else {})}
     if rank == 0:
-        reference = generate(full, prompt, n_tokens)  # (this fills its KV cache for the timed step)
-        steps["one process"] = lambda: decode_one_token(full, last, pos)
-    times = time_interleaved(steps, device, rounds=rounds, warmup=2)
+        steps["one process"] = _decode_step(full, context_len, seed)
+    times = time_interleaved(steps, device, rounds=rounds, warmup=2, calls=calls)
+    link = _time_link(device, world_size, link_sizes, rounds, calls) if link_sizes else None
     if rank != 0:
         return None
-    step, single = times["tensor parallel"].median, times["one process"].median
-    comm_s = statistics.median(comm[-rounds:])  # the warm-up steps dropped
+    timed, single = times["tensor parallel"], times["one process"]
+    plain = times.get("no clocks", timed)
+    comm_m = measurement(comm[-rounds * calls:])  # the warm-up steps dropped
+    comm_s, comm_iqr = comm_m.median, comm_m.iqr
+    kv_bytes = (context_len + 1) * config.kv_bytes_per_token(precision)
+    lm_head = config.d_model * config.vocab_size * full.dtype.itemsize
+    total = config.weight_bytes(precision) + kv_bytes
     return TensorParallelResult(
-        preset=preset_name(config), world_size=world_size, backend=dist.get_backend(), precision=precision,
-        tokens=tokens[0].tolist(), identical_tokens=bool(torch.equal(tokens, reference)),
-        max_abs_logit_diff=float((logits.float() - teacher_forced_logits(full, tokens).float()).abs().max()),
-        step_s=step, compute_s=step - comm_s, comm_s=comm_s, comm_share=comm_s / step,
-        single_device_step_s=single, speedup=single / step,
-        allreduces_per_step=len(seconds), allreduce_bytes=config.d_model * full.dtype.itemsize)
+        preset=preset_name(config), world_size=world_size, backend=dist.get_backend(), device=device.type,
+        precision=precision, layout=full.layout, tokens=tokens[0].tolist(), identical_tokens=bool(torch.equal(tokens, reference)),
+        max_abs_logit_diff=float((logits.float() - full_logits.float()).abs().max()), context_len=context_len,
+        repeats=rounds * calls, step_s=plain.median, step_iqr_s=plain.iqr, comm_s=comm_s, comm_iqr_s=comm_iqr,
+        compute_s=timed.median - comm_s, comm_share=comm_s / timed.median, timed_step_s=timed.median,
+        single_device_step_s=single.median, single_device_iqr_s=single.iqr, speedup=single.median / plain.median,
+        allreduces_per_step=2 * config.n_layers, allreduce_bytes=config.d_model * full.dtype.itemsize,
+        split_share=(total - lm_head - (2 * config.n_layers + 1) * config.d_model * full.dtype.itemsize) / total,
+        cpu_count=os.cpu_count() or 1, link=link)
 
 
 def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens: int = 16, prompt_len: int = 16,
-                        precision: str = "fp32", rounds: int = 20, seed: int = 0,
-                        timeout: float = 180.0) -> TensorParallelResult:
+                        precision: str = "fp32", context_len: int | None = None, layout: str = "auto", rounds: int | None = None,
+                        calls: int | None = None, link_bytes=(1 << 16, 1 << 19, 1 << 22), seed: int = 0,
+                        fast: bool | None = None, timeout: float = 180.0) -> TensorParallelResult:
     """Greedy decoding of the toy GPT split over ``world_size`` processes, checked against the
-    unsplit model (tokens, logits) and timed: one decode step, ``rounds`` times after warm-up
-    (``machine.time_interleaved``), alternating with rank 0 timing the unsplit model's step.
-    ValueError for bad arguments (before any process starts); RuntimeError if a rank fails;
-    TimeoutError after ``timeout`` seconds."""
+    unsplit model (tokens, logits); then notebook 01's decode step (``context_len`` cached tokens,
+    default 128 or half the cache, ``layout="auto"``: the weight layout that streams faster here, one thread), timed
+    split and unsplit in the same interleaved rounds (``rounds`` x ``calls``, default as notebook
+    01's decode sweep: 5 x 10, fast mode 3 x 5); then all-reduces of one float, the decode message and
+    ``link_bytes`` (empty: no link) with the fitted alpha and beta. ValueError for bad arguments
+    (before any process starts); RuntimeError if a rank fails; TimeoutError after ``timeout`` s."""
     config = get_config(preset_or_config)
     _check_split(config, world_size)
     check_count("n_tokens", n_tokens)
     check_count("prompt_len", prompt_len)
-    if prompt_len + n_tokens > config.max_seq_len:
-        raise ValueError(f"prompt_len + n_tokens = {prompt_len + n_tokens} exceeds max_seq_len={config.max_seq_len}")
-    precision = check_precision("cuda" if _backend(world_size) == "nccl" else "cpu", precision)
-    args = (config, precision, seed, prompt_len, n_tokens, check_count("rounds", rounds))
+    context_len = check_count("context_len", min(128, config.max_seq_len // 2) if context_len is None else context_len)
+    lengths = {"prompt_len + n_tokens": prompt_len + n_tokens, "context_len + 1": context_len + 1}
+    for name, length in lengths.items():
+        if length > config.max_seq_len:
+            raise ValueError(f"{name} = {length} exceeds max_seq_len={config.max_seq_len}")
+    device_type = "cuda" if _backend(world_size) == "nccl" else "cpu"
+    precision = check_precision(device_type, precision)
+    if layout not in ("out_in", "in_out", "auto"):
+        raise ValueError(f"layout={layout!r} must be 'out_in', 'in_out' or 'auto'")
+    fast = fast_mode(fast)
+    if layout == "auto":  # as notebook 01's decode sweep, at the ranks' one thread
+        layout = best_layout(device_type, precision, config, 1, fast)
+    rounds = check_count("rounds", (3 if fast else 5) if rounds is None else rounds)
+    calls = check_count("calls", (5 if fast else 10) if calls is None else calls)
+    sizes = {4, config.d_model * 4, *(4 * (check_count("message_bytes", m, 4) // 4) for m in link_bytes)}  # fp32
+    sizes = sorted(sizes) if link_bytes else []  # one float, the decode message and link_bytes; none: no link
+    args = (config, precision, layout, seed, prompt_len, n_tokens, context_len, rounds, calls, sizes)
     return spawn_ranks(_tp_worker, world_size, args, timeout)
 
 
-# ----------------------------------------------------------------------------- the link itself
-@dataclass
-class LinkResult:
-    """All-reduce times on this machine and the ring model fitted to them (perf.allreduce_time)."""
-
-    world_size: int
-    backend: str
-    message_bytes: list[int]      # the preset's decode message (one token's hidden state) among them
-    seconds: list[float]          # median per all-reduce, one per message size
-    latency_s: float              # alpha: per ring step
-    bandwidth_Bps: float          # beta: bytes per second
+# ----------------------------------------------------------------------------- reading a result
+NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
 
 
-def _allreduce_worker(rank: int, world_size: int, device: torch.device, sizes: list[int], rounds: int) -> list[float]:
-    """Median seconds of one all-reduce per message size (fp32), the same calls on every rank."""
-    buffers = {size: torch.rand(size // 4, device=device) for size in sizes}
-    steps = {size: (lambda x=x: dist.all_reduce(x)) for size, x in buffers.items()}
-    return [m.median for m in time_interleaved(steps, device, rounds=rounds, warmup=3).values()]
+def _get(r, key: str):  # a field of a TensorParallelResult or of a recorded dict (older ones lack some)
+    return r.get(key) if isinstance(r, dict) else getattr(r, key, None)
 
 
-def measure_allreduce(world_size: int = 2, preset_or_config="cpu-m",
-                      message_bytes=(1 << 14, 1 << 18, 1 << 22), rounds: int = 20,
-                      timeout: float = 120.0) -> LinkResult:
-    r"""Time all-reduces of the preset's decode message (one token's hidden state, fp32) and of
-    ``message_bytes`` over ``world_size`` processes, and fit the ring model
-    :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot m / \beta` by least squares: the link's
-    latency alpha and bandwidth beta. With gloo on one machine the "link" is the loopback
-    network stack: the fit describes this machine, for ``perf.tensor_parallel_decode_time``."""
-    world_size = check_count("world_size", world_size, 2)
-    decode_bytes = get_config(preset_or_config).d_model * 4
-    sizes = sorted({decode_bytes, *(4 * (check_count("message_bytes", m, 4) // 4) for m in message_bytes)})
-    seconds = spawn_ranks(_allreduce_worker, world_size, (sizes, check_count("rounds", rounds)), timeout)
-    slope, intercept = statistics.linear_regression(sizes, seconds)
-    steps = 2 * (world_size - 1)
-    return LinkResult(world_size=world_size, backend=_backend(world_size), message_bytes=sizes, seconds=seconds,
-                      latency_s=max(intercept, 0.0) / steps,
-                      bandwidth_Bps=steps / world_size / slope if slope > 0 else float("inf"))
+def speedup_range(r) -> tuple[float, float]:
+    """The speed-up's spread: the least and most favourable reading of the two medians ± half their IQRs."""
+    single, step = _get(r, "single_device_step_s"), _get(r, "step_s")
+    s_half, t_half = (_get(r, "single_device_iqr_s") or 0.0) / 2, (_get(r, "step_iqr_s") or 0.0) / 2
+    return max(single - s_half, 0.0) / (step + t_half), (single + s_half) / max(step - t_half, 1e-12)
+
+
+def formula_step(r) -> tuple[float, float] | None:
+    """(compute, communication) seconds that ``perf.tensor_parallel_split`` predicts from the run's
+    own one-device step and fitted link; None without a link."""
+    link = _get(r, "link")
+    return perf.tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
+                                      _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
+                                      _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1e3:.2f} ms" if x >= 1e-4 else f"{x * 1e6:.0f} µs"
+
+
+def explain_tensor_parallel(r) -> str:
+    """What one tensor-parallel run says (markdown), computed from its numbers, with a branch for
+    each case that occurs: faster, no clear difference or slower; communication's share; the
+    computing part against 1/N of the bytes; the link's price against the time inside the
+    all-reduces; CPU cores shared or GPUs of their own; noise."""
+    n, step, single, comm = _get(r, "world_size"), _get(r, "step_s"), _get(r, "single_device_step_s"), _get(r, "comm_s")
+    speedup, (low, high) = single / step, speedup_range(r)
+    share, count = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step")
+    text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
+            f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
+    spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
+    if _get(r, "backend") == "nccl" and _get(r, "timed_step_s") is None:  # runs of version 1: only a clocked step
+        text.append("That split step was timed with clocks around every all-reduce, which synchronise the GPU and slow "
+                    "the step itself: its speed says little, its share of communication more.")
+    elif low > 1:
+        text.append(f"Tensor parallelism **won**: even the least favourable reading of {spread} gives {low:.2f}×.")
+    elif high < 1:
+        text.append(f"Tensor parallelism **lost**: the split step took {step / single:.2f}× the time of the unsplit one "
+                    f"(at best {high:.2f}× from {spread}).")
+    else:
+        text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
+    text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
+                f"{_get(r, 'allreduce_bytes')} bytes: " + ("communication **dominates**." if share >= 0.5 else
+                                                           "a large share." if share >= 0.2 else "a small share."))
+    split_share, compute = _get(r, "split_share"), _get(r, "compute_s")
+    if split_share:
+        ideal = single * (1 - split_share + split_share / n)
+        ratio = compute / ideal
+        text.append(f"The computing part took {_ms(compute)}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
+                    f"{split_share:.0%} of the bytes by {n} predicts: " + (
+                        "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
+                        "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
+                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head, "
+                        "and a busy or shared core slows it."))
+    predicted = formula_step(r)
+    if predicted:
+        link = _get(r, "link")
+        text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
+                    f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
+                    f"the step's all-reduces at {_ms(predicted[1])}; " + (
+                        f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late." if
+                        comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
+                        "more than was measured inside the step (the sweep ran at a busier moment)."))
+        text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
+                    f"predicts {single / sum(predicted):.2f}×.")
+    cores = _get(r, "cpu_count")
+    if _get(r, "backend") == "gloo":
+        text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
+                     "them with every other program on the machine: a rank that loses its core for a moment makes the "
+                     "others wait in the next all-reduce, and that waiting counts as communication."
+                     if cores and cores <= n else f"This machine has {cores} CPU cores: each rank can have one to itself.")
+                    + " All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
+                      "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
+    else:
+        text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
+        if (_get(r, "timed_step_s") or step) > 1.1 * step:
+            text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
+                        f"{_ms(_get(r, 'timed_step_s'))}: the share above is of that slower step.")
+    if max((_get(r, "step_iqr_s") or 0) / step, (_get(r, "single_device_iqr_s") or 0) / single) > NOISY:
+        text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
+                    "was busy?); re-run before drawing conclusions.")
+    return " ".join(text)

@@ -25,7 +25,8 @@ __all__ = [
     "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "params_for_speed", "fits", "min_devices",
     "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity",
     "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
-    "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
+    "tensor_parallel_decode_time", "tensor_parallel_components", "tensor_parallel_split", "allreduce_time",
+    "fit_allreduce", "activation_bytes",
     "batched_decode_time", "decode_intensity", "roofline_time", "decode_budget",
     "decode_table", "max_sequences", "cost_per_million_tokens", "moe_experts_touched", "moe_step_bytes",
 ]
@@ -280,39 +281,98 @@ def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> f
 
 
 # ----------------------------------------------------------------------------- parallelism
-def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency) -> float:
-    r"""Ring all-reduce of ``message_bytes`` over N devices:
-    :math:`2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`; zero for one device."""
-    m = check_positive("message_bytes", message_bytes)
+# An NVLink 4 / NVSwitch link (H100, H200 SXM): 450 GB/s each way per GPU (H100 datasheet: 900 GB/s in all),
+# and a small all-reduce's latency: ~6 us on 2 H100s (NCCL's NVLS algorithm in CUDA graphs, NCCL issue #1259).
+NVLINK_BANDWIDTH, NVLINK_LATENCY = 450e9, 6e-6
+ALLREDUCE_ALGORITHMS = ("one-shot", "ring")
+
+
+def _allreduce_terms(n_devices, algorithm: str) -> tuple[int, float]:
+    """(latencies, message-sizes of bytes into one device) of one all-reduce over N devices."""
     n = check_count("n_devices", n_devices)
+    if algorithm not in ALLREDUCE_ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is not one of {', '.join(ALLREDUCE_ALGORITHMS)}")
+    return (2 * (n - 1), 2 * (n - 1) / n) if algorithm == "ring" else (1 if n > 1 else 0, n - 1)
+
+
+def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency, algorithm: str = "ring") -> float:
+    r"""Seconds of one all-reduce (every device ends with the sum of all devices' ``message_bytes``)
+    over N devices in the alpha-beta model: a message costs the latency alpha (``link_latency``:
+    start-up and synchronisation) plus bytes / beta (``link_bandwidth``, into one device). Zero for N = 1.
+
+    ``"ring"`` (Patarasuk & Yuan, 2009; Thakur, Rabenseifner & Gropp, 2005): reduce-scatter, then
+    all-gather around a ring, N-1 steps each; each step passes m/N bytes on and waits one latency:
+    :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`.
+
+    ``"one-shot"`` (NVSwitch servers' small-message all-reduce, e.g. vLLM's custom all-reduce,
+    ``cross_device_reduce_1stage``): every device reads the other N-1 whole buffers at once through
+    the switch and sums them itself: one latency, N-1 messages into each device:
+    :math:`t = \alpha + (N-1) \cdot \frac{m}{\beta}`. The latency stays put as N grows, the bytes
+    do not (vLLM switches to a two-stage algorithm above ~256-512 KB).
+
+    With one alpha for both, ring is the pessimistic case for decode's small messages: real ring
+    steps overlap (NCCL ring, one channel, DGX-A100: 10 us on 2 GPUs, 33.7 us on 8: nccl-tests
+    issue #123), and a small all-reduce on NVSwitch H100s takes ~6 us on 2 GPUs (nccl issue #1259).
+    """
+    m = check_positive("message_bytes", message_bytes)
+    latencies, messages = _allreduce_terms(n_devices, algorithm)
     beta, alpha = check_positive("link_bandwidth", link_bandwidth), check_non_negative("link_latency", link_latency)
-    if n == 1:
-        return 0.0
-    return 2 * (n - 1) * alpha + 2 * (n - 1) / n * m / beta
+    return latencies * alpha + messages * m / beta
+
+
+def fit_allreduce(message_bytes, seconds, n_devices, algorithm: str = "ring") -> tuple[float, float]:
+    """(alpha, beta) of ``allreduce_time`` fitted to measured all-reduce times: the line t = a + b m
+    by least squares on the *relative* error (``numpy.polyfit``, weights 1/t, so a 4 MB message's
+    noise does not drown the small ones' latency); alpha = a / latencies, beta = messages / b.
+    A negative intercept (noise) gives alpha = 0; a flat or falling line, beta = inf."""
+    import numpy as np
+
+    sizes, times = [check_positive("message_bytes", m) for m in message_bytes], [check_positive("seconds", t) for t in seconds]
+    if len(sizes) != len(times) or len(set(sizes)) < 2:
+        raise ValueError(f"need one time per message size and two different sizes at least; got {len(sizes)} "
+                         f"sizes ({len(set(sizes))} different) and {len(times)} times")
+    latencies, messages = _allreduce_terms(check_count("n_devices", n_devices, 2), algorithm)
+    slope, intercept = np.polyfit(sizes, times, 1, w=1.0 / np.asarray(times))
+    return max(float(intercept), 0.0) / latencies, messages / float(slope) if slope > 0 else math.inf
 
 
 def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                               link_bandwidth, link_latency, batch=1) -> tuple[float, float]:
+                               link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> tuple[float, float]:
     """(streaming seconds, communication seconds) of one tensor-parallel decode step; their sum
     is ``tensor_parallel_decode_time``."""
     n = check_count("n_devices", n_devices)
     layers, d = check_count("n_layers", n_layers), check_count("d_model", d_model)
     stream = weight_bytes(n_params, precision) / (n * check_positive("bandwidth", bandwidth))
     message = check_count("batch", batch) * d * activation_bytes(precision)
-    return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency)
+    return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency, algorithm)
 
 
 def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                                link_bandwidth, link_latency, batch=1) -> float:
+                                link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> float:
     r"""Batch-1 (or ``batch``) decode step with Megatron-style tensor parallelism over N devices:
 
     .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(\text{batch} \cdot d \cdot b_a)
 
-    Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden
-    state (after attention and after the MLP), whose latency sets a floor that no N removes.
+    Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden state
+    (after attention and after the MLP). Decode's messages are small: the default is the one-shot
+    all-reduce NVSwitch servers use for them; ``algorithm="ring"`` is the pessimistic case.
     """
     return sum(tensor_parallel_components(n_params, precision, bandwidth, n_devices, n_layers, d_model,
-                                          link_bandwidth, link_latency, batch))
+                                          link_bandwidth, link_latency, batch, algorithm))
+
+
+def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, link_bandwidth, link_latency,
+                          split_share=1.0, algorithm: str = "ring") -> tuple[float, float]:
+    r"""(compute, communication) seconds of a *measured* one-device step split over N devices: its
+    split share s divides by N, the rest (work every device repeats) does not, plus the all-reduces:
+    :math:`t_1 (1 - s + s / N) + n_\text{allreduce} \cdot t_\text{allreduce}(m)`."""
+    single, share = check_positive("single_step", single_step), check_number("split_share", split_share)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"split_share={split_share!r} must be between 0 and 1")
+    n = check_count("n_devices", n_devices)
+    comm = check_count("n_allreduces", n_allreduces, 0) * allreduce_time(message_bytes, n, link_bandwidth, link_latency,
+                                                                         algorithm)
+    return single * (1.0 - share + share / n), comm
 
 
 def _alpha_gamma(alpha, gamma) -> tuple[float, int]:

@@ -371,17 +371,35 @@ def capacity_figure(curves: dict, critical: dict, context_lens) -> go.Figure:
 
 # ----------------------------------------------------------------------------- notebook 04
 def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link_bandwidth, link_latency,
-                         max_devices=16) -> go.Figure:
+                         max_devices=16, algorithm="one-shot") -> go.Figure:
     """Stacked bars of the tensor-parallel decode step for N = 1..max_devices: weight streaming
-    (shrinks as 1/N) and all-reduce communication (in the ring model both its latency and its
-    bandwidth term grow with N)."""
+    (shrinks as 1/N) and the all-reduces. Ring: both terms of each all-reduce grow with N, the
+    latency 2(N-1)α and the bytes 2(N-1)/N·m/β. One-shot: the latency α stays put, the bytes
+    (N-1)·m/β grow (tiny for decode's messages)."""
     ns = list(range(1, max_devices + 1))
     parts = [perf.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
-                                             link_bandwidth, link_latency) for n in ns]
+                                             link_bandwidth, link_latency, algorithm=algorithm) for n in ns]
     fig = go.Figure([go.Bar(x=ns, y=[s * 1e3 for s, _ in parts], name="streaming weights (÷ N)", marker_color=COLORS[0]),
                      go.Bar(x=ns, y=[c * 1e3 for _, c in parts], name="all-reduces (2 per layer)", marker_color=COLORS[1])])
     fig.update_layout(barmode="stack")
-    return _layout(fig, "Tensor-parallel decode step", "devices (N)", "ms per token")
+    return _layout(fig, f"Tensor-parallel decode step ({algorithm} all-reduce)", "devices (N)", "ms per token")
+
+
+def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
+    """A measured all-reduce sweep (medians, IQR as error bars) against the fitted alpha-beta line
+    (``link``: parallel.LinkResult or its dict), on log axes; the decode message marked."""
+    get = link.get if isinstance(link, dict) else lambda key: getattr(link, key)
+    sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
+    grid = np.geomspace(min(sizes), max(sizes), 60)
+    fitted = [perf.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
+    fig = go.Figure(go.Scatter(x=sizes, y=[t * 1e6 for t in get("seconds")], mode="markers", name="measured (median, IQR)",
+                               error_y=dict(type="data", array=[q * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
+    fig.add_scatter(x=grid, y=fitted, mode="lines", name=f"fit: α = {get('latency_s') * 1e6:.0f} µs, "
+                    f"β = {get('bandwidth_Bps') / 1e9:.2f} GB/s ({algorithm})", line=dict(color=COLORS[1]))
+    if decode_bytes:
+        fig.add_vline(x=decode_bytes, line_dash="dot", annotation_text="one token's hidden state")
+    return _layout(fig, f"All-reduce over {n} ranks ({get('backend')})", "message (bytes)", "µs per all-reduce",
+                   logx=True, logy=True)
 
 
 def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alphas=(0.5, 0.7, 0.9)) -> go.Figure:

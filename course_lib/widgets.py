@@ -357,52 +357,105 @@ class RooflineExplorer(Explorer):
             self.figure.data[1].text = [point["label"]]
 
 
-class TensorParallelExplorer(Explorer):
-    """Notebook 04: a model split over N devices; streaming shrinks as 1/N, all-reduces do not."""
+def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link_bandwidth, link_latency,
+                             algorithm="one-shot", max_devices=16) -> str:
+    """HTML: whether 1/N of the weights fits, the step at N and its parts, the speed-up over one
+    device, the fastest N up to ``max_devices``, and the other all-reduce algorithm at the same N."""
+    def steps(algo):
+        return {k: perf.tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
+                                                   link_latency, algorithm=algo) for k in {*range(1, max_devices + 1), n}}
+    try:
+        other_name = {"one-shot": "ring", "ring": "one-shot"}.get(algorithm, algorithm)
+        parts, other = steps(algorithm), {k: sum(p) for k, p in steps(other_name).items()}
+        need, per_device = perf.min_devices(n_params, precision, hw.memory), perf.weight_bytes(n_params, precision) / n
+    except ValueError as err:
+        return _error(err)
+    (stream, comm), t1 = parts[n], sum(parts[1])
+    t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
+    fit = ("✅ each device holds" if per_device <= hw.memory else
+           "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
+    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
+             f"device{'s' if need > 1 else ''} for the weights alone)",
+             f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
+             f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
+    one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
+    if n > 1:
+        lines.append(f"<b>{t1 / t:.2f}× faster</b> than {one}" if t1 > 1.02 * t else
+                     f"<b style='color:#b00'>slower</b> than {one}: {t / t1:.2f}× its time; the all-reduces cost more "
+                     "than the streaming they save" if t > 1.02 * t1 else f"about as fast as {one}")
+    lines.append(f"fastest N from 1 to {max_devices}: <b>{best}</b> ({1e3 * sum(parts[best]):,.3g} ms)" +
+                 ("; beyond it each extra device adds more all-reduce time than it saves" if best < max_devices
+                  else "; streaming still dominates"))
+    lines.append(f"with {other_name} all-reduces instead: {1e3 * other[n]:,.3g} ms at N = {n}; fastest N "
+                 f"{min(other, key=other.get)}")
+    if hw.kind == "measured":
+        lines.append("(on one machine the N “devices” would be processes sharing one memory: giving each the full "
+                     "bandwidth, as this formula does, is the optimistic case)")
+    return "<br>".join(lines)
 
-    def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM"):
-        self.models = perf.REFERENCE_SHAPES
+
+class TensorParallelExplorer(Explorer):
+    """Notebook 04: a model split over N devices; streaming shrinks as 1/N, the all-reduces do
+    not. The learner picks the all-reduce algorithm (one-shot, or ring: the pessimistic case).
+    ``measured`` (hardware.custom) with ``link`` (its fitted latency s, bandwidth B/s) adds this
+    machine as a device: picking it sets the toy model and the measured link."""
+
+    TOY = "cpu-m"
+
+    def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM", algorithm="one-shot", measured=None,
+                 link=None):
+        toy = PRESETS[self.TOY]
+        self.models = {**perf.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
+                       (toy.n_params(embedding=False), toy.n_layers, toy.d_model)}
+        self.devices = {hw.name: hw for hw in hardware.catalog() if hw.kind == "gpu"}
+        if measured is not None:
+            self.devices[MEASURED] = measured
+        self.link_measured = link
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
-        self.device = W.Dropdown(options=[hw.name for hw in hardware.catalog() if hw.kind == "gpu"], value=device,
-                                 description="device")
+        self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
         self.precision = W.Dropdown(options=list(perf.PRECISIONS), value="fp16", description="precision")
+        self.algorithm = W.Dropdown(options=list(perf.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
         self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
-        self.link = _slider(W.FloatLogSlider, "link GB/s", value=450, base=10, min=0, max=3, readout_format=",.0f")
-        self.latency = _slider(W.FloatLogSlider, "latency µs", value=5, base=10, min=-1, max=2, readout_format=".2g")
+        self.link = _slider(W.FloatLogSlider, "link GB/s", value=perf.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
+                            readout_format=",.3g")
+        self.latency = _slider(W.FloatLogSlider, "latency α µs", value=perf.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
+                               readout_format=",.3g")
         self.readout = W.HTML()
         self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
-        super().__init__([W.HBox([self.model, self.device, self.precision]), self.n, self.link, self.latency,
-                          self.readout, self.figure])
-        self.watch(self.model, self.device, self.precision, self.n, self.link, self.latency)
+        super().__init__([W.HBox([self.model, self.device]), W.HBox([self.precision, self.algorithm]), self.n, self.link,
+                          self.latency, self.readout, self.figure])
+        self.device.observe(self._on_device, names="value")
+        self.watch(self.model, self.precision, self.algorithm, self.n, self.link, self.latency)
+
+    def _on_device(self, change):
+        """This machine: the toy, fp32 and its link as fitted (ring, gloo's); back to a GPU: 70B, fp16, NVLink, one-shot."""
+        if MEASURED in (change["new"], change["old"]):
+            here = change["new"] == MEASURED
+            latency, bandwidth = (self.link_measured if here and self.link_measured else
+                                  (perf.NVLINK_LATENCY, perf.NVLINK_BANDWIDTH))
+            self.model.value = list(self.models)[-1] if here else "70B (80 layers, d 8192)"
+            self.precision.value, self.algorithm.value = ("fp32", "ring") if here else ("fp16", "one-shot")
+            self.latency.value, self.link.value = latency * 1e6, bandwidth / 1e9
+        self.update()
 
     def _args(self):
         n_params, layers, d = self.models[self.model.value]
-        hw = hardware.get(self.device.value)
-        return (n_params, self.precision.value, hw.bandwidth, layers, d, self.link.value * 1e9, self.latency.value * 1e-6)
+        return (n_params, self.precision.value, self.devices[self.device.value].bandwidth, layers, d, self.link.value * 1e9,
+                self.latency.value * 1e-6, 16, self.algorithm.value)
 
     def update(self):
-        n_params, prec, bw, layers, d, link, latency = self._args()
-        hw, n = hardware.get(self.device.value), self.n.value
+        n_params, prec, _, layers, d, link, latency, _, algorithm = args = self._args()
+        self.readout.value = describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
+                                                      layers, d, link, latency, algorithm)
         try:
-            stream, comm = perf.tensor_parallel_components(n_params, prec, bw, n, layers, d, link, latency)
-            need = perf.min_devices(n_params, prec, hw.memory)
-        except ValueError as err:
-            self.readout.value = _error(err)
+            fresh = plots.tensor_parallel_bars(*args)
+        except ValueError:  # already said in the readout
             return
-        per_device = perf.weight_bytes(n_params, prec) / n
-        fit = ("✅ each device holds" if per_device <= hw.memory
-               else "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
-        self.readout.value = (
-            f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} devices "
-            f"for the weights alone)<br>step {1e3 * (stream + comm):,.2f} ms = {1e3 * stream:,.2f} ms streaming + "
-            f"{1e3 * comm:,.2f} ms in {2 * layers} all-reduces ({100 * comm / (stream + comm):.0f} %) → "
-            f"<b>{1 / (stream + comm):,.1f} tokens/s</b> per sequence")
-        ns = list(range(1, 17))
-        parts = [perf.tensor_parallel_components(n_params, prec, bw, k, layers, d, link, latency) for k in ns]
         with _batch_update(self.figure):
-            self.figure.data[0].y = [s * 1e3 for s, _ in parts]
-            self.figure.data[1].y = [c * 1e3 for _, c in parts]
-            self.figure.data[0].marker.color = [plots.COLORS[2] if k == n else plots.COLORS[0] for k in ns]
+            for trace, new in zip(self.figure.data, fresh.data):
+                trace.y = new.y
+            self.figure.data[0].marker.color = [plots.COLORS[2 if k == self.n.value else 0] for k in range(1, 17)]
+            self.figure.layout.title.text = fresh.layout.title.text
 
 
 class SpeculativeExplorer(Explorer):

@@ -1,16 +1,28 @@
 """Tests for course_lib.parallel: two gloo ranks reproduce the unsplit model, the shards
-partition the weights, bad inputs are ValueErrors, a failing or hung rank raises (no hang)."""
+partition the weights (in both layouts), bad inputs are ValueErrors, a failing or hung rank
+raises (no hang), and the explanation of a run follows its numbers (made-up and recorded runs)."""
 
 import json
+import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 
+from course_lib import hardware, perf, plots
 from course_lib.model import build_model, generate, get_config
-from course_lib.parallel import measure_allreduce, run_tensor_parallel, shard_model, spawn_ranks
+from course_lib.parallel import (
+    _weight,
+    explain_tensor_parallel,
+    formula_step,
+    run_tensor_parallel,
+    shard_model,
+    spawn_ranks,
+    speedup_range,
+)
 
 TINY = get_config("tiny")  # 4 query heads sharing 2 KV heads: a 2-way split gives each rank 2 + 1
 
@@ -28,15 +40,32 @@ def sleep_forever(rank, world_size, device):
 
 
 def test_two_ranks_reproduce_the_unsplit_model():
-    result = run_tensor_parallel("tiny", world_size=2, n_tokens=8, prompt_len=6, rounds=2, timeout=90)
+    result = run_tensor_parallel("tiny", world_size=2, n_tokens=8, prompt_len=6, layout="out_in", rounds=2, calls=2,
+                                 link_bytes=(1 << 12,), timeout=90)
     prompt = torch.tensor([result.tokens[:6]])
     expected = generate(build_model(TINY, device="cpu"), prompt, 8)[0].tolist()
     assert result.tokens == expected and result.identical_tokens
     assert result.max_abs_logit_diff < 1e-4
     assert result.allreduces_per_step == 2 * TINY.n_layers
     assert result.allreduce_bytes == TINY.d_model * 4  # one token's hidden state, fp32
-    assert result.backend == "gloo" and result.preset == "tiny"
+    assert result.backend == "gloo" and result.preset == "tiny" and result.layout == "out_in"
+    assert result.context_len == 32 and result.repeats == 4  # half the 64-slot cache; 2 rounds x 2 calls
+    assert result.step_s > 0 and result.step_iqr_s >= 0 and result.single_device_iqr_s >= 0
+    assert result.compute_s + result.comm_s == pytest.approx(result.timed_step_s)
+    assert result.speedup == pytest.approx(result.single_device_step_s / result.step_s)
+    assert 0 < result.split_share < 1 and result.cpu_count == os.cpu_count()
+    # the link: one float, the decode message and the asked size, with alpha and beta fitted
+    assert result.link.message_bytes == [4, TINY.d_model * 4, 1 << 12]
+    assert len(result.link.seconds) == 3 and all(s > 0 for s in result.link.seconds)
+    assert result.link.latency_s >= 0 and result.link.bandwidth_Bps > 0 and result.link.algorithm == "ring"
     json.dumps(asdict(result))  # a plain record
+
+
+def test_two_ranks_in_the_in_out_layout():
+    result = run_tensor_parallel("tiny", world_size=2, n_tokens=6, prompt_len=4, layout="in_out", rounds=1, calls=1,
+                                 link_bytes=(), timeout=90)
+    assert result.identical_tokens and result.max_abs_logit_diff < 1e-4 and result.layout == "in_out"
+    assert result.link is None
 
 
 def test_shards_partition_the_weights():
@@ -54,6 +83,14 @@ def test_shards_partition_the_weights():
     norms = TINY.n_layers * 2 * TINY.d_model  # replicated; every matrix is halved
     shard_params = sum(p.numel() for p in shards[0].layers.parameters())
     assert 2 * shard_params == sum(p.numel() for p in full.layers.parameters()) + norms
+
+
+def test_shards_of_an_in_out_model_keep_its_layout():
+    full = build_model(TINY, device="cpu", layout="in_out")
+    shards = [shard_model(full, rank, 2) for rank in range(2)]
+    assert all(s.layout == "in_out" and hasattr(s.layers[0].w_up, "weight_t") for s in shards)
+    whole = _weight(full.layers[0].w_down)
+    assert torch.equal(torch.cat([_weight(s.layers[0].w_down) for s in shards], dim=1), whole)
 
 
 def test_one_shard_is_the_model_itself():
@@ -77,11 +114,13 @@ def test_bad_arguments_are_value_errors_before_any_process_starts(kwargs, match)
         run_tensor_parallel(**{"preset_or_config": "tiny", **kwargs})
 
 
-def test_bad_link_arguments():
-    with pytest.raises(ValueError, match="world_size"):
-        measure_allreduce(1)
-    with pytest.raises(ValueError, match="preset"):
-        measure_allreduce(2, "no-such-preset")
+@pytest.mark.parametrize("kwargs, match", [
+    ({"link_bytes": (2,)}, "message_bytes"), ({"layout": "diagonal"}, "layout"), ({"context_len": 64}, "max_seq_len"),
+    ({"rounds": 0}, "rounds"), ({"calls": -1}, "calls"),
+])
+def test_bad_timing_and_link_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_tensor_parallel("tiny", **{"layout": "out_in", **kwargs})
 
 
 def test_a_failing_rank_raises_with_its_message():
@@ -96,8 +135,90 @@ def test_a_hung_rank_times_out():
         spawn_ranks(sleep_forever, 2, timeout=5)
 
 
-def test_measure_allreduce_includes_the_decode_message():
-    link = measure_allreduce(2, "tiny", message_bytes=(1 << 12, 1 << 20), rounds=3, timeout=60)
-    assert link.message_bytes == [TINY.d_model * 4, 1 << 12, 1 << 20]
-    assert len(link.seconds) == 3 and all(s > 0 for s in link.seconds)
-    assert link.latency_s >= 0 and link.bandwidth_Bps > 0
+# ---------------------------------------------------------------- reading a run
+LINK = {"algorithm": "ring", "message_bytes": [4, 2048, 65536], "latency_s": 50e-6, "bandwidth_Bps": 1e9}
+
+
+def run(**changes):
+    """A made-up CPU run with round numbers: 10 ms in one process; split, 6 ms computing and
+    1.5 ms in 16 all-reduces of 2048 B; 80 % of the bytes split; the link alpha 50 us, beta 1 GB/s."""
+    record = {"preset": "cpu-m", "world_size": 2, "backend": "gloo", "step_s": 7.5e-3, "step_iqr_s": 0.2e-3,
+              "single_device_step_s": 10e-3, "single_device_iqr_s": 0.4e-3, "comm_s": 1.5e-3, "compute_s": 6e-3,
+              "comm_share": 0.2, "timed_step_s": 7.5e-3, "allreduces_per_step": 16, "allreduce_bytes": 2048,
+              "split_share": 0.8, "cpu_count": 2, "link": LINK}
+    return {**record, **changes}
+
+
+def test_explanation_of_a_win_by_hand():
+    r = run()
+    # speed-up 10 / 7.5 = 1.33; least favourable (10 - 0.2) / (7.5 + 0.1) = 1.29, most (10.2) / (7.4) = 1.38
+    assert speedup_range(r) == pytest.approx((9.8 / 7.6, 10.2 / 7.4))
+    # the formula: 10 x (0.2 + 0.4) = 6 ms + 16 x (2 x 50 us + 2048 B / 1 GB/s) = 1.633 ms -> 10 / 7.633 = 1.31x
+    compute, comm = formula_step(r)
+    assert compute == pytest.approx(6e-3) and comm == pytest.approx(16 * 102.048e-6)
+    text = explain_tensor_parallel(r)
+    for part in ("**1.33×**", "**won**", "1.29×", "1.50 ms (20%)", "a large share", "1.0× the 6.00 ms",
+                 "scaled as the bytes do", "α = 50 µs, β = 1.00 GB/s", "1.63 ms; about what was measured",
+                 "predicts 1.31×", "2 CPU cores, so the 2 ranks", "same memory"):
+        assert part in text, part
+    assert "Noisy" not in text and "lost" not in text
+
+
+@pytest.mark.parametrize("changes, expected, absent", [
+    # 10 / 12.5 = 0.80x, at best 10.2 / 12.4 = 0.82: lost; 6.5 of 12.5 ms in all-reduces
+    ({"step_s": 12.5e-3, "timed_step_s": 12.5e-3, "comm_s": 6.5e-3, "comm_share": 0.52},
+     ["**lost**", "1.25× the time", "communication **dominates**", "other 4.87 ms inside them was waiting"], ["won"]),
+    # quartiles spanning 1: no clear difference, and noisy (3 ms of 10 is 30 %)
+    ({"step_s": 9.5e-3, "single_device_iqr_s": 3e-3}, ["no clear difference", "Noisy"], ["won", "lost"]),
+    # computing took 9 ms against 6: small ops and a shared core; few all-reduces: a small share
+    ({"compute_s": 9e-3, "comm_s": 0.5e-3, "comm_share": 0.05, "step_s": 9.5e-3, "timed_step_s": 9.5e-3},
+     ["1.5× the 6.00 ms", "every small op", "a small share", "more than was measured"], []),
+    ({"compute_s": 3e-3}, ["0.5× the 6.00 ms", "faster cache"], []),
+    ({"cpu_count": 8}, ["8 CPU cores: each rank can have one to itself"], ["take all of them"]),
+    ({"link": None, "split_share": None}, [], ["α =", "predicts", "dividing the split"]),
+    ({"backend": "nccl", "timed_step_s": 9e-3}, ["its own GPU", "the step took 9.00 ms", "**won**"], ["CPU cores"]),
+    ({"backend": "nccl"}, ["its own GPU", "**won**"], ["clocks around", "CPU cores"]),
+    # a run of version 1: a clocked GPU step and no spread: no verdict on its speed
+    ({"backend": "nccl", "timed_step_s": None, "step_iqr_s": None, "single_device_iqr_s": None},
+     ["its own GPU", "timed with clocks", "says little"], ["won", "lost", "quartiles"]),
+    ({"step_iqr_s": None, "single_device_iqr_s": None}, ["**won**", "the medians (no spread was recorded)"], ["quartiles"]),
+])
+def test_explanation_branches(changes, expected, absent):
+    text = explain_tensor_parallel(run(**changes))
+    for part in expected:
+        assert part in text, part
+    for part in absent:
+        assert part not in text, part
+
+
+def recorded_runs() -> list[dict]:
+    """Every recorded TP run: the benchmarks' (tp_runs*.json) and the packaged GPU reference's."""
+    runs = [r for path in sorted(Path(__file__).parents[1].glob("benchmarks/results/tp_runs*.json"))
+            for r in json.loads(path.read_text())["runs"]]
+    return runs + [r for r in (hardware.load_reference() or {}).get("tensor_parallel", []) if "error" not in r]
+
+
+def test_explanation_of_recorded_runs_follows_their_numbers():
+    runs = recorded_runs()
+    assert {r["backend"] for r in runs} >= {"gloo", "nccl"}  # a CPU machine and a GPU machine at least
+    for r in runs:
+        text = explain_tensor_parallel(r)
+        low, high = speedup_range(r)
+        verdict = ("timed with clocks" if r["backend"] == "nccl" and r.get("timed_step_s") is None else
+                   "**won**" if low > 1 else "**lost**" if high < 1 else "no clear difference")
+        assert verdict in text and f"**{r['single_device_step_s'] / r['step_s']:.2f}×**" in text
+        assert ("CPU cores" in text) == (r["backend"] == "gloo")
+        if r.get("link"):  # the formula from the run's own numbers
+            predicted = sum(perf.tensor_parallel_split(r["single_device_step_s"], 2, r["allreduces_per_step"],
+                                                       r["allreduce_bytes"], r["link"]["bandwidth_Bps"],
+                                                       r["link"]["latency_s"], r["split_share"]))
+            assert f"predicts {r['single_device_step_s'] / predicted:.2f}×" in text
+
+
+def test_allreduce_fit_figure_by_hand():
+    link = {"world_size": 2, "backend": "gloo", "algorithm": "ring", "message_bytes": [4, 2048, 1 << 20],
+            "seconds": [100e-6, 102e-6, 1.1e-3], "iqr_s": [5e-6, 5e-6, 50e-6], "latency_s": 50e-6, "bandwidth_Bps": 1e9}
+    fig = plots.allreduce_fit(link, decode_bytes=2048)
+    assert list(fig.data[0].y) == pytest.approx([100, 102, 1100]) and list(fig.data[0].error_y.array) == [5, 5, 50]
+    # the line at 1 MiB: 2 x 50 us + 1048576 B / 1 GB/s = 1148.6 us
+    assert fig.data[1].y[-1] == pytest.approx(1148.576) and "α = 50 µs, β = 1.00 GB/s (ring)" in fig.data[1].name

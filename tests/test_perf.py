@@ -150,22 +150,97 @@ def test_min_devices_405b():
     assert perf.min_devices(80e9, "fp16", 80e9) == 2
 
 
-def test_allreduce_and_tensor_parallel():
+def test_ring_allreduce_by_hand():
     # ring, N=2: 2 steps of latency + 2*(1/2) * m / beta
     assert perf.allreduce_time(1e6, 2, 1e9, 1e-5) == pytest.approx(2e-5 + 1e-3)
+    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5, "ring") == pytest.approx(2e-5 + 1e-3)
+    # N=4, 16 KiB over NVLink: 6 latencies + 1.5 x 16384 B / 450 GB/s = 30 us + 0.0546 us
+    assert perf.allreduce_time(16384, 4, 450e9, 5e-6) == pytest.approx(30e-6 + 5.4613e-8, rel=1e-4)
     assert perf.allreduce_time(1e6, 1, 1e9, 1e-5) == 0.0
+
+
+def test_one_shot_allreduce_by_hand():
+    # one latency + (N-1) whole messages into each device
+    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5, "one-shot") == pytest.approx(1e-5 + 1e-3)
+    # N=8, 16 KiB: 6 us + 7 x 16384 / 450e9 = 6 us + 0.2549 us
+    assert perf.allreduce_time(16384, 8, 450e9, 6e-6, "one-shot") == pytest.approx(6.2549e-6, rel=1e-4)
+    assert perf.allreduce_time(1e6, 1, 1e9, 1e-5, "one-shot") == 0.0
+    # its latency term does not grow with N; the ring's grows as 2(N-1)
+    tiny = [perf.allreduce_time(4, n, 1e12, 6e-6, "one-shot") for n in (2, 4, 8, 16)]
+    assert max(tiny) == pytest.approx(6e-6, rel=1e-4)
+    assert perf.allreduce_time(4, 16, 1e12, 6e-6, "ring") == pytest.approx(30 * 6e-6, rel=1e-4)
+    with pytest.raises(ValueError, match="algorithm"):
+        perf.allreduce_time(1e6, 2, 1e9, 1e-5, "tree")
+
+
+def test_tensor_parallel_by_hand():
     one = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 1, 32, 4096, 300e9, 5e-6)
     assert one == pytest.approx(7e-3)
-    # N=2: 3.5 ms + 64 all-reduces of 8192 B: each 2*5us + 8192/300e9 = 10.0273 us -> 0.6417 ms
-    two = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6)
+    # N=2, ring: 3.5 ms + 64 all-reduces of 8192 B: each 2*5us + 8192/300e9 = 10.0273 us -> 0.6417 ms
+    two = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6, algorithm="ring")
     assert two == pytest.approx(3.5e-3 + 64 * (1e-5 + 8192 / 300e9))
+    # the default is one-shot: 5 us + 8192/300e9 each
+    assert perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6) == pytest.approx(
+        3.5e-3 + 64 * (5e-6 + 8192 / 300e9))
 
 
-def test_tensor_parallel_latency_floor():
-    # however many devices, the per-layer all-reduce latency remains
-    floor = 2 * 32 * 2 * 7 * 5e-6  # N=8: 2(N-1) latency terms per all-reduce, 64 all-reduces
-    t8 = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 8, 32, 4096, 300e9, 5e-6)
-    assert t8 > floor
+def test_tp8_beats_tp4_for_70b_on_h100_and_ring_is_the_pessimistic_case():
+    # erratum 11. 70B fp16 on H100 SXM (3.35 TB/s), 80 layers, d 8192 (16 KiB messages), NVLink defaults
+    def step(n, algorithm):
+        return perf.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, n, 80, 8192, perf.NVLINK_BANDWIDTH,
+                                                perf.NVLINK_LATENCY, algorithm=algorithm)
+    # one-shot: 140e9 / (4 x 3.35e12) = 10.448 ms + 160 x (6 us + 3 x 16384 / 450e9) = 0.977 ms
+    assert step(4, "one-shot") == pytest.approx(10.4478e-3 + 0.97747e-3, rel=1e-4)
+    # 5.224 ms + 160 x (6 us + 7 x 16384 / 450e9) = 1.0008 ms
+    assert step(8, "one-shot") == pytest.approx(5.2239e-3 + 1.00078e-3, rel=1e-4)
+    assert step(8, "one-shot") < step(4, "one-shot")
+    # ring: 160 x 14 x 6 us = 13.4 ms of latency at N=8 against 160 x 6 x 6 us = 5.8 ms at N=4
+    assert step(8, "ring") > step(4, "ring") > step(4, "one-shot")
+
+
+def test_fit_allreduce_recovers_a_line_by_hand():
+    sizes = [4, 2048, 65536, 1 << 20]
+    # ring over 2: t = 2 alpha + m / beta with alpha = 50 us, beta = 2 GB/s
+    times = [2 * 50e-6 + m / 2e9 for m in sizes]
+    alpha, beta = perf.fit_allreduce(sizes, times, 2)
+    assert alpha == pytest.approx(50e-6, rel=1e-6) and beta == pytest.approx(2e9, rel=1e-6)
+    # the same times read as one-shot: one latency of 100 us, (N-1) = 1 message
+    assert perf.fit_allreduce(sizes, times, 2, "one-shot") == pytest.approx((100e-6, 2e9), rel=1e-6)
+    # ring over 4: intercept 6 alpha, slope 1.5 / beta
+    times4 = [6 * 10e-6 + 1.5 * m / 5e9 for m in sizes]
+    assert perf.fit_allreduce(sizes, times4, 4) == pytest.approx((10e-6, 5e9), rel=1e-6)
+    # noise that makes the intercept negative: alpha 0, not a negative latency; a falling line: beta inf
+    assert perf.fit_allreduce([1e3, 1e6], [1e-6, 2e-3], 2)[0] == 0.0
+    assert perf.fit_allreduce([1e3, 1e6], [2e-3, 1e-3], 2)[1] == math.inf
+
+
+def test_fit_allreduce_weighs_relative_error():
+    # a 10 % error on the largest message barely moves the latency fitted from the small ones
+    sizes = [4, 4096, 65536, 1 << 22]
+    times = [2 * 50e-6 + m / 2e9 for m in sizes]
+    times[-1] *= 1.10
+    alpha, _ = perf.fit_allreduce(sizes, times, 2)
+    assert alpha == pytest.approx(50e-6, rel=0.05)
+
+
+@pytest.mark.parametrize("args, match", [
+    (([1e3], [1e-3], 2), "two different sizes"), (([1e3, 1e3], [1e-3, 2e-3], 2), "two different sizes"),
+    (([1e3, 1e6], [1e-3], 2), "one time per message size"), (([1e3, 1e6], [1e-3, 0.0], 2), "seconds"),
+    (([1e3, 1e6], [1e-3, 2e-3], 1), "n_devices"), (([1e3, 1e6], [1e-3, 2e-3], 2, "tree"), "algorithm"),
+])
+def test_fit_allreduce_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        perf.fit_allreduce(*args)
+
+
+def test_tensor_parallel_split_by_hand():
+    # 10 ms on one device, 80 % of it split: 10 x (0.2 + 0.8 / 2) = 6 ms; 32 ring all-reduces of
+    # 2048 B at alpha 50 us, beta 1 GB/s: 32 x (100 us + 2.048 us) = 3.2655 ms
+    compute, comm = perf.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=0.8)
+    assert compute == pytest.approx(6e-3) and comm == pytest.approx(3.265536e-3)
+    assert perf.tensor_parallel_split(10e-3, 1, 32, 2048, 1e9, 50e-6) == (10e-3, 0.0)
+    with pytest.raises(ValueError, match="split_share"):
+        perf.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=1.5)
 
 
 def test_decode_budget_by_hand():
@@ -332,5 +407,8 @@ def test_tensor_parallel_components_sum():
     s, c = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6)
     assert s == pytest.approx(140e9 / (4 * 3.35e12))
     # 160 ring all-reduces of 8192 x 2 B over 4 devices: 6 latency steps + 1.5 x 16384 B / 450 GB/s each
-    assert c == pytest.approx(160 * (6 * 5e-6 + 1.5 * 16384 / 450e9))
+    ring = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6, algorithm="ring")[1]
+    assert ring == pytest.approx(160 * (6 * 5e-6 + 1.5 * 16384 / 450e9))
+    # one-shot (the default): 1 latency + 3 x 16384 B / 450 GB/s each
+    assert c == pytest.approx(160 * (5e-6 + 3 * 16384 / 450e9))
     assert set(perf.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in perf.REFERENCE_SHAPES.values())

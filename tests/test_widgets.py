@@ -153,8 +153,51 @@ def test_tensor_parallel_explorer():
     before = list(t.figure.data[1].y)
     t.latency.value = 50
     assert list(t.figure.data[1].y) != before
-    texts = _drive_to_extremes([t.model, t.device, t.precision, t.n, t.link, t.latency], t.readout, t.figure)
+    t.algorithm.value = "ring"
+    assert "ring all-reduce" in t.figure.layout.title.text and "with one-shot all-reduces instead" in t.readout.value
+    texts = _drive_to_extremes([t.model, t.device, t.precision, t.algorithm, t.n, t.link, t.latency], t.readout, t.figure)
     assert not any("Cannot compute" in x for x in texts)
+
+
+def test_tensor_parallel_explorer_defaults_tp8_beats_tp4_for_70b():
+    # erratum 11: 70B fp16 on H100 SXM with the default one-shot NVLink all-reduce (6 us, 450 GB/s)
+    t = widgets.TensorParallelExplorer()
+    assert t.model.value.startswith("70B") and t.algorithm.value == "one-shot"
+    t.n.value = 4
+    step4 = t.figure.data[0].y[3] + t.figure.data[1].y[3]
+    assert step4 == pytest.approx(11.425, rel=1e-3)  # 10.448 ms streaming + 160 x 6.11 us
+    t.n.value = 8
+    step8 = t.figure.data[0].y[7] + t.figure.data[1].y[7]
+    assert step8 == pytest.approx(6.225, rel=1e-3) and step8 < step4
+    # 41.79 ms on one device (if it fit) / 6.225 = 6.71x
+    assert "6.71× faster" in t.readout.value and "fastest N from 1 to 16: <b>16</b>" in t.readout.value
+    # ring, the pessimistic case: 140/(N x 3.35) ms + 160 x 12 (N-1) us is least at N = 5 (16.05 ms)
+    assert "with ring all-reduces instead: 18.7 ms at N = 8; fastest N 5" in t.readout.value
+
+
+def test_tensor_parallel_explorer_on_this_machine():
+    me = hardware.custom(widgets.MEASURED, 10e9, 8e9)
+    t = widgets.TensorParallelExplorer(measured=me, link=(300e-6, 1e9))
+    t.device.value = widgets.MEASURED
+    assert t.model.value.startswith("toy cpu-m") and t.precision.value == "fp32" and t.algorithm.value == "ring"
+    assert t.latency.value == pytest.approx(300) and t.link.value == pytest.approx(1.0)
+    # cpu-m: 29.4 M streamed params x 4 B / 10 GB/s = 11.75 ms; N=2, ring: 5.87 ms + 16 x (600 + 2.05) us = 15.5 ms
+    assert "slower</b> than one device: 1.32× its time" in t.readout.value and "optimistic case" in t.readout.value
+    assert "at least 1 device for" in t.readout.value
+    t.device.value = "H100-SXM"
+    assert t.model.value.startswith("70B") and t.precision.value == "fp16" and t.latency.value == pytest.approx(6)
+    assert t.algorithm.value == "one-shot"
+
+
+def test_describe_tensor_parallel_by_hand():
+    h100 = hardware.get("H100-SXM")
+    text = widgets.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
+    assert "each device holds 17.5 GB" in text and "at least 2 devices" in text
+    assert "step 6.22 ms = 5.22 ms streaming + 1 ms in 160 one-shot all-reduces (16%)" in text
+    assert "(if one could hold the weights)" in text
+    one = widgets.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
+    assert "faster" not in one and "slower" not in one and "0 ms in 64" in one
+    assert "Cannot compute" in widgets.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
 
 
 def test_speculative_explorer():
