@@ -27,7 +27,7 @@ __all__ = [
     "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
     "tensor_parallel_decode_time", "tensor_parallel_components", "allreduce_time", "activation_bytes",
     "batched_decode_time", "decode_intensity", "roofline_time", "decode_budget",
-    "decode_table",
+    "decode_table", "cost_per_million_tokens",
 ]
 
 # Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
@@ -199,6 +199,12 @@ def min_devices(n_params, precision: str, device_memory) -> int:
     """
     ratio = weight_bytes(n_params, precision) / check_positive("device_memory", device_memory)
     return max(1, math.ceil(ratio - 1e-12))  # tolerance: 160e9 / 80e9 is exactly 2 devices
+
+
+def cost_per_million_tokens(price_per_hour, tokens_per_s) -> float:
+    r"""Price of a million generated tokens on a device rented at ``price_per_hour`` that produces
+    ``tokens_per_s`` (all sequences together): :math:`\text{price} / (3600 \cdot \text{tokens/s} / 10^6)`."""
+    return check_non_negative("price_per_hour", price_per_hour) / (3600 * check_positive("tokens_per_s", tokens_per_s) / 1e6)
 
 
 # ----------------------------------------------------------------------------- roofline

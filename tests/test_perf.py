@@ -86,6 +86,15 @@ def test_params_for_speed_inverts_the_bound():
         perf.params_for_speed(0, "fp16", 2e12)
 
 
+def test_cost_per_million_tokens():
+    # H100 3.35 TB/s, 7B fp16: 3.35e12 / 14e9 = 239.29 tok/s = 0.86143 M tokens an hour; $2 / 0.86143 = $2.32
+    tps = perf.tokens_per_second(7e9, "fp16", 3.35e12)
+    assert perf.cost_per_million_tokens(2.0, tps) == pytest.approx(2.3217, rel=1e-4)
+    assert perf.cost_per_million_tokens(3.0, 32 * tps) == pytest.approx(3.4826 / 32, rel=1e-4)  # a batch shares the hour
+    with pytest.raises(ValueError, match="tokens_per_s"):
+        perf.cost_per_million_tokens(2.0, 0)
+
+
 def test_critical_batch():
     # A100 fp16: 156 FLOP/B x 2 B / 2 = 156 sequences; fp32 doubles bytes per weight -> 312
     assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
