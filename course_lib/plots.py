@@ -330,9 +330,12 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
         raise ValueError("measured must be greater than zero")
 
     def off(x: float) -> str:
+        ratio = x / measured
         if abs(x - measured) <= spread:
             return "within the measurement's noise"
-        return f"{abs(x / measured - 1):.0%} {'above' if x > measured else 'below'} it"
+        if ratio >= 2 or ratio <= 0.5:  # far off: a factor reads better than a percentage
+            return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
+        return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
     text = f"Measured: {measured:.3g} {units}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
     text += f"The formula said {predicted:.3g} {units}, {off(predicted)}."

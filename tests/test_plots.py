@@ -311,6 +311,9 @@ def test_guess_verdict_reads_the_three_numbers():
     far = plots.guess_verdict(12, 4.1, 6.3)
     assert "90% above it." in far and "closer" not in far
     assert "No guess committed" in plots.guess_verdict(None, 4.1, 6.3)
+    # the recorded H200's gpu-s, eager: 5.29 us by the formula, 777 us measured: 147x below
+    assert "The formula said 5.29 µs, 146.9× below it." in plots.guess_verdict(None, 5.29, 777, units="µs")
+    assert "was 2.0× above it" in plots.guess_verdict(12.6, 4.1, 6.3)
     with pytest.raises(ValueError):
         plots.guess_verdict(1, 1, 0)
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
