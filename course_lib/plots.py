@@ -308,6 +308,10 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     return _layout(fig, label, "", "ms per step", height=400)
 
 
+def _num(x: float, units: str) -> str:
+    return f"{x:.3g}{'' if units == '×' else ' '}{units}"
+
+
 def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0,
                  units: str = "ms", title: str = "Your guess, the formula and this machine") -> go.Figure:
     """Three bars side by side: the learner's guess (if any), the formula's prediction and the
@@ -317,7 +321,7 @@ def guess_figure(guess: float | None, predicted: float, measured: float, spread:
     errors = [0.0] * (len(values) - 1) + [spread]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],
                            error_y=dict(type="data", array=errors, visible=True),
-                           text=[f"{v:.3g} {units}" for v in values], textposition="outside"))
+                           text=[_num(v, units) for v in values], textposition="outside"))
     return _layout(fig, title, "", units, height=360)
 
 
@@ -337,11 +341,11 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
             return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
         return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
-    text = f"Measured: {measured:.3g} {units}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
-    text += f"The formula said {predicted:.3g} {units}, {off(predicted)}."
+    text = f"Measured: {_num(measured, units)}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
+    text += f"The formula said {_num(predicted, units)}, {off(predicted)}."
     if guess is None:
         return text + " (No guess committed: try the next one!)"
-    text += f" Your guess, {guess:.3g} {units}, was {off(guess)}"
+    text += f" Your guess, {_num(guess, units)}, was {off(guess)}"
     closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
     return text + (": closer than the formula." if closer else ".")
 
@@ -363,7 +367,7 @@ def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
 
 
 def _ms(x: float) -> str:
-    return f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
+    return f"{x / 1e3:.2f} s" if x >= 1e3 else f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
 
 
 def _flops(x: float) -> str:

@@ -263,7 +263,7 @@ def test_explain_ttft_tpot():
     text = plots.explain_ttft_tpot(prefill(256, 170.83), step, answer_tokens=100)
     # 256 x 13 / 170.83 = 19.5x; 170.83 + 100 x 13 = 1470.83 ms, 88 % decoding
     assert "TTFT: 170.83 ms for the 256-token prompt (1,499 prompt tokens/s)" in text and "(77 tokens/s)" in text
-    assert "19× as fast as decode" in text and "= 1470.83 ms, 88% of it decoding: the answer" in text
+    assert "19× as fast as decode" in text and "= 1.47 s, 88% of it decoding: the answer" in text
     slow = plots.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
     assert "only 1.3× as fast" in slow and "the prompt, not the answer" in slow
     ref = hardware.load_reference()  # recorded H200: 255 tokens in 6.76 ms; a CUDA-graph step of 4.89 ms
@@ -314,6 +314,7 @@ def test_guess_verdict_reads_the_three_numbers():
     # the recorded H200's gpu-s, eager: 5.29 us by the formula, 777 us measured: 147x below
     assert "The formula said 5.29 µs, 146.9× below it." in plots.guess_verdict(None, 5.29, 777, units="µs")
     assert "was 2.0× above it" in plots.guess_verdict(12.6, 4.1, 6.3)
+    assert "Measured: 12.5×. The formula said 15×, 20% above it." in plots.guess_verdict(None, 15, 12.5, units="×")
     with pytest.raises(ValueError):
         plots.guess_verdict(1, 1, 0)
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
