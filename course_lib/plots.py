@@ -8,6 +8,7 @@ it (JupyterLab, Notebook 7), and keeps the static figure where it does not (``st
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import sys
@@ -176,7 +177,7 @@ def prefill_curve(records, title="Prefill time vs prompt length") -> go.Figure:
                                marker=dict(color=COLORS[1])))
     fig.add_scatter(x=xs, y=[_val(r, "predicted_ms") for r in records], mode="lines",
                     name="roofline prediction", line=dict(color=COLORS[0], dash="dash"))
-    return _layout(fig, title, "prompt length (tokens)", "ms")
+    return _layout(fig, title, "prompt length (tokens, log scale)", "ms (log scale)", logx=True, logy=True)
 
 
 def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, label: str) -> go.Figure:
@@ -187,6 +188,22 @@ def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, 
         go.Scatter(x=ctx, y=ctx * kv_bytes_per_token / 1e9, name="KV cache", mode="lines", line=dict(color=COLORS[1])),
     ])
     return _layout(fig, f"{label}: bytes read per decode step", "context length (tokens)", "GB per step")
+
+
+def prefill_flops(config, lengths, label: str) -> go.Figure:
+    """FLOPs of one prefill pass against the prompt length n (log-log): the matmuls, 2·n·P (linear),
+    and attention's scores and weighted sum, 4·n²·d per layer (quadratic), from config.forward_flops.
+    The title names the n where the two are equal: P / (2·L·d)."""
+    ns = np.asarray(lengths, dtype=float)
+    matmul = 2 * ns * config.matmul_params()
+    attention = np.array([config.forward_flops(int(n)) for n in ns]) - matmul
+    equal = config.matmul_params() / (2 * config.n_layers * config.n_heads * config.head_dim)
+    fig = go.Figure([go.Scatter(x=ns, y=matmul / 1e12, name="matmuls: 2·n·P", mode="lines+markers",
+                                line=dict(color=COLORS[0])),
+                     go.Scatter(x=ns, y=attention / 1e12, name="attention: 4·n²·d per layer", mode="lines+markers",
+                                line=dict(color=COLORS[1]))])
+    return _layout(fig, f"{label}: attention's FLOPs equal the matmuls' at n ≈ {equal:,.0f} tokens",
+                   "prompt length n (tokens)", "TFLOP per prefill pass", logx=True, logy=True)
 
 
 # ----------------------------------------------------------------------------- notebook 03
@@ -450,6 +467,10 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     return _layout(fig, label, "", "ms per step", height=400)
 
 
+def _num(x: float, units: str) -> str:
+    return f"{x:.3g}{'' if units == '×' else ' '}{units}"
+
+
 def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0,
                  units: str = "ms", title: str = "Your guess, the formula and this machine") -> go.Figure:
     """Three bars side by side: the learner's guess (if any), the formula's prediction and the
@@ -459,7 +480,7 @@ def guess_figure(guess: float | None, predicted: float, measured: float, spread:
     errors = [0.0] * (len(values) - 1) + [spread]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],
                            error_y=dict(type="data", array=errors, visible=True),
-                           text=[f"{v:.3g} {units}" for v in values], textposition="outside"))
+                           text=[_num(v, units) for v in values], textposition="outside"))
     return _layout(fig, title, "", units, height=360)
 
 
@@ -472,31 +493,72 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
         raise ValueError("measured must be greater than zero")
 
     def off(x: float) -> str:
+        ratio = x / measured
         if abs(x - measured) <= spread:
             return "within the measurement's noise"
-        return f"{abs(x / measured - 1):.0%} {'above' if x > measured else 'below'} it"
+        if ratio >= 2 or ratio <= 0.5:  # far off: a factor reads better than a percentage
+            return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
+        return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
-    text = f"Measured: {measured:.3g} {units}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
-    text += f"The formula said {predicted:.3g} {units}, {off(predicted)}."
+    text = f"Measured: {_num(measured, units)}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
+    text += f"The formula said {_num(predicted, units)}, {off(predicted)}."
     if guess is None:
         return text + " (No guess committed: try the next one!)"
-    text += f" Your guess, {guess:.3g} {units}, was {off(guess)}"
+    text += f" Your guess, {_num(guess, units)}, was {off(guess)}"
     closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
     return text + (": closer than the formula." if closer else ".")
 
 
+def pick_choice(value: float, choices, edges) -> str:
+    """The option a measured ``value`` falls in: ``choices[i]`` covers values up to ``edges[i]``,
+    the last one everything above (so there is one edge fewer than choices)."""
+    if len(edges) != len(choices) - 1 or list(edges) != sorted(edges):
+        raise ValueError(f"edges={edges!r} must be {len(choices) - 1} increasing numbers, one fewer than choices")
+    return choices[bisect.bisect_left(list(edges), value)]
+
+
+def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
+    """A sentence for a multiple-choice guess: ``reading`` (what was measured), the right option, the guess."""
+    text = f"{reading} The answer: **{answer}**."
+    if guess is None:
+        return text + " (No guess committed: try the next one!)"
+    return text + (" Your guess was right." if guess == answer else f" Your guess was “{guess}”.")
+
+
 def _ms(x: float) -> str:
-    return f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
+    return f"{x / 1e3:.2f} s" if x >= 1e3 else f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
+
+
+def _flops(x: float) -> str:
+    return f"{x / 1e12:,.1f} TFLOP/s" if x >= 1e12 else f"{x / 1e9:,.1f} GFLOP/s"
+
+
+# the costs a decode step can pay above its memory roof, as options for a guess (keys: explain_decode's)
+GAPS = {"kernel": "the matmul kernel streaming below the memory roof", "overhead": "fixed costs per op (small ops, launches)",
+        "attention": "attention reading the KV cache", "compute": "compute past the ridge"}
+NEAR_THE_LINE = "none: the modeled step stays within 25 % of the memory roof"
+
+
+def _budget(r) -> tuple[dict, dict]:
+    """A decode record's budget terms (ms), and its gaps above the roof grouped as GAPS."""
+    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
+                                           "attention (KV reads)", "other small ops", "waiting for launches")}
+    b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
+    return b, {"kernel": b["kernel below the roof"], "overhead": b["other small ops"] + b["waiting for launches"],
+               "attention": b["attention (KV reads)"], "compute": b["compute past the ridge"]}
+
+
+def biggest_gap(r) -> str:
+    """The option of GAPS that adds the most to a decode record's modeled step, or NEAR_THE_LINE."""
+    b, gaps = _budget(r)
+    return NEAR_THE_LINE if r.modeled_ms <= 1.25 * b["memory roof"] else GAPS[max(gaps, key=gaps.get)]
 
 
 def explain_decode(r) -> str:
     """What one decode record says, in a sentence or three computed from its numbers, with a
     branch for each case that occurs: in cache, noisy, bandwidth-, kernel- or launch-bound, and
     a residual the budget does not explain."""
-    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
-                                           "attention (KV reads)", "other small ops")}
-    b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
-    b["waiting for launches"] = r.budget.get("waiting for launches", 0.0)
+    b, gaps = _budget(r)
     roof = b["memory roof"]
     head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
             f"{r.ms_per_step / roof:.1f}× the memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
@@ -510,10 +572,7 @@ def explain_decode(r) -> str:
              "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
              "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
-    overhead = b["other small ops"] + b["waiting for launches"]
-    gaps = {"kernel": b["kernel below the roof"], "overhead": overhead, "attention": b["attention (KV reads)"],
-            "compute": b["compute past the ridge"]}
-    biggest = max(gaps, key=gaps.get)
+    overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
     kind = ("**bandwidth-bound**: close to what memory delivers" if r.modeled_ms <= 1.25 * roof else
             "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
             "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
@@ -532,6 +591,18 @@ def explain_decode(r) -> str:
     return text
 
 
+# what a lower precision did to the step time, as options for a guess and as verdicts (same order)
+PRECISION_OUTCOMES = ("about half the time", "less time, but not half", "about the same time", "more time")
+_PRECISION_VERDICTS = ("time fell about as much as the bytes", "time fell, but less than the bytes",
+                       "time did **not** fall", "it got **slower**")
+
+
+def precision_outcome(time_ratio: float, bytes_ratio: float) -> int:
+    """Index into PRECISION_OUTCOMES of a time ratio (lower / higher precision) at a bytes ratio:
+    up to 1.15x the bytes ratio, below 0.95, up to 1.05, or above."""
+    return 0 if time_ratio <= 1.15 * bytes_ratio else 1 if time_ratio < 0.95 else 2 if time_ratio <= 1.05 else 3
+
+
 def explain_precision(records) -> str:
     """The precision experiment: the same model at two or more precisions. Did halving the
     bytes halve the time? The answer comes from the kernel roofs per precision."""
@@ -542,9 +613,7 @@ def explain_precision(records) -> str:
             continue
         bytes_ratio, time_ratio = r.weight_bytes / base.weight_bytes, r.ms_per_step / base.ms_per_step
         kernel_ratio, modeled_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio, r.modeled_ms / base.modeled_ms
-        verdict = ("time fell about as much as the bytes" if time_ratio <= 1.15 * bytes_ratio else
-                   "time fell, but less than the bytes" if time_ratio < 0.95 else
-                   "time did **not** fall" if time_ratio <= 1.05 else "it got **slower**")
+        verdict = _PRECISION_VERDICTS[precision_outcome(time_ratio, bytes_ratio)]
         lines.append(
             f"{r.precision} reads {bytes_ratio:.0%} of {base.precision}'s bytes and took {time_ratio:.0%} of its time "
             f"({_ms(r.ms_per_step)} vs {_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 {r.precision} kernel "
@@ -556,17 +625,69 @@ def explain_precision(records) -> str:
 
 
 def explain_prefill(records) -> str:
-    """What a prefill sweep says: how the time grew against the prompt, where the roofline
-    predicts the turn, and how far above the prediction the measurement sits."""
-    first, last = records[0], records[-1]
-    turn = next((r.prompt_len for r in records if r.bound == "compute"), None)
-    text = (f"From {first.prompt_len} to {last.prompt_len} prompt tokens ({last.prompt_len / first.prompt_len:.0f}× as "
-            f"many), prefill went from {_ms(first.ms)} to {_ms(last.ms)} ({last.ms / first.ms:.1f}× the time). "
-            + (f"The roofline turns compute-bound at {turn} tokens here. " if turn else
-               "The roofline predicts memory-bound prefill at every length measured. ")
-            + f"At {last.prompt_len} tokens the measurement is {last.ms / last.predicted_ms:.1f}× the prediction "
-            f"({_ms(last.predicted_ms)}): {last.achieved_flops / 1e9:,.0f} GFLOP/s achieved.")
-    return " ".join([text, *wrong_way(records, "prompt_len", "ms")])
+    """What a prefill sweep (records or dicts) says, computed from it: a step from one token to two
+    where the library leaves its matrix-vector kernel, a flat stretch (a pass reads the weights
+    once, however many tokens share them), then time in proportion to the prompt (the arithmetic
+    binds), where the roofline puts the turn, and the points that are noise."""
+    rows = sorted(records, key=lambda r: _val(r, "prompt_len"))
+    if len(rows) < 3:
+        raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")
+    n, ms = [_val(r, "prompt_len") for r in rows], [_val(r, "ms") for r in rows]
+    parts, base = [], 0
+    if n[:2] == [1, 2] and ms[1] > 1.3 * ms[0]:
+        gb = [_val(r, "bytes") / t / 1e6 for r, t in zip(rows, ms[:2])]
+        parts.append(f"From 1 token to 2 the time jumped {ms[1] / ms[0]:.1f}× for one more token: one token runs "
+                     "matrix–vector kernels (GEMV), two or more run matrix–matrix kernels (GEMM), which here streamed "
+                     f"the weights at {gb[1]:.1f} GB/s against {gb[0]:.1f}.")
+        base = 1
+    end = base
+    while end + 1 < len(rows) and ms[end + 1] <= 1.25 * ms[base]:
+        end += 1
+    parts.append(f"From {n[base]} to {n[end]} tokens ({n[end] / n[base]:.0f}× as many) the time stayed within 25 % of "
+                 f"{_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
+                 f"(one read at the streaming rate: {_ms(_val(rows[base], 'memory_ms'))})." if end > base else
+                 f"No flat stretch: at {n[base + 1]} tokens the time was already {ms[base + 1] / ms[base]:.1f}× that at "
+                 f"{n[base]}.")
+    grow, more = ms[-1] / ms[-2], n[-1] / n[-2]
+    if end < len(rows) - 2 and grow >= 0.8 * more:
+        rate = (_val(rows[-1], "flops") - _val(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
+        parts.append(f"Then **linear**: from {n[-2]} to {n[-1]} tokens ({more:.1f}× as many) the time grew {grow:.1f}×, "
+                     f"about in proportion: each extra token costs {_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
+                     f"({_flops(rate)}), so the arithmetic, not the weight read, sets the pace.")
+    elif end < len(rows) - 1:
+        parts.append(f"Then rising, but less than in proportion: from {n[end]} to {n[-1]} tokens "
+                     f"({n[-1] / n[end]:.1f}× as many) the time grew {ms[-1] / ms[end]:.1f}×; at these lengths a pass "
+                     "is part weight read, part arithmetic, and longer prompts would show the linear part.")
+    first, last = rows[0], rows[-1]
+    if _val(first, "compute_ms"):
+        turn = n[0] * _val(first, "memory_ms") / _val(first, "compute_ms")
+        parts.append(f"The roofline (the weights once at the streaming read, the FLOPs at the matmul rate measured on "
+                     f"large matrices) puts the turn at about {turn:,.0f} tokens. At {n[-1]} tokens the measurement is "
+                     f"{ms[-1] / max(_val(last, 'memory_ms'), _val(last, 'compute_ms')):.1f}× its prediction "
+                     f"({_flops(_val(last, 'flops') / ms[-1] * 1e3)} achieved).")
+    noisy = [str(_val(r, "prompt_len")) for r in rows if _val(r, "iqr_ms") > 0.15 * _val(r, "ms")]
+    if noisy:
+        parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over 15 % of the "
+                     "median): re-run the cell before trusting those points.")
+    return " ".join(parts + wrong_way(rows, "prompt_len", "ms"))
+
+
+def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
+    """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
+    faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
+    n, ttft, tpot = _val(prefill, "prompt_len"), _val(prefill, "ms"), _val(decode, "ms_per_token")
+    speed, total = n * tpot / ttft, ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
+    text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
+            f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
+    text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
+             "the prompt's tokens, decode reads them all for every single token. " if speed >= 1.5 else
+             f"Prefill got through tokens only {speed:.1f}× as fast as decode here: little gained from sharing "
+             "the weight reads (a noisy timing, or fixed costs per pass that dwarf the work?). ")
+    share = 1 - ttft / total
+    return text + (f"An answer of {answer_tokens} tokens to this prompt takes {_ms(ttft)} + {answer_tokens} × "
+                   f"{_ms(tpot)} = {_ms(total)}, {share:.0%} of it decoding: "
+                   + ("the answer, not the question, makes you wait." if share > 0.5 else
+                      "here the prompt, not the answer, makes you wait."))
 
 
 def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:

@@ -86,6 +86,16 @@ def test_params_for_speed_inverts_the_bound():
         perf.params_for_speed(0, "fp16", 2e12)
 
 
+def test_cost_per_million_tokens():
+    # H100 3.35 TB/s, 7B fp16: 3.35e12 / 14e9 = 239.29 tok/s = 0.86143 M tokens an hour; $2 / 0.86143 = $2.32
+    tps = perf.tokens_per_second(7e9, "fp16", 3.35e12)
+    assert perf.cost_per_million_tokens(2.0, tps) == pytest.approx(2.3217, rel=1e-4)
+    assert perf.cost_per_million_tokens(3.0, 32 * tps) == pytest.approx(3.4826 / 32, rel=1e-4)  # a batch shares the hour
+    with pytest.raises(ValueError, match="tokens_per_s"):
+        perf.cost_per_million_tokens(2.0, 0)
+    assert perf.cost_per_million_tokens(0, 240) == 0  # free hardware: free tokens
+
+
 def test_critical_batch():
     # A100 fp16: 156 FLOP/B x 2 B / 2 = 156 sequences; fp32 doubles bytes per weight -> 312
     assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
@@ -286,13 +296,6 @@ def test_max_sequences_kv_capacity():
     assert perf.max_sequences(6.75e9, "fp16", 80e9, kv) == 30
     assert perf.max_sequences(6.75e9, "fp16", 2**30 * 80, kv) == 33  # the 85.9e9 B an "80 GB" A100 reports
     assert perf.max_sequences(70e9, "fp16", 80e9, kv) == 0  # 140 GB of weights leave no room at all
-
-
-def test_cost_per_million_tokens():
-    # $2/h at 240 tokens/s: 240 x 3600 = 864,000 tokens an hour -> 2 / 0.864 = $2.31 per million
-    assert perf.cost_per_million_tokens(2.0, 240) == pytest.approx(2.3148, rel=1e-4)
-    assert perf.cost_per_million_tokens(3.0, 240 * 32) == pytest.approx(3 / 0.864 / 32)  # batching divides it
-    assert perf.cost_per_million_tokens(0, 240) == 0
 
 
 def test_moe_experts_and_bytes():

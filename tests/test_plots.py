@@ -201,16 +201,112 @@ def test_budgets_explain_the_recorded_runs():
         assert abs(r.residual) <= (0.10 if mode == "cuda-graph" and preset in ("gpu-1b", "7b") else 0.25), (preset, mode)
 
 
-def test_explain_prefill_by_hand():
-    # 1 token: 2 ms, memory-bound; 64 tokens: 6 ms against a 4 ms compute-bound prediction
-    rows = [PrefillRecord("a", "cpu", "fp32", 1, n, ms, 0.1, 3, 1e8, flops, 1.5, c)
-            for n, ms, flops, c in ((1, 2.0, 1e8, 0.1), (16, 2.5, 1.6e9, 1.0), (64, 6.0, 6.4e9, 4.0))]
+def prefill(n, ms, iqr=0.01, weights=117e6, flops_per_token=1.17e8, memory_ms=3.7, peak=2.06e11):
+    """A prefill record of cpu-l in bf16 (KV bytes and attention left out): 117 MB read once,
+    2 x 58.7 M FLOPs per token, compute at 206 GFLOP/s (0.568 ms a token)."""
+    flops = flops_per_token * n
+    return PrefillRecord("cpu-l", "cpu", "bf16", 1, n, ms, iqr * ms, 5, weights, flops, memory_ms, flops / peak * 1e3)
+
+
+# a quiet AMD EPYC sweep (cpu-l bf16, 2026-11-29): flat to 8 tokens, then linear
+AMD_BF16 = [(1, 13.64), (2, 13.46), (4, 14.72), (8, 16.74), (16, 21.18), (32, 30.36), (64, 49.55), (128, 86.57),
+            (256, 170.83)]
+
+
+def test_explain_prefill_reads_flat_then_linear():
+    text = plots.explain_prefill([prefill(n, ms) for n, ms in AMD_BF16])
+    # 16.74 / 13.64 = 1.23 (flat); 21.18 / 13.64 = 1.55 (not); 170.83 / 86.57 = 1.97x for 2x the tokens
+    assert "From 1 to 8 tokens (8× as many) the time stayed within 25 % of 13.64 ms: **flat**" in text
+    assert "one read at the streaming rate: 3.70 ms" in text
+    # (170.83 - 86.57) / 128 = 0.658 ms a token; 128 x 1.17e8 FLOPs / 84.26 ms = 177.7 GFLOP/s
+    assert "from 128 to 256 tokens (2.0× as many) the time grew 2.0×" in text and "0.66 ms" in text
+    assert "(177.7 GFLOP/s)" in text
+    # the roofline: 3.7 ms / 0.568 ms = 6.5 tokens; 256 x 0.568 = 145.4 ms predicted, 170.83 / 145.4 = 1.17
+    assert "turn at about 7 tokens" in text and "1.2× its prediction" in text
+    assert "GEMV" not in text and "Noisy" not in text and "noise" not in text
+
+
+def test_explain_prefill_on_the_recorded_intel_profile():
+    # cpu-l in bf16 at the roofline of the recorded Intel Xeon (18.3 GB/s read, 380 GFLOP/s bf16):
+    # 117.46 MB / 18.31 GB/s = 6.42 ms flat; 2 x 58.72 M / 380 GFLOP/s = 0.309 ms a token: turn at 21
+    prof = json.loads((ROOT / "benchmarks/results/cpu-2core_2026-11-27.json").read_text())["profile"]
+    bw, peak = prof["read_bandwidth"], prof["matmul_flops"]["bf16"]
+    rows = [prefill(n, max(117.46e6 / bw, 1.1744e8 * n / peak) * 1e3, weights=117.46e6, flops_per_token=1.1744e8,
+                    memory_ms=117.46e6 / bw * 1e3, peak=peak) for n in (1, 4, 16, 64, 256)]
     text = plots.explain_prefill(rows)
-    assert "(64× as many), prefill went from 2.00 ms to 6.00 ms (3.0× the time)" in text
-    assert "turns compute-bound at 64 tokens" in text and "1.5× the prediction (4.00 ms)" in text
-    assert "1,067 GFLOP/s achieved" in text and "noise" not in text
-    rows[1].ms = 1.5  # 16 tokens faster than 1: named as noise
-    assert "faster with more work" in plots.explain_prefill(rows)
+    assert "From 1 to 16 tokens (16× as many) the time stayed within 25 % of 6.42 ms: **flat**" in text
+    assert "Then **linear**: from 64 to 256 tokens (4.0× as many) the time grew 4.0×" in text
+    assert "turn at about 21 tokens" in text and "1.0× its prediction" in text
+
+
+def test_explain_prefill_names_the_step_from_gemv_to_gemm_and_noise():
+    # cpu-m fp32 on the same machine: 10.10 -> 14.32 ms from 1 to 2 tokens (1.42x), 117 MB each time
+    rows = [prefill(n, ms) for n, ms in ((1, 10.10), (2, 14.32), (4, 17.69), (8, 20.22), (16, 25.16))]
+    text = plots.explain_prefill(rows)
+    # 117e6 B / 10.10 ms = 11.6 GB/s, / 14.32 ms = 8.2 GB/s; flat from 2 to 4 (17.69 / 14.32 = 1.24)
+    assert "jumped 1.4× for one more token" in text and "at 8.2 GB/s against 11.6" in text
+    assert "From 2 to 4 tokens (2× as many)" in text
+    # 20.22 -> 25.16: 1.24x for 2x the tokens: rising, not yet linear
+    assert "Then rising, but less than in proportion: from 4 to 16 tokens (4.0× as many) the time grew 1.4×" in text
+    rows[2] = prefill(4, 13.0, iqr=0.3)  # faster than 2 tokens, and noisy
+    text = plots.explain_prefill(rows)
+    assert "⚠ Noisy at 4 tokens" in text and "faster with more work" in text
+    steep = [prefill(n, ms) for n, ms in ((1, 2.0), (4, 8.0), (16, 32.0))]  # compute-bound from the start
+    assert "No flat stretch: at 4 tokens the time was already 4.0× that at 1" in plots.explain_prefill(steep)
+    with pytest.raises(ValueError, match="three"):
+        plots.explain_prefill(steep[:2])
+
+
+def test_explain_prefill_reads_the_recorded_gpu_sweep():
+    # the H200, 7B-class in bf16, each length in a CUDA graph: 4.69 ms at 1 token, 5.36 at 128, 6.76 at 255
+    text = plots.explain_prefill(hardware.load_reference()["prefill_sweep"])
+    assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.69 ms" in text
+    assert "Then rising, but less than in proportion: from 128 to 255 tokens" in text
+    assert "turn at about 156 tokens" in text and "noise" not in text and "GEMV" not in text
+
+
+def test_explain_ttft_tpot():
+    step = decode(ms=13.0)  # 13 ms per token
+    text = plots.explain_ttft_tpot(prefill(256, 170.83), step, answer_tokens=100)
+    # 256 x 13 / 170.83 = 19.5x; 170.83 + 100 x 13 = 1470.83 ms, 88 % decoding
+    assert "TTFT: 170.83 ms for the 256-token prompt (1,499 prompt tokens/s)" in text and "(77 tokens/s)" in text
+    assert "19× as fast as decode" in text and "= 1.47 s, 88% of it decoding: the answer" in text
+    slow = plots.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
+    assert "only 1.3× as fast" in slow and "the prompt, not the answer" in slow
+    ref = hardware.load_reference()  # recorded H200: 255 tokens in 6.76 ms; a CUDA-graph step of 4.89 ms
+    longest, step = max(ref["prefill_sweep"], key=lambda r: r["prompt_len"]), min(ref["batch_sweep"], key=lambda r: r["batch"])
+    assert "184× as fast as decode" in plots.explain_ttft_tpot(longest, step)
+
+
+def test_prefill_flops_matmuls_vs_attention():
+    from course_lib.presets import PRESETS
+
+    cfg = PRESETS["7b"]
+    fig = plots.prefill_flops(cfg, [1024, 32768], "7B")
+    # 4 n^2 d L at n = 1024: 4 x 1024^2 x 4096 x 32 = 5.50e11 FLOP; matmuls 2 x 1024 x P
+    assert fig.data[1].y[0] == pytest.approx(4 * 1024 ** 2 * 4096 * 32 / 1e12)
+    assert fig.data[0].y[1] == pytest.approx(2 * 32768 * cfg.matmul_params() / 1e12)
+    # equal at P / (2 L d) = 6.573e9 / (2 x 32 x 4096) = 25,076 tokens
+    assert "n ≈ 25,076 tokens" in fig.layout.title.text
+
+
+def test_guess_choices_and_the_biggest_gap():
+    choices = ("under 3×", "3–30×", "30–300×", "over 300×")
+    assert [plots.pick_choice(v, choices, (3, 30, 300)) for v in (1.0, 3.0, 29.0, 1e4)] == [
+        "under 3×", "under 3×", "3–30×", "over 300×"]
+    with pytest.raises(ValueError, match="edges"):
+        plots.pick_choice(1.0, choices, (30, 3, 300))
+    assert plots.choice_verdict("3–30×", "3–30×", "Measured 12×.").endswith("Your guess was right.")
+    assert "Your guess was “under 3×”" in plots.choice_verdict("under 3×", "3–30×", "Measured 12×.")
+    assert "No guess" in plots.choice_verdict(None, "3–30×", "Measured 12×.")
+    kernel = decode(ms=16.0, budget=budget(8.0, kernel=6.0, ops=0.5, attention=0.3))
+    assert plots.biggest_gap(kernel) == plots.GAPS["kernel"]
+    assert plots.biggest_gap(decode(ms=9.0, budget=budget(8.0, ops=1.5))) == plots.NEAR_THE_LINE  # 9.5 <= 10
+    h200, amd = recorded(READINGS[5][0]), recorded(READINGS[0][0])  # the readings above name the same causes
+    assert plots.biggest_gap(h200[("gpu-1b", "eager")]) == plots.GAPS["overhead"]
+    assert plots.biggest_gap(amd[("cpu-l", "eager")]) == plots.GAPS["kernel"]
+    # the precision outcomes: 0.44 of the time for 0.5 of the bytes; 0.7; 1.0; 1.3
+    assert [plots.precision_outcome(t, 0.5) for t in (0.44, 0.7, 1.0, 1.3)] == [0, 1, 2, 3]
 
 
 def test_guess_verdict_reads_the_three_numbers():
@@ -222,6 +318,10 @@ def test_guess_verdict_reads_the_three_numbers():
     far = plots.guess_verdict(12, 4.1, 6.3)
     assert "90% above it." in far and "closer" not in far
     assert "No guess committed" in plots.guess_verdict(None, 4.1, 6.3)
+    # the recorded H200's gpu-s, eager: 5.29 us by the formula, 777 us measured: 147x below
+    assert "The formula said 5.29 µs, 146.9× below it." in plots.guess_verdict(None, 5.29, 777, units="µs")
+    assert "was 2.0× above it" in plots.guess_verdict(12.6, 4.1, 6.3)
+    assert "Measured: 12.5×. The formula said 15×, 20% above it." in plots.guess_verdict(None, 15, 12.5, units="×")
     with pytest.raises(ValueError):
         plots.guess_verdict(1, 1, 0)
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)

@@ -244,6 +244,8 @@ def test_guess_choices_skip_and_test_mode(monkeypatch):
     assert box.committed and box.value is None
     monkeypatch.setenv("COURSE_REVEAL", "1")
     assert widgets.Guess("x").committed
+    with pytest.raises(ZeroDivisionError):  # in the test runs a broken reveal fails loudly
+        widgets.Guess("x").reveal(lambda: 1 / 0)
 
 
 @pytest.mark.parametrize("explorer", [widgets.DecodeCalculator, widgets.RooflineExplorer, widgets.TensorParallelExplorer,
