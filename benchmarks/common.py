@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from course_lib import machine, measure
+from course_lib import machine
 
 
 def provenance(device) -> dict:
@@ -32,15 +32,3 @@ def provenance(device) -> dict:
         info.update({"cuda_version": torch.version.cuda, "gpu_memory_bytes": props.total_memory,
                      "gpu_sm_count": props.multi_processor_count, "driver_version": out.splitlines()[0] if out else None})
     return info
-
-
-def graphed_prefill_sweep(toy, lengths, profile, fast: bool = False) -> list:
-    """measure.prefill_sweep with each prompt length replayed from its own CUDA graph (the static-cache
-    path), so that launches do not hide how prefill time grows with the prompt (batch 1)."""
-    start, gen = torch.zeros((), dtype=torch.long, device=toy.device), torch.Generator().manual_seed(0)
-    steps = {}
-    for n in lengths:
-        prompt = torch.randint(0, toy.config.vocab_size, (1, n), generator=gen).to(toy.device)
-        steps[n] = machine.graphed(lambda p=prompt: toy(p, start, static_kv=True))
-    times = machine.time_interleaved(steps, toy.device, rounds=3 if fast else 5, warmup=2, calls=3 if fast else 5)
-    return [measure.prefill_record(toy, times[n], profile, n) for n in lengths]

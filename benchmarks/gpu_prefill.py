@@ -7,16 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from common import graphed_prefill_sweep
 from gpu_reference import _jsonable
 
-from course_lib import model, roofs
+from course_lib import measure, model, roofs
 
 
 def main(out: str) -> int:
     profile = roofs.get_profile("cuda")
     toy = model.build_model("7b", device="cuda", precision="bf16")
-    sweep = graphed_prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile)
+    sweep = measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile=profile, graph=True)
     for r in sweep:
         print(f"prefill {r.prompt_len:4d} tokens (CUDA graph): {r.ms:8.3f} ms (IQR {r.iqr_ms:.3f}), "
               f"predicted {r.predicted_ms:8.3f} ms, {r.bound}-bound")

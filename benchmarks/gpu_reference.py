@@ -26,7 +26,7 @@ os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
 
 import torch  # noqa: E402
 from breakdown import decode_breakdown  # noqa: E402
-from common import graphed_prefill_sweep, provenance  # noqa: E402
+from common import provenance  # noqa: E402
 
 from course_lib import machine, measure, model, parallel, roofs  # noqa: E402
 from course_lib.__main__ import format_budget, format_table  # noqa: E402
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     print(format_table(sweep))
     result["batch_sweep"] = _jsonable(sweep)
     # each prompt length replayed from its own CUDA graph: eager prefill of short prompts is launch-bound
-    prefill = graphed_prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile, args.fast)
+    prefill = measure.prefill_sweep(toy, [1, 8, 32, 64, 128, 192, 255], profile=profile, fast=args.fast,
+                                    progress=False, graph=True)
     for r in prefill:
         print(f"prefill {r.prompt_len:4d} tokens (CUDA graph): {r.ms:8.3f} ms, predicted {r.predicted_ms:8.3f} ms")
     result["prefill_sweep"] = _jsonable(prefill)

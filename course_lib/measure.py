@@ -23,7 +23,7 @@ from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
 from . import hardware, perf
-from .machine import DTYPES, MiB, fast_mode, measurement, pick_device, release, time_interleaved
+from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
 from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
@@ -319,12 +319,16 @@ def context_sweep(model, context_lens, batch=1, profile=None, fast=None, rounds=
     return [decode_record(model, times[c], profile, batch, c) for c in context_lens]
 
 
-def prefill_sweep(model, lengths, batch=1, profile=None, fast=None, rounds=None, progress=True) -> list[PrefillRecord]:
-    """A prefill record per prompt length, interleaved."""
+def prefill_sweep(model, lengths, batch=1, profile=None, fast=None, rounds=None, progress=True,
+                  graph: bool = False) -> list[PrefillRecord]:
+    """A prefill record per prompt length, interleaved. ``graph=True`` (CUDA) replays each length from
+    its own CUDA graph (the static-cache path), so launches do not hide how time grows with the prompt."""
     profile = profile or get_profile(model.device, fast=fast)
     prompts = {n: _random_tokens(model, batch, perf.check_count("prompt_len", n), seed=n) for n in lengths}
     model.check_fits(batch, max(prompts))
-    steps = {n: (lambda p=p: prefill(model, p)) for n, p in prompts.items()}
+    start = torch.zeros((), dtype=torch.long, device=model.device)
+    steps = {n: graphed(lambda p=p: model(p, start, static_kv=True)) if graph else (lambda p=p: prefill(model, p))
+             for n, p in prompts.items()}
     times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast_mode(fast) else 5)
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
 
