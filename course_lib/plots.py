@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from array import array
 from collections import defaultdict
 
-import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -62,7 +62,7 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
     names = [hw.label or hw.name for hw in hardware_list] + [measured_label]
     values = [hw.bandwidth / 1e9 for hw in hardware_list] + [measured_bandwidth / 1e9]
     colors = [COLORS[0]] * len(hardware_list) + [COLORS[1]]
-    order = np.argsort(values)
+    order = sorted(range(len(values)), key=values.__getitem__)
     fig = go.Figure(go.Bar(x=[values[i] for i in order], y=[names[i] for i in order], orientation="h",
                            marker_color=[colors[i] for i in order],
                            text=[f"{values[i]:,.0f} GB/s" for i in order], textposition="outside"))
@@ -72,9 +72,9 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
 
 # ----------------------------------------------------------------------------- notebook 01
 def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
-    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced."""
-    sizes = np.logspace(math.log10(n_min), math.log10(n_max), points)
-    return sizes, np.array([perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
+    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
+    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
+    return array("d", sizes), array("d", [perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
 
 
 def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
@@ -83,7 +83,7 @@ def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool
     sizes, tps = size_curve(precision, bandwidth)
     point = perf.tokens_per_second(n_params, precision, bandwidth)
     fig = go.Figure([
-        go.Scatter(x=sizes, y=tps, mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
+        go.Scatter(x=list(sizes), y=list(tps), mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
                    line=dict(color=COLORS[0])),
         go.Scatter(x=[n_params], y=[point], mode="markers", name="your model" if fits else "your model (does not fit!)",
                    marker=dict(size=14, color=COLORS[2] if fits else COLORS[1], symbol="circle" if fits else "x")),
@@ -139,14 +139,14 @@ def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
 def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
     """Measured ms/token (median, IQR error bars) against bytes per token, with the line
     bytes / bandwidth and the modeled budget. Points in cache are drawn hollow."""
-    xs = np.array([r.bytes_per_step / r.batch for r in records], dtype=float)
-    grid = np.linspace(0, xs.max() * 1.1, 50)
+    xs = [r.bytes_per_step / r.batch for r in records]
+    grid = [max(xs) * 1.1 * i / 49 for i in range(50)]
     fig = go.Figure()
-    fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
-                    line=dict(color=COLORS[0], dash="dash"))
-    fig.add_scatter(x=xs / 1e6, y=[r.modeled_ms / r.batch for r in records], mode="markers",
+    fig.add_scatter(x=[g / 1e6 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
+                    name=f"bytes / {bandwidth / 1e9:.1f} GB/s", line=dict(color=COLORS[0], dash="dash"))
+    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.modeled_ms / r.batch for r in records], mode="markers",
                     name="modeled (the gap budget)", marker=dict(symbol="diamond", size=9, color=COLORS[3]))
-    fig.add_scatter(x=xs / 1e6, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
+    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],
                                 symbol=["circle-open" if r.fits_in_cache else "circle" for r in records]))
@@ -157,7 +157,7 @@ def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs pred
 def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: float, ridges: dict[str, float],
                         n_max: int = 4096) -> go.Figure:
     """Arithmetic intensity of x @ W against the number of tokens n, with device ridge points."""
-    ns = np.unique(np.logspace(0, math.log10(n_max), 80).astype(int))
+    ns = sorted({int(n_max ** (i / 79)) for i in range(80)})  # 80 log-spaced whole numbers from 1 to n_max
     fig = go.Figure(go.Scatter(x=ns, y=[perf.linear_intensity(int(n), d_in, d_out, weight_bytes, act_bytes) for n in ns],
                                mode="lines", name=f"linear {d_in}x{d_out}", line=dict(color=COLORS[0], width=3)))
     for i, (name, ridge) in enumerate(ridges.items()):  # lines as traces: hline shapes break log autorange
@@ -181,10 +181,11 @@ def prefill_curve(records, title="Prefill time vs prompt length") -> go.Figure:
 
 def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, label: str) -> go.Figure:
     """Bytes read per decode step: weights (flat) and KV cache (growing with the context)."""
-    ctx = np.asarray(context_lens, dtype=float)
+    ctx = [float(c) for c in context_lens]
     fig = go.Figure([
-        go.Scatter(x=ctx, y=np.full_like(ctx, weight_bytes / 1e9), name="weights", mode="lines", line=dict(color=COLORS[0])),
-        go.Scatter(x=ctx, y=ctx * kv_bytes_per_token / 1e9, name="KV cache", mode="lines", line=dict(color=COLORS[1])),
+        go.Scatter(x=ctx, y=[weight_bytes / 1e9] * len(ctx), name="weights", mode="lines", line=dict(color=COLORS[0])),
+        go.Scatter(x=ctx, y=[c * kv_bytes_per_token / 1e9 for c in ctx], name="KV cache", mode="lines",
+                   line=dict(color=COLORS[1])),
     ])
     return _layout(fig, f"{label}: bytes read per decode step", "context length (tokens)", "GB per step")
 
@@ -198,8 +199,8 @@ def roofline_xy(peak_flops: float, bandwidth: float):
     is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
     lo, hi = INTENSITY_RANGE
     ridge = min(max(perf.ridge_point(peak_flops, bandwidth), lo), hi)
-    xs = np.array([lo, ridge, hi])
-    return xs, np.array([perf.attainable_flops(x, peak_flops, bandwidth) for x in xs])
+    xs = [lo, ridge, hi]
+    return xs, [perf.attainable_flops(x, peak_flops, bandwidth) for x in xs]
 
 
 def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
@@ -209,7 +210,7 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
     for i, roof in enumerate(rooflines):
         xs, ys = roofline_xy(roof["peak"], roof["bandwidth"])
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
-        fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
+        fig.add_scatter(x=xs, y=[y / 1e12 for y in ys], mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
     for j, p in enumerate(points):  # labels alternate above and below, so points that coincide stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
@@ -279,10 +280,9 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
 def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
     """A recorded GPU's batch-1 decode records, eager and in a CUDA graph, against
     bytes / bandwidth: small models sit far above the line (launch overhead)."""
-    xs = np.array([r.bytes_per_step / r.batch for r in eager + graph], dtype=float)
-    grid = np.linspace(0, xs.max() * 1.05, 50)
-    fig = go.Figure(go.Scatter(x=grid / 1e9, y=grid / bandwidth * 1e3, mode="lines", name="bytes / read bandwidth",
-                               line=dict(color=COLORS[0], dash="dash")))
+    grid = [max(r.bytes_per_step / r.batch for r in eager + graph) * 1.05 * i / 49 for i in range(50)]
+    fig = go.Figure(go.Scatter(x=[g / 1e9 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
+                               name="bytes / read bandwidth", line=dict(color=COLORS[0], dash="dash")))
     for i, (name, rows) in enumerate((("eager PyTorch", eager), ("one CUDA graph per step", graph))):
         fig.add_scatter(x=[r.bytes_per_step / r.batch / 1e9 for r in rows], y=[r.ms_per_token for r in rows],
                         mode="lines+markers+text", text=[r.preset for r in rows], textposition="top left",
