@@ -48,6 +48,9 @@ COURSE_PACKAGES = ["course-lib", "course-explore", "plotly", "nbformat", "ipywid
 # what jupyterlite-pyodide-kernel installs at start unless they are preloaded (its worker's initKernel, by these names)
 KERNEL_PACKAGES = ["micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython"]
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+# the front ends: the Pyodide kernel, ipywidgets' manager, anywidget (plotly's FigureWidget) and plotly's renderer
+LAB_EXTENSIONS = ["@jupyterlite/pyodide-kernel-extension", "@jupyter-widgets/jupyterlab-manager", "anywidget",
+                  "jupyterlab-plotly"]
 # course_lib's dependencies in the browser: requirements.txt's, less torch, psutil and numpy (not used there)
 LITE_DEPENDENCIES = ["plotly", "anywidget", "ipywidgets", "tqdm", "jsonschema"]
 
@@ -83,15 +86,20 @@ def pypi_wheels() -> list[Path]:
     return wheels
 
 
-def kernel_wheels() -> list[Path]:
-    """The wheels jupyterlite-pyodide-kernel ships for the kernel itself (an IPython kernel for Pyodide)."""
+def labextension(name: str) -> Path:
+    """Where this environment installed the JupyterLab extension ``name`` (pip installs them with the packages)."""
     from jupyter_core.paths import jupyter_path
 
     for base in jupyter_path("labextensions"):
-        folder = Path(base) / "@jupyterlite" / "pyodide-kernel-extension" / "static" / "pypi"
-        if folder.is_dir():
-            return [w for w in folder.glob("*.whl") if w.name.startswith(KERNEL_WHEELS)]
-    raise SystemExit("jupyterlite-pyodide-kernel is not installed: pip install -r requirements-dev.txt")
+        if (Path(base) / name / "package.json").exists():
+            return Path(base) / name
+    raise SystemExit(f"the JupyterLab extension {name} is not installed: pip install -r requirements-dev.txt")
+
+
+def kernel_wheels() -> list[Path]:
+    """The wheels jupyterlite-pyodide-kernel ships for the kernel itself (an IPython kernel for Pyodide)."""
+    folder = labextension("@jupyterlite/pyodide-kernel-extension") / "static" / "pypi"
+    return [w for w in folder.glob("*.whl") if w.name.startswith(KERNEL_WHEELS)]
 
 
 def local_wheels(dest: Path) -> list[Path]:
@@ -354,6 +362,12 @@ def build(out: Path) -> dict:
         config = {"jupyter-config-data": {"exposeAppInBrowser": True, "litePluginSettings": {KERNEL_PLUGIN: {
             "disablePyPIFallback": True, "loadPyodideOptions": {"packages": preload}}}}}
         (lite_dir / "jupyter-lite.json").write_text(json.dumps(config, indent=1))
+        # exactly the extensions the course needs, not whatever else this environment has installed
+        (lite_dir / "jupyter_lite_config.json").write_text(json.dumps(
+            {"LiteBuildConfig": {"ignore_sys_prefix": ["federated_extensions"]},
+             "FederatedExtensionAddon": {"extra_labextensions_path": [str(lite_dir / "labextensions")]}}))
+        for name in LAB_EXTENSIONS:
+            shutil.copytree(labextension(name), lite_dir / "labextensions" / name)
         if out.exists():
             shutil.rmtree(out)
         run(sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", lite_dir, "--contents", lite_dir / "files",
