@@ -11,8 +11,13 @@ What it does, in order (one command; it needs PyPI and the npm registry at build
    built from this checkout without torch, numpy and psutil;
 3. a pyodide-lock.json of our own that lists exactly those wheels, served beside the runtime, and preloaded at
    kernel start, so that no package is looked up anywhere else (the npm package's lock points at a CDN);
-4. the explore notebooks, made from notebooks/ by lite/explore_rule.py, plus lite/explore.py (the recorded machines);
-5. ``jupyter lite build`` with the lab, the widget, anywidget and plotly extensions of this environment.
+4. the explore notebooks, made from notebooks/ by the rule below (``explore_notebook``), which read the recorded
+   machines of lite/course_explore (built as a wheel with the recorded CPU run inside);
+5. ``jupyter lite build`` with exactly the front-end extensions the course needs (LAB_EXTENSIONS), as this environment
+   installed them.
+
+The result is a static folder: serve it with any web server (GitHub Pages, ``python -m http.server``); a page opened
+from the file system cannot start web workers. tests/test_lite.py and tests/browser/test_lite_in_browser.py test it.
 
 Why our own lock file: jupyterlite-pyodide-kernel's PyodideLockAddon solves one with uv and pyodide-lock, which needs
 Python >= 3.12 (the course supports 3.10) and fetches the packages it does not find from the Pyodide CDN.
@@ -175,16 +180,19 @@ REWRITES = [
     (r"\bget_profile\(device, progress=True\)", "picked.profile"),
     (r"^me = hardware\.custom\(widgets\.MEASURED, profile\.read_bandwidth, machine\.total_memory\(device\),\s*"
      r"profile\.matmul_flops\)$", "me = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
+    (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, hardware\.catalog\(\)\)",
+     'plots.machine_vs_catalog(profile.read_bandwidth, hardware.catalog(), f"{picked.name} (recorded)")'),
     (r"\bmeasure\.recorded_decode\(", "explore.recorded_decode("),
     (r"\broofs\.compare_with_recorded\(", "explore.compare_with_recorded("),
 ]
-# measurements that every recorded machine holds: what the notebook cell computes, read from the picked machine
+# cells that measure and have a stand-in: ("recorded", code) reads what every recorded machine holds from the picked
+# one; ("shape", code) gives the toy's shape, where the cells after it read only that of the model the cell built
 RECORDED_CELLS = {
-    ("01_the_bottleneck", "c004"): 'toy_name = "cpu-s" if device.type == "cpu" else "gpu-m"\n'
-                                   "toy = explore.shape_only(toy_name)  # no model in the browser: its shape stands in",
-    ("01_the_bottleneck", "c020"): "records = picked.decode  # its decode sweep, recorded with measure.decode_sweep\n"
-                                   "presets, precision = [r.preset for r in records], picked.precision\n"
-                                   "plots.measured_vs_bytes(records, profile.read_bandwidth)",
+    ("01_the_bottleneck", "c004"): ("shape", 'toy_name = "cpu-s" if device.type == "cpu" else "gpu-m"\n'
+                                             "toy = explore.shape_only(toy_name)  # toy.config: its sizes, no model"),
+    ("01_the_bottleneck", "c020"): ("recorded", "records = picked.decode  # its decode sweep (measure.decode_sweep)\n"
+                                                "presets, precision = [r.preset for r in records], picked.precision\n"
+                                                "plots.measured_vs_bytes(records, profile.read_bandwidth)"),
 }
 INTRO = ("**Explore in the browser.** This copy of the notebook runs in your browser (Python in WebAssembly, nothing "
          "to install) without PyTorch, so it cannot measure your machine or run the toy model. It reads a machine that "
@@ -196,6 +204,9 @@ NOTES = {"measure": "**Measured in the full course.** This cell runs the toy mod
                     "PyTorch: the browser cannot run it.",
          "recorded": "**Recorded.** In the full course this cell measures your machine; here the picked machine's "
                      "recorded run answers (the cell after this note). The original code:",
+         "shape": "**Measured in the full course.** This cell runs the toy model, which needs PyTorch. The cell after "
+                  "this note gives the toy's shape (its sizes, from `course_lib.presets`), which is all the cells "
+                  "below read of it. The original code:",
          "depends": "**Skipped in the browser.** This cell reads {} from a measurement above."}
 BUILTINS = set(dir(__import__("builtins"))) | {"display", "get_ipython"}  # IPython adds display to the builtins
 
@@ -319,11 +330,11 @@ def explore_notebook(nb, name: str):
             continue
         new = _setup_cell(source) if "pick_device()" in source else _rewrite(source)
         if needs_torch(ast.parse(new), known):
-            recorded = RECORDED_CELLS.get((name, cell.id))
-            cells.append(_note("recorded" if recorded else "measure", source, cell.id))
-            if recorded:
-                cells.append(nbformat.v4.new_code_cell(recorded, id=f"lite-{cell.id}-recorded"))
-                known |= _names(ast.parse(recorded))[1]
+            kind, stand_in = RECORDED_CELLS.get((name, cell.id), ("measure", None))
+            cells.append(_note(kind, source, cell.id))
+            if stand_in:
+                cells.append(nbformat.v4.new_code_cell(stand_in, id=f"lite-{cell.id}-{kind}"))
+                known |= _names(ast.parse(stand_in))[1]
             continue
         new = _what_it_can(new, known)
         missing = _missing(ast.parse(new), known)

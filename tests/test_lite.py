@@ -93,7 +93,7 @@ def test_the_rule_keeps_every_calculator_explorer_and_quiz(explored, name):
 
 
 def test_recorded_cells_replace_cells_that_measure():
-    for (stem, cell_id), code in build_lite.RECORDED_CELLS.items():
+    for (stem, cell_id), (_, code) in build_lite.RECORDED_CELLS.items():
         cell = next((c for c in _original(f"{stem}.ipynb").cells if c.id == cell_id), None)
         assert cell is not None, f"{stem}: no cell {cell_id} any more: update RECORDED_CELLS"
         assert build_lite.needs_torch(ast.parse(build_lite._rewrite(cell.source))), f"{stem}/{cell_id} no longer measures"
