@@ -12,9 +12,9 @@ import bisect
 import math
 import os
 import sys
+from array import array
 from collections import defaultdict
 
-import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -63,7 +63,7 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
     names = [hw.label or hw.name for hw in hardware_list] + [measured_label]
     values = [hw.bandwidth / 1e9 for hw in hardware_list] + [measured_bandwidth / 1e9]
     colors = [COLORS[0]] * len(hardware_list) + [COLORS[1]]
-    order = np.argsort(values)
+    order = sorted(range(len(values)), key=values.__getitem__)
     fig = go.Figure(go.Bar(x=[values[i] for i in order], y=[names[i] for i in order], orientation="h",
                            marker_color=[colors[i] for i in order],
                            text=[f"{values[i]:,.0f} GB/s" for i in order], textposition="outside"))
@@ -73,9 +73,9 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
 
 # ----------------------------------------------------------------------------- notebook 01
 def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
-    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced."""
-    sizes = np.logspace(math.log10(n_min), math.log10(n_max), points)
-    return sizes, np.array([perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
+    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
+    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
+    return array("d", sizes), array("d", [perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
 
 
 def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
@@ -84,7 +84,7 @@ def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool
     sizes, tps = size_curve(precision, bandwidth)
     point = perf.tokens_per_second(n_params, precision, bandwidth)
     fig = go.Figure([
-        go.Scatter(x=sizes, y=tps, mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
+        go.Scatter(x=list(sizes), y=list(tps), mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
                    line=dict(color=COLORS[0])),
         go.Scatter(x=[n_params], y=[point], mode="markers", name="your model" if fits else "your model (does not fit!)",
                    marker=dict(size=14, color=COLORS[2] if fits else COLORS[1], symbol="circle" if fits else "x")),
@@ -140,14 +140,14 @@ def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
 def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
     """Measured ms/token (median, IQR error bars) against bytes per token, with the line
     bytes / bandwidth and the modeled budget. Points in cache are drawn hollow."""
-    xs = np.array([r.bytes_per_step / r.batch for r in records], dtype=float)
-    grid = np.linspace(0, xs.max() * 1.1, 50)
+    xs = [r.bytes_per_step / r.batch for r in records]
+    grid = [max(xs) * 1.1 * i / 49 for i in range(50)]
     fig = go.Figure()
-    fig.add_scatter(x=grid / 1e6, y=grid / bandwidth * 1e3, mode="lines", name=f"bytes / {bandwidth / 1e9:.1f} GB/s",
-                    line=dict(color=COLORS[0], dash="dash"))
-    fig.add_scatter(x=xs / 1e6, y=[r.modeled_ms / r.batch for r in records], mode="markers",
+    fig.add_scatter(x=[g / 1e6 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
+                    name=f"bytes / {bandwidth / 1e9:.1f} GB/s", line=dict(color=COLORS[0], dash="dash"))
+    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.modeled_ms / r.batch for r in records], mode="markers",
                     name="modeled (the gap budget)", marker=dict(symbol="diamond", size=9, color=COLORS[3]))
-    fig.add_scatter(x=xs / 1e6, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
+    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],
                                 symbol=["circle-open" if r.fits_in_cache else "circle" for r in records]))
@@ -158,7 +158,7 @@ def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs pred
 def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: float, ridges: dict[str, float],
                         n_max: int = 4096) -> go.Figure:
     """Arithmetic intensity of x @ W against the number of tokens n, with device ridge points."""
-    ns = np.unique(np.logspace(0, math.log10(n_max), 80).astype(int))
+    ns = sorted({int(n_max ** (i / 79)) for i in range(80)})  # 80 log-spaced whole numbers from 1 to n_max
     fig = go.Figure(go.Scatter(x=ns, y=[perf.linear_intensity(int(n), d_in, d_out, weight_bytes, act_bytes) for n in ns],
                                mode="lines", name=f"linear {d_in}x{d_out}", line=dict(color=COLORS[0], width=3)))
     for i, (name, ridge) in enumerate(ridges.items()):  # lines as traces: hline shapes break log autorange
@@ -182,10 +182,11 @@ def prefill_curve(records, title="Prefill time vs prompt length") -> go.Figure:
 
 def kv_vs_weights(context_lens, kv_bytes_per_token: float, weight_bytes: float, label: str) -> go.Figure:
     """Bytes read per decode step: weights (flat) and KV cache (growing with the context)."""
-    ctx = np.asarray(context_lens, dtype=float)
+    ctx = [float(c) for c in context_lens]
     fig = go.Figure([
-        go.Scatter(x=ctx, y=np.full_like(ctx, weight_bytes / 1e9), name="weights", mode="lines", line=dict(color=COLORS[0])),
-        go.Scatter(x=ctx, y=ctx * kv_bytes_per_token / 1e9, name="KV cache", mode="lines", line=dict(color=COLORS[1])),
+        go.Scatter(x=ctx, y=[weight_bytes / 1e9] * len(ctx), name="weights", mode="lines", line=dict(color=COLORS[0])),
+        go.Scatter(x=ctx, y=[c * kv_bytes_per_token / 1e9 for c in ctx], name="KV cache", mode="lines",
+                   line=dict(color=COLORS[1])),
     ])
     return _layout(fig, f"{label}: bytes read per decode step", "context length (tokens)", "GB per step")
 
@@ -194,13 +195,13 @@ def prefill_flops(config, lengths, label: str) -> go.Figure:
     """FLOPs of one prefill pass against the prompt length n (log-log): the matmuls, 2·n·P (linear),
     and attention's scores and weighted sum, 4·n²·d per layer (quadratic), from config.forward_flops.
     The title names the n where the two are equal: P / (2·L·d)."""
-    ns = np.asarray(lengths, dtype=float)
-    matmul = 2 * ns * config.matmul_params()
-    attention = np.array([config.forward_flops(int(n)) for n in ns]) - matmul
+    ns = [int(n) for n in lengths]
+    matmul = [2 * n * config.matmul_params() / 1e12 for n in ns]
+    attention = [config.forward_flops(n) / 1e12 - m for n, m in zip(ns, matmul)]
     equal = config.matmul_params() / (2 * config.n_layers * config.n_heads * config.head_dim)
-    fig = go.Figure([go.Scatter(x=ns, y=matmul / 1e12, name="matmuls: 2·n·P", mode="lines+markers",
+    fig = go.Figure([go.Scatter(x=ns, y=matmul, name="matmuls: 2·n·P", mode="lines+markers",
                                 line=dict(color=COLORS[0])),
-                     go.Scatter(x=ns, y=attention / 1e12, name="attention: 4·n²·d per layer", mode="lines+markers",
+                     go.Scatter(x=ns, y=attention, name="attention: 4·n²·d per layer", mode="lines+markers",
                                 line=dict(color=COLORS[1]))])
     return _layout(fig, f"{label}: attention's FLOPs equal the matmuls' at n ≈ {equal:,.0f} tokens",
                    "prompt length n (tokens)", "TFLOP per prefill pass", logx=True, logy=True)
@@ -215,8 +216,8 @@ def roofline_xy(peak_flops: float, bandwidth: float):
     is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
     lo, hi = INTENSITY_RANGE
     ridge = min(max(perf.ridge_point(peak_flops, bandwidth), lo), hi)
-    xs = np.array([lo, ridge, hi])
-    return xs, np.array([perf.attainable_flops(x, peak_flops, bandwidth) for x in xs])
+    xs = [lo, ridge, hi]
+    return xs, [perf.attainable_flops(x, peak_flops, bandwidth) for x in xs]
 
 
 def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
@@ -226,7 +227,7 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
     for i, roof in enumerate(rooflines):
         xs, ys = roofline_xy(roof["peak"], roof["bandwidth"])
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
-        fig.add_scatter(x=xs, y=ys / 1e12, mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
+        fig.add_scatter(x=xs, y=[y / 1e12 for y in ys], mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
     for j, p in enumerate(points):  # labels alternate above-left and below-right of the roof: neighbours stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
@@ -360,12 +361,12 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
 def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
     """Share of a mixture-of-experts model's weights one decode step streams, against the batch
     (``models``: name -> (total, active, experts, top_k), as perf.MOE_MODELS)."""
-    batches = np.unique(np.logspace(0, math.log10(max_batch), 40).astype(int))
+    batches = sorted({int(max_batch ** (i / 39)) for i in range(40)})  # log-spaced whole batches, 1 .. max_batch
     fig = go.Figure()
     for i, (name, (total, active, experts, k)) in enumerate(models.items()):
-        gb = np.array([perf.moe_step_bytes(total, active, experts, k, precision, int(b)) for b in batches]) / 1e9
+        gb = [perf.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
         full = perf.weight_bytes(total, precision) / 1e9
-        fig.add_scatter(x=batches, y=100 * gb / full, mode="lines",
+        fig.add_scatter(x=batches, y=[100 * g / full for g in gb], mode="lines",
                         name=f"{name}: {gb[0]:,.0f} GB at batch 1, {full:,.0f} GB in all",
                         customdata=gb, hovertemplate="batch %{x}: %{customdata:,.0f} GB per step<extra></extra>",
                         line=dict(color=COLORS[i % 8], width=3))
@@ -407,7 +408,7 @@ def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
     (``link``: parallel.LinkResult or its dict), on log axes; the decode message marked."""
     get = link.get if isinstance(link, dict) else lambda key: getattr(link, key)
     sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
-    grid = np.geomspace(min(sizes), max(sizes), 60)
+    grid = [min(sizes) * (max(sizes) / min(sizes)) ** (i / 59) for i in range(60)]
     fitted = [perf.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
     fig = go.Figure(go.Scatter(x=sizes, y=[t * 1e6 for t in get("seconds")], mode="markers", name="measured (median, IQR)",
                                error_y=dict(type="data", array=[q * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
@@ -438,10 +439,9 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
 def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
     """A recorded GPU's batch-1 decode records, eager and in a CUDA graph, against
     bytes / bandwidth: small models sit far above the line (launch overhead)."""
-    xs = np.array([r.bytes_per_step / r.batch for r in eager + graph], dtype=float)
-    grid = np.linspace(0, xs.max() * 1.05, 50)
-    fig = go.Figure(go.Scatter(x=grid / 1e9, y=grid / bandwidth * 1e3, mode="lines", name="bytes / read bandwidth",
-                               line=dict(color=COLORS[0], dash="dash")))
+    grid = [max(r.bytes_per_step / r.batch for r in eager + graph) * 1.05 * i / 49 for i in range(50)]
+    fig = go.Figure(go.Scatter(x=[g / 1e9 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
+                               name="bytes / read bandwidth", line=dict(color=COLORS[0], dash="dash")))
     for i, (name, rows) in enumerate((("eager PyTorch", eager), ("one CUDA graph per step", graph))):
         fig.add_scatter(x=[r.bytes_per_step / r.batch / 1e9 for r in rows], y=[r.ms_per_token for r in rows],
                         mode="lines+markers+text", text=[r.preset for r in rows], textposition="top left",
