@@ -1,5 +1,5 @@
-"""Presenting results: pure figure builders (data in, ``plotly`` figure out), and the sentences
-that read a learner's own measurements (``explain_*``), computed from the records, never typed.
+"""Presenting results: pure figure builders (data in, ``plotly`` figure out). The sentences that
+read a learner's own measurements are in explain.py.
 
 No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
 measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
@@ -8,17 +8,15 @@ it (JupyterLab, Notebook 7), and keeps the static figure where it does not (``st
 
 from __future__ import annotations
 
-import bisect
-import math
 import os
 import sys
 from array import array
-from collections import defaultdict
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import perf
+from .explain import field, format_value, group_by_context, iqr_of
 
 TEMPLATE = "plotly_white"
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
@@ -127,14 +125,9 @@ def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
                    height=260 + 60 * len(parts_by_model))
 
 
-def _val(record, key: str):
-    """A field of a record: measure's dataclasses and plain dicts alike."""
-    return record[key] if isinstance(record, dict) else getattr(record, key)
-
-
 def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
     """Symmetric error bars of half the inter-quartile range (per token where ``per`` is set)."""
-    return dict(type="data", array=[_val(r, key) / 2 / (_val(r, per) if per else 1) for r in records], visible=True)
+    return dict(type="data", array=[field(r, key) / 2 / (field(r, per) if per else 1) for r in records], visible=True)
 
 
 def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
@@ -171,11 +164,11 @@ def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: f
 def prefill_curve(records, title="Prefill time vs prompt length") -> go.Figure:
     """Measured prefill time (median, IQR error bars) and the roofline prediction against
     prompt length; records are measure.PrefillRecord or dicts with the same keys."""
-    xs = [_val(r, "prompt_len") for r in records]
-    fig = go.Figure(go.Scatter(x=xs, y=[_val(r, "ms") for r in records], mode="lines+markers",
+    xs = [field(r, "prompt_len") for r in records]
+    fig = go.Figure(go.Scatter(x=xs, y=[field(r, "ms") for r in records], mode="lines+markers",
                                error_y=_iqr_bars(records, per=""), name="measured (median, IQR)",
                                marker=dict(color=COLORS[1])))
-    fig.add_scatter(x=xs, y=[_val(r, "predicted_ms") for r in records], mode="lines",
+    fig.add_scatter(x=xs, y=[field(r, "predicted_ms") for r in records], mode="lines",
                     name="roofline prediction", line=dict(color=COLORS[0], dash="dash"))
     return _layout(fig, title, "prompt length (tokens, log scale)", "ms (log scale)", logx=True, logy=True)
 
@@ -238,15 +231,6 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
                    "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
 
 
-def _groups(records) -> dict:
-    """Records grouped by (label, context length), each group sorted by batch."""
-    groups: dict = {}
-    for r in records:
-        key = (r.get("label", "measured") if isinstance(r, dict) else "measured", _val(r, "context_len"))
-        groups.setdefault(key, []).append(r)
-    return {k: sorted(rows, key=lambda r: _val(r, "batch")) for k, rows in groups.items()}
-
-
 def batch_sweep_figure(records, predicted: list[dict], title="Batching on this machine") -> go.Figure:
     """Measured (and predicted) decode step time and tokens/s against the batch size. Records
     (measure.DecodeRecord, or dicts with a ``label``) carry batch, ms_per_step, tokens_per_s and
@@ -254,13 +238,13 @@ def batch_sweep_figure(records, predicted: list[dict], title="Batching on this m
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
-    for i, ((label, ctx), rows) in enumerate(_groups(list(records) + list(predicted)).items()):
+    for i, ((label, ctx), rows) in enumerate(group_by_context(list(records) + list(predicted)).items()):
         name = label if ctx is None else f"{label}, context {ctx}"
         style = dict(dash="dash") if label.startswith("predicted") else {}
-        xs, iqr = [_val(r, "batch") for r in rows], [_iqr(r) / 2 for r in rows]
+        xs, iqr = [field(r, "batch") for r in rows], [iqr_of(r) / 2 for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
-            ys = [_val(r, key) for r in rows]
-            bars = iqr if col == 1 else [y * e / _val(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
+            ys = [field(r, key) for r in rows]
+            bars = iqr if col == 1 else [y * e / field(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
                             error_y=dict(type="data", array=bars, visible=any(bars)),
                             line=dict(color=COLORS[i % 8], **style), row=1, col=col)
@@ -270,92 +254,17 @@ def batch_sweep_figure(records, predicted: list[dict], title="Batching on this m
     return fig
 
 
-def _iqr(r) -> float:
-    return (r.get("iqr_ms", 0.0) if isinstance(r, dict) else r.iqr_ms) or 0.0
-
-
-def _modeled(r) -> float:
-    return sum(r["budget"].values()) if isinstance(r, dict) else r.modeled_ms
-
-
 def latency_throughput(records, title="Each user's speed against the total: batching trades one for the other"):
     """Per-user tokens/s (one sequence's speed, 1 / step time) against total tokens/s (batch /
     step time), one line per (label, context), each point marked with its batch size."""
     fig = go.Figure()
-    for i, ((label, ctx), rows) in enumerate(_groups(records).items()):
-        step_s = [_val(r, "ms_per_step") / 1e3 for r in rows]
-        fig.add_scatter(x=[_val(r, "batch") / t for r, t in zip(rows, step_s)], y=[1 / t for t in step_s],
-                        mode="lines+markers+text", text=[str(_val(r, "batch")) for r in rows], textposition="top right",
+    for i, ((label, ctx), rows) in enumerate(group_by_context(records).items()):
+        step_s = [field(r, "ms_per_step") / 1e3 for r in rows]
+        fig.add_scatter(x=[field(r, "batch") / t for r, t in zip(rows, step_s)], y=[1 / t for t in step_s],
+                        mode="lines+markers+text", text=[str(field(r, "batch")) for r in rows], textposition="top right",
                         name=f"{label}, context {ctx}", line=dict(color=COLORS[i % 8],
                                                                   dash="dash" if label.startswith("predicted") else None))
     return _layout(fig, title, "total tokens/s (all sequences)", "tokens/s for each sequence", logx=True, logy=True)
-
-
-def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
-    """Per context length, the batch at which a decode step first takes ``growth`` times as long
-    as at batch 1, interpolated on log batch between the sizes measured, as (knee, low, high):
-    low and high move every step by half its IQR, the earliest and latest knee the noise allows.
-    None where no batch got there. ``modeled``: the modeled steps instead (no noise)."""
-    def cross(batches, times, target):
-        for (b0, t0), (b1, t1) in zip(zip(batches, times), zip(batches[1:], times[1:])):
-            if t1 >= target > t0:
-                return b0 * (b1 / b0) ** ((target - t0) / (t1 - t0))
-        return None
-
-    knees = {}
-    for (_, ctx), rows in _groups(records).items():
-        if _val(rows[0], "batch") != 1:
-            raise ValueError(f"the records need batch 1 at context {ctx}")
-        batches = [_val(r, "batch") for r in rows]
-        times = [_modeled(r) if modeled else _val(r, "ms_per_step") for r in rows]
-        noise = [0.0 if modeled else _iqr(r) / 2 for r in rows]
-        knees[ctx] = tuple(cross(batches, [t + sign * e for t, e in zip(times, noise)], growth * (times[0] - sign * noise[0]))
-                           for sign in (0, 1, -1))
-    return knees
-
-
-_GROWTH_TERMS = {"attention (KV reads)": "attention reading each sequence's own KV cache, which no batch shares",
-                 "other small ops": "small operations (norms, activations, cache writes) that grow with the batch",
-                 "compute past the ridge": "arithmetic past the ridge", "kernel below the roof": "the matmul kernel"}
-
-
-def explain_knee(records, guess: float | None, critical: float, growth: float = 1.25) -> str:
-    """The batch-sweep reveal: when the step began to grow (measured, modeled, guessed) at the
-    shortest context, against the weights-only roofline's knee (``growth`` x the critical batch)."""
-    ctx = min(_val(r, "context_len") for r in records)
-    rows = [r for r in records if _val(r, "context_len") == ctx]
-    (knee, low, high), model = batch_knee(rows, growth)[ctx], batch_knee(rows, growth, modeled=True)[ctx][0]
-    top, roof = max(_val(r, "batch") for r in rows), growth * critical
-    if knee is None or model is None:
-        def said(x):
-            return f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences"
-        text = (f"Measured at context {ctx}: {said(knee)}, the batch at which a step first took {growth:g}× as long "
-                f"as at batch 1. The model of the step: {said(model)}."
-                + (f" Your guess: {guess:g}." if guess is not None else ""))
-    else:
-        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0]
-    text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
-             f"and grows {growth:g}× by {roof:.1f}.")
-    first = min(rows, key=lambda r: _val(r, "batch"))
-    fixed = sum(v for k, v in _val(first, "budget").items() if k not in ("memory roof", "compute past the ridge",
-                                                                          "attention (KV reads)")) / _modeled(first)
-    if knee is None and top < roof:
-        return text + f" That fits: the roofline's knee lies beyond batch {top} too."
-    if knee is not None and knee < 0.8 * roof:
-        past = min((r for r in rows if _val(r, "batch") >= knee), key=lambda r: _val(r, "batch"))
-        grew = {k: v - _val(first, "budget").get(k, 0.0) for k, v in _val(past, "budget").items()}
-        text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {_val(past, 'batch')} "
-                 f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
-        if model is not None and knee < 0.67 * model:
-            text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
-                     "batched kernels slower than the measured matmul peak).")
-        return text
-    if (knee is None or knee > 1.25 * roof) and fixed >= 0.2:
-        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
-                       "roof, per-op overheads) that do not grow with the batch and hide the growth.")
-    if knee is None or knee > 1.25 * roof:
-        return text + " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00."
-    return text + " This knee lies close to that."
 
 
 def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
@@ -467,10 +376,6 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     return _layout(fig, label, "", "ms per step", height=400)
 
 
-def _num(x: float, units: str) -> str:
-    return f"{x:.3g}{'' if units == '×' else ' '}{units}"
-
-
 def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0,
                  units: str = "ms", title: str = "Your guess, the formula and this machine") -> go.Figure:
     """Three bars side by side: the learner's guess (if any), the formula's prediction and the
@@ -480,245 +385,7 @@ def guess_figure(guess: float | None, predicted: float, measured: float, spread:
     errors = [0.0] * (len(values) - 1) + [spread]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],
                            error_y=dict(type="data", array=errors, visible=True),
-                           text=[_num(v, units) for v in values], textposition="outside"))
+                           text=[format_value(v, units) for v in values], textposition="outside"))
     return _layout(fig, title, "", units, height=360)
-
-
-def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms") -> str:
-    """One sentence comparing the learner's guess and the formula with the measurement, computed
-    from the three numbers (``spread``: the measurement's noise, e.g. its IQR)."""
-    for name, value in (("predicted", predicted), ("measured", measured), ("spread", spread)):
-        perf.check_non_negative(name, value)
-    if measured <= 0:
-        raise ValueError("measured must be greater than zero")
-
-    def off(x: float) -> str:
-        ratio = x / measured
-        if abs(x - measured) <= spread:
-            return "within the measurement's noise"
-        if ratio >= 2 or ratio <= 0.5:  # far off: a factor reads better than a percentage
-            return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
-        return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
-
-    text = f"Measured: {_num(measured, units)}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
-    text += f"The formula said {_num(predicted, units)}, {off(predicted)}."
-    if guess is None:
-        return text + " (No guess committed: try the next one!)"
-    text += f" Your guess, {_num(guess, units)}, was {off(guess)}"
-    closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
-    return text + (": closer than the formula." if closer else ".")
-
-
-def pick_choice(value: float, choices, edges) -> str:
-    """The option a measured ``value`` falls in: ``choices[i]`` covers values up to ``edges[i]``,
-    the last one everything above (so there is one edge fewer than choices)."""
-    if len(edges) != len(choices) - 1 or list(edges) != sorted(edges):
-        raise ValueError(f"edges={edges!r} must be {len(choices) - 1} increasing numbers, one fewer than choices")
-    return choices[bisect.bisect_left(list(edges), value)]
-
-
-def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
-    """A sentence for a multiple-choice guess: ``reading`` (what was measured), the right option, the guess."""
-    text = f"{reading} The answer: **{answer}**."
-    if guess is None:
-        return text + " (No guess committed: try the next one!)"
-    return text + (" Your guess was right." if guess == answer else f" Your guess was “{guess}”.")
-
-
-def _ms(x: float) -> str:
-    return f"{x / 1e3:.2f} s" if x >= 1e3 else f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
-
-
-def _flops(x: float) -> str:
-    return f"{x / 1e12:,.1f} TFLOP/s" if x >= 1e12 else f"{x / 1e9:,.1f} GFLOP/s"
-
-
-# the costs a decode step can pay above its memory roof, as options for a guess (keys: explain_decode's)
-GAPS = {"kernel": "the matmul kernel streaming below the memory roof", "overhead": "fixed costs per op (small ops, launches)",
-        "attention": "attention reading the KV cache", "compute": "compute past the ridge"}
-NEAR_THE_LINE = "none: the modeled step stays within 25 % of the memory roof"
-
-
-def _budget(r) -> tuple[dict, dict]:
-    """A decode record's budget terms (ms), and its gaps above the roof grouped as GAPS."""
-    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
-                                           "attention (KV reads)", "other small ops", "waiting for launches")}
-    b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
-    return b, {"kernel": b["kernel below the roof"], "overhead": b["other small ops"] + b["waiting for launches"],
-               "attention": b["attention (KV reads)"], "compute": b["compute past the ridge"]}
-
-
-def biggest_gap(r) -> str:
-    """The option of GAPS that adds the most to a decode record's modeled step, or NEAR_THE_LINE."""
-    b, gaps = _budget(r)
-    return NEAR_THE_LINE if r.modeled_ms <= 1.25 * b["memory roof"] else GAPS[max(gaps, key=gaps.get)]
-
-
-def explain_decode(r) -> str:
-    """What one decode record says, in a sentence or three computed from its numbers, with a
-    branch for each case that occurs: in cache, noisy, bandwidth-, kernel- or launch-bound, and
-    a residual the budget does not explain."""
-    b, gaps = _budget(r)
-    roof = b["memory roof"]
-    head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
-            f"{r.ms_per_step / roof:.1f}× the memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
-            f"at {r.bandwidth / 1e9:.1f} GB/s).")
-    if r.fits_in_cache:
-        return head + (" Its weights fit in this machine's cache, so they need not come from memory at all: "
-                       "the memory line does not bind it, and neither does this budget.")
-    per_op = b["other small ops"] / max(r.n_ops, 1) * 1e3
-    parts = {f"the batch-1 matmul kernel streaming at {r.kernel_bandwidth / 1e9:.1f} of {r.bandwidth / 1e9:.1f} GB/s":
-             b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
-             "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
-             "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
-    named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
-    overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
-    kind = ("**bandwidth-bound**: close to what memory delivers" if r.modeled_ms <= 1.25 * roof else
-            "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
-            "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
-            {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
-             "overhead": "slowed most by fixed costs per op (dispatch, launches, small kernels)",
-             "attention": "slowed most by attention reading the KV cache",
-             "compute": "**compute-bound**: the batch is past the ridge"}[biggest])
-    text = f"{head} It is {kind}. The budget: " + (", ".join(named) or "nothing beyond the memory line")
-    text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({r.residual:+.0%})."
-    if abs(r.residual) > 0.15:
-        text += (f" The budget leaves {abs(r.residual):.0%} {'unexplained' if r.residual > 0 else 'too much'}: "
-                 "something this model of the step does not contain (or a busy machine) is at work.")
-    if r.noisy:
-        text += (f" ⚠ Noisy: the middle half of the timings spans {r.iqr_ms / r.ms_per_step:.0%} of the median "
-                 "(another program was busy?); re-run the cell before drawing conclusions.")
-    return text
-
-
-# what a lower precision did to the step time, as options for a guess and as verdicts (same order)
-PRECISION_OUTCOMES = ("about half the time", "less time, but not half", "about the same time", "more time")
-_PRECISION_VERDICTS = ("time fell about as much as the bytes", "time fell, but less than the bytes",
-                       "time did **not** fall", "it got **slower**")
-
-
-def precision_outcome(time_ratio: float, bytes_ratio: float) -> int:
-    """Index into PRECISION_OUTCOMES of a time ratio (lower / higher precision) at a bytes ratio:
-    up to 1.15x the bytes ratio, below 0.95, up to 1.05, or above."""
-    return 0 if time_ratio <= 1.15 * bytes_ratio else 1 if time_ratio < 0.95 else 2 if time_ratio <= 1.05 else 3
-
-
-def explain_precision(records) -> str:
-    """The precision experiment: the same model at two or more precisions. Did halving the
-    bytes halve the time? The answer comes from the kernel roofs per precision."""
-    base = next((r for r in records if r.precision == "fp32"), records[0])
-    lines = []
-    for r in records:
-        if r is base:
-            continue
-        bytes_ratio, time_ratio = r.weight_bytes / base.weight_bytes, r.ms_per_step / base.ms_per_step
-        kernel_ratio, modeled_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio, r.modeled_ms / base.modeled_ms
-        verdict = _PRECISION_VERDICTS[precision_outcome(time_ratio, bytes_ratio)]
-        lines.append(
-            f"{r.precision} reads {bytes_ratio:.0%} of {base.precision}'s bytes and took {time_ratio:.0%} of its time "
-            f"({_ms(r.ms_per_step)} vs {_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 {r.precision} kernel "
-            f"streams at {r.kernel_bandwidth / 1e9:.1f} GB/s against {base.kernel_bandwidth / 1e9:.1f} GB/s for "
-            f"{base.precision}, so the kernels alone predict {kernel_ratio:.0%}; with its other ops (attention, norms) "
-            f"priced at {r.precision} too, the gap budget predicts {modeled_ratio:.0%}."
-            + (" ⚠ The timings are noisy: re-run." if r.noisy or base.noisy else ""))
-    return "\n\n".join(lines)
-
-
-def explain_prefill(records) -> str:
-    """What a prefill sweep (records or dicts) says, computed from it: a step from one token to two
-    where the library leaves its matrix-vector kernel, a flat stretch (a pass reads the weights
-    once, however many tokens share them), then time in proportion to the prompt (the arithmetic
-    binds), where the roofline puts the turn, and the points that are noise."""
-    rows = sorted(records, key=lambda r: _val(r, "prompt_len"))
-    if len(rows) < 3:
-        raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")
-    n, ms = [_val(r, "prompt_len") for r in rows], [_val(r, "ms") for r in rows]
-    parts, base = [], 0
-    if n[:2] == [1, 2] and ms[1] > 1.3 * ms[0]:
-        gb = [_val(r, "bytes") / t / 1e6 for r, t in zip(rows, ms[:2])]
-        parts.append(f"From 1 token to 2 the time jumped {ms[1] / ms[0]:.1f}× for one more token: one token runs "
-                     "matrix–vector kernels (GEMV), two or more run matrix–matrix kernels (GEMM), which here streamed "
-                     f"the weights at {gb[1]:.1f} GB/s against {gb[0]:.1f}.")
-        base = 1
-    end = base
-    while end + 1 < len(rows) and ms[end + 1] <= 1.25 * ms[base]:
-        end += 1
-    parts.append(f"From {n[base]} to {n[end]} tokens ({n[end] / n[base]:.0f}× as many) the time stayed within 25 % of "
-                 f"{_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
-                 f"(one read at the streaming rate: {_ms(_val(rows[base], 'memory_ms'))})." if end > base else
-                 f"No flat stretch: at {n[base + 1]} tokens the time was already {ms[base + 1] / ms[base]:.1f}× that at "
-                 f"{n[base]}.")
-    grow, more = ms[-1] / ms[-2], n[-1] / n[-2]
-    if end < len(rows) - 2 and grow >= 0.8 * more:
-        rate = (_val(rows[-1], "flops") - _val(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
-        parts.append(f"Then **linear**: from {n[-2]} to {n[-1]} tokens ({more:.1f}× as many) the time grew {grow:.1f}×, "
-                     f"about in proportion: each extra token costs {_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
-                     f"({_flops(rate)}), so the arithmetic, not the weight read, sets the pace.")
-    elif end < len(rows) - 1:
-        parts.append(f"Then rising, but less than in proportion: from {n[end]} to {n[-1]} tokens "
-                     f"({n[-1] / n[end]:.1f}× as many) the time grew {ms[-1] / ms[end]:.1f}×; at these lengths a pass "
-                     "is part weight read, part arithmetic, and longer prompts would show the linear part.")
-    first, last = rows[0], rows[-1]
-    if _val(first, "compute_ms"):
-        turn = n[0] * _val(first, "memory_ms") / _val(first, "compute_ms")
-        parts.append(f"The roofline (the weights once at the streaming read, the FLOPs at the matmul rate measured on "
-                     f"large matrices) puts the turn at about {turn:,.0f} tokens. At {n[-1]} tokens the measurement is "
-                     f"{ms[-1] / max(_val(last, 'memory_ms'), _val(last, 'compute_ms')):.1f}× its prediction "
-                     f"({_flops(_val(last, 'flops') / ms[-1] * 1e3)} achieved).")
-    noisy = [str(_val(r, "prompt_len")) for r in rows if _val(r, "iqr_ms") > 0.15 * _val(r, "ms")]
-    if noisy:
-        parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over 15 % of the "
-                     "median): re-run the cell before trusting those points.")
-    return " ".join(parts + wrong_way(rows, "prompt_len", "ms"))
-
-
-def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
-    """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
-    faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
-    n, ttft, tpot = _val(prefill, "prompt_len"), _val(prefill, "ms"), _val(decode, "ms_per_token")
-    speed, total = n * tpot / ttft, ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
-    text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
-            f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
-    text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
-             "the prompt's tokens, decode reads them all for every single token. " if speed >= 1.5 else
-             f"Prefill got through tokens only {speed:.1f}× as fast as decode here: little gained from sharing "
-             "the weight reads (a noisy timing, or fixed costs per pass that dwarf the work?). ")
-    share = 1 - ttft / total
-    return text + (f"An answer of {answer_tokens} tokens to this prompt takes {_ms(ttft)} + {answer_tokens} × "
-                   f"{_ms(tpot)} = {_ms(total)}, {share:.0%} of it decoding: "
-                   + ("the answer, not the question, makes you wait." if share > 0.5 else
-                      "here the prompt, not the answer, makes you wait."))
-
-
-def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:
-    """Neighbouring points where more work took less time (a longer prompt, a bigger batch, a
-    longer context faster by more than ``tolerance``): noise to be named and re-run, not a finding."""
-    rows = sorted(records, key=lambda r: _val(r, x))
-    return [f"{x} {_val(a, x)} → {_val(b, x)}: {_val(a, y):.3g} → {_val(b, y):.3g} ms, faster with more work: "
-            "that is noise (a busy machine, a cache effect), not a property of the model; re-run the cell."
-            for a, b in zip(rows, rows[1:]) if _val(b, y) < (1 - tolerance) * _val(a, y)]
-
-
-def batching_claim(records, batch: int = 32) -> dict:
-    """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
-    records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
-    by_context: dict = defaultdict(dict)
-    for r in records:
-        by_context[_val(r, "context_len")][_val(r, "batch")] = _val(r, "ms_per_step")
-    result = {}
-    for ctx, ms in sorted(by_context.items()):
-        if 1 not in ms or batch not in ms:
-            raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
-        result[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
-    return result
-
-
-def claim_verdict(claim: dict, batch: int = 32) -> list[str]:
-    """A sentence per context on ``batching_claim``'s result: did ``batch`` sequences give nearly
-    ``batch``x the tokens/s (within 10 %), at least half of that, or less?"""
-    def verdict(gain):
-        return ("holds" if gain >= 0.9 * batch else "holds only in part" if gain >= 0.5 * batch else "does not hold")
-    return [f"context {ctx}: {batch} sequences gave {c['throughput_gain']:.1f}× the tokens/s of one, each step "
-            f"{c['latency_ratio']:.2f}× as long: the claim {verdict(c['throughput_gain'])} here." for ctx, c in claim.items()]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from course_lib import hardware, perf, plots
+from course_lib import explain, hardware, perf, plots
 from course_lib.measure import DecodeRecord, PrefillRecord
 
 
@@ -94,16 +94,16 @@ def test_reference_decode_figure():
 
 def test_batching_claim_by_hand():
     rows = [{"context_len": 16, "batch": 1, "ms_per_step": 10.0}, {"context_len": 16, "batch": 32, "ms_per_step": 20.0}]
-    claim = plots.batching_claim(rows, batch=32)  # 32 tokens per 20 ms vs 1 per 10 ms: 16x, steps 2x longer
+    claim = explain.batching_claim(rows, batch=32)  # 32 tokens per 20 ms vs 1 per 10 ms: 16x, steps 2x longer
     assert claim[16] == {"throughput_gain": pytest.approx(16.0), "latency_ratio": 2.0}
     with pytest.raises(ValueError, match="batch"):
-        plots.batching_claim(rows, batch=8)
-    assert "16.0×" in plots.claim_verdict(claim)[0] and "holds only in part" in plots.claim_verdict(claim)[0]
-    recorded = plots.batching_claim(hardware.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
-    assert plots.claim_verdict(recorded) == ["context 128: 32 sequences gave 22.8× the tokens/s of one, each step 1.40× "
+        explain.batching_claim(rows, batch=8)
+    assert "16.0×" in explain.claim_verdict(claim)[0] and "holds only in part" in explain.claim_verdict(claim)[0]
+    recorded = explain.batching_claim(hardware.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
+    assert explain.claim_verdict(recorded) == ["context 128: 32 sequences gave 22.8× the tokens/s of one, each step 1.40× "
                                              "as long: the claim holds only in part here."]
-    assert "does not hold" in plots.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
-    assert "claim holds here" in plots.claim_verdict({16: {"throughput_gain": 31.0, "latency_ratio": 1.03}})[0]
+    assert "does not hold" in explain.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
+    assert "claim holds here" in explain.claim_verdict({16: {"throughput_gain": 31.0, "latency_ratio": 1.03}})[0]
 
 
 def budget(roof, kernel=0.0, ops=0.0, attention=0.0):
@@ -131,7 +131,7 @@ def test_budget_waterfall_goes_from_the_roof_to_the_measurement():
     (decode("cpu-m", 117e6, 20.0, budget=budget(8.0, kernel=2.5), iqr=0.3), ["unexplained", "Noisy", "re-run"]),
 ])
 def test_explain_decode_branches(rec, words):
-    text = plots.explain_decode(rec)
+    text = explain.explain_decode(rec)
     for w in words:
         assert w in text, (w, text)
 
@@ -140,7 +140,7 @@ def test_explain_precision_compares_time_with_bytes_and_kernels():
     fp32 = decode("cpu-l", 235e6, 16.0, kernel=16e9)
     fp16 = decode("cpu-l", 117.5e6, 7.0, kernel=20e9, precision="fp16")
     bf16 = decode("cpu-l", 117.5e6, 18.0, kernel=8e9, precision="bf16")
-    text = plots.explain_precision([fp32, fp16, bf16])
+    text = explain.explain_precision([fp32, fp16, bf16])
     # fp16: half the bytes, 44 % of the time; kernels: 16 / 20 x 0.5 = 40 %
     assert "fp16 reads 50% of fp32's bytes and took 44% of its time" in text and "predict 40%" in text
     assert "time fell about as much as the bytes" in text
@@ -150,9 +150,9 @@ def test_explain_precision_compares_time_with_bytes_and_kernels():
 
 def test_wrong_way_points_are_named_as_noise():
     rows = [decode(batch=b, ms=ms) for b, ms in ((1, 10.0), (2, 10.2), (4, 9.0), (8, 12.0))]
-    flags = plots.wrong_way(rows, "batch")
+    flags = explain.wrong_way(rows, "batch")
     assert len(flags) == 1 and flags[0].startswith("batch 2 → 4: 10.2 → 9 ms") and "noise" in flags[0]
-    assert plots.wrong_way(rows[:2], "batch") == []  # 2 % slower is within the tolerance, and the right way
+    assert explain.wrong_way(rows[:2], "batch") == []  # 2 % slower is within the tolerance, and the right way
 
 
 
@@ -184,7 +184,7 @@ READINGS = [
 
 @pytest.mark.parametrize("path, preset, mode, words", READINGS)
 def test_readings_of_recorded_machines(path, preset, mode, words):
-    text = plots.explain_decode(recorded(path)[(preset, mode)])
+    text = explain.explain_decode(recorded(path)[(preset, mode)])
     for w in words:
         assert w in text, (w, text)
     assert "Noisy" not in text  # these runs were quiet (IQR under 15 % of the median)
@@ -214,7 +214,7 @@ AMD_BF16 = [(1, 13.64), (2, 13.46), (4, 14.72), (8, 16.74), (16, 21.18), (32, 30
 
 
 def test_explain_prefill_reads_flat_then_linear():
-    text = plots.explain_prefill([prefill(n, ms) for n, ms in AMD_BF16])
+    text = explain.explain_prefill([prefill(n, ms) for n, ms in AMD_BF16])
     # 16.74 / 13.64 = 1.23 (flat); 21.18 / 13.64 = 1.55 (not); 170.83 / 86.57 = 1.97x for 2x the tokens
     assert "From 1 to 8 tokens (8× as many) the time stayed within 25 % of 13.64 ms: **flat**" in text
     assert "one read at the streaming rate: 3.70 ms" in text
@@ -233,7 +233,7 @@ def test_explain_prefill_on_the_recorded_intel_profile():
     bw, peak = prof["read_bandwidth"], prof["matmul_flops"]["bf16"]
     rows = [prefill(n, max(117.46e6 / bw, 1.1744e8 * n / peak) * 1e3, weights=117.46e6, flops_per_token=1.1744e8,
                     memory_ms=117.46e6 / bw * 1e3, peak=peak) for n in (1, 4, 16, 64, 256)]
-    text = plots.explain_prefill(rows)
+    text = explain.explain_prefill(rows)
     assert "From 1 to 16 tokens (16× as many) the time stayed within 25 % of 6.42 ms: **flat**" in text
     assert "Then **linear**: from 64 to 256 tokens (4.0× as many) the time grew 4.0×" in text
     assert "turn at about 21 tokens" in text and "1.0× its prediction" in text
@@ -242,24 +242,24 @@ def test_explain_prefill_on_the_recorded_intel_profile():
 def test_explain_prefill_names_the_step_from_gemv_to_gemm_and_noise():
     # cpu-m fp32 on the same machine: 10.10 -> 14.32 ms from 1 to 2 tokens (1.42x), 117 MB each time
     rows = [prefill(n, ms) for n, ms in ((1, 10.10), (2, 14.32), (4, 17.69), (8, 20.22), (16, 25.16))]
-    text = plots.explain_prefill(rows)
+    text = explain.explain_prefill(rows)
     # 117e6 B / 10.10 ms = 11.6 GB/s, / 14.32 ms = 8.2 GB/s; flat from 2 to 4 (17.69 / 14.32 = 1.24)
     assert "jumped 1.4× for one more token" in text and "at 8.2 GB/s against 11.6" in text
     assert "From 2 to 4 tokens (2× as many)" in text
     # 20.22 -> 25.16: 1.24x for 2x the tokens: rising, not yet linear
     assert "Then rising, but less than in proportion: from 4 to 16 tokens (4.0× as many) the time grew 1.4×" in text
     rows[2] = prefill(4, 13.0, iqr=0.3)  # faster than 2 tokens, and noisy
-    text = plots.explain_prefill(rows)
+    text = explain.explain_prefill(rows)
     assert "⚠ Noisy at 4 tokens" in text and "faster with more work" in text
     steep = [prefill(n, ms) for n, ms in ((1, 2.0), (4, 8.0), (16, 32.0))]  # compute-bound from the start
-    assert "No flat stretch: at 4 tokens the time was already 4.0× that at 1" in plots.explain_prefill(steep)
+    assert "No flat stretch: at 4 tokens the time was already 4.0× that at 1" in explain.explain_prefill(steep)
     with pytest.raises(ValueError, match="three"):
-        plots.explain_prefill(steep[:2])
+        explain.explain_prefill(steep[:2])
 
 
 def test_explain_prefill_reads_the_recorded_gpu_sweep():
     # the H200, 7B-class in bf16, each length in a CUDA graph: 4.69 ms at 1 token, 5.36 at 128, 6.76 at 255
-    text = plots.explain_prefill(hardware.load_reference()["prefill_sweep"])
+    text = explain.explain_prefill(hardware.load_reference()["prefill_sweep"])
     assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.69 ms" in text
     assert "Then rising, but less than in proportion: from 128 to 255 tokens" in text
     assert "turn at about 156 tokens" in text and "noise" not in text and "GEMV" not in text
@@ -267,15 +267,15 @@ def test_explain_prefill_reads_the_recorded_gpu_sweep():
 
 def test_explain_ttft_tpot():
     step = decode(ms=13.0)  # 13 ms per token
-    text = plots.explain_ttft_tpot(prefill(256, 170.83), step, answer_tokens=100)
+    text = explain.explain_ttft_tpot(prefill(256, 170.83), step, answer_tokens=100)
     # 256 x 13 / 170.83 = 19.5x; 170.83 + 100 x 13 = 1470.83 ms, 88 % decoding
     assert "TTFT: 170.83 ms for the 256-token prompt (1,499 prompt tokens/s)" in text and "(77 tokens/s)" in text
     assert "19× as fast as decode" in text and "= 1.47 s, 88% of it decoding: the answer" in text
-    slow = plots.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
+    slow = explain.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
     assert "only 1.3× as fast" in slow and "the prompt, not the answer" in slow
     ref = hardware.load_reference()  # recorded H200: 255 tokens in 6.76 ms; a CUDA-graph step of 4.89 ms
     longest, step = max(ref["prefill_sweep"], key=lambda r: r["prompt_len"]), min(ref["batch_sweep"], key=lambda r: r["batch"])
-    assert "184× as fast as decode" in plots.explain_ttft_tpot(longest, step)
+    assert "184× as fast as decode" in explain.explain_ttft_tpot(longest, step)
 
 
 def test_prefill_flops_matmuls_vs_attention():
@@ -292,38 +292,38 @@ def test_prefill_flops_matmuls_vs_attention():
 
 def test_guess_choices_and_the_biggest_gap():
     choices = ("under 3×", "3–30×", "30–300×", "over 300×")
-    assert [plots.pick_choice(v, choices, (3, 30, 300)) for v in (1.0, 3.0, 29.0, 1e4)] == [
+    assert [explain.pick_choice(v, choices, (3, 30, 300)) for v in (1.0, 3.0, 29.0, 1e4)] == [
         "under 3×", "under 3×", "3–30×", "over 300×"]
     with pytest.raises(ValueError, match="edges"):
-        plots.pick_choice(1.0, choices, (30, 3, 300))
-    assert plots.choice_verdict("3–30×", "3–30×", "Measured 12×.").endswith("Your guess was right.")
-    assert "Your guess was “under 3×”" in plots.choice_verdict("under 3×", "3–30×", "Measured 12×.")
-    assert "No guess" in plots.choice_verdict(None, "3–30×", "Measured 12×.")
+        explain.pick_choice(1.0, choices, (30, 3, 300))
+    assert explain.choice_verdict("3–30×", "3–30×", "Measured 12×.").endswith("Your guess was right.")
+    assert "Your guess was “under 3×”" in explain.choice_verdict("under 3×", "3–30×", "Measured 12×.")
+    assert "No guess" in explain.choice_verdict(None, "3–30×", "Measured 12×.")
     kernel = decode(ms=16.0, budget=budget(8.0, kernel=6.0, ops=0.5, attention=0.3))
-    assert plots.biggest_gap(kernel) == plots.GAPS["kernel"]
-    assert plots.biggest_gap(decode(ms=9.0, budget=budget(8.0, ops=1.5))) == plots.NEAR_THE_LINE  # 9.5 <= 10
+    assert explain.biggest_gap(kernel) == explain.GAPS["kernel"]
+    assert explain.biggest_gap(decode(ms=9.0, budget=budget(8.0, ops=1.5))) == explain.NEAR_THE_LINE  # 9.5 <= 10
     h200, amd = recorded(READINGS[5][0]), recorded(READINGS[0][0])  # the readings above name the same causes
-    assert plots.biggest_gap(h200[("gpu-1b", "eager")]) == plots.GAPS["overhead"]
-    assert plots.biggest_gap(amd[("cpu-l", "eager")]) == plots.GAPS["kernel"]
+    assert explain.biggest_gap(h200[("gpu-1b", "eager")]) == explain.GAPS["overhead"]
+    assert explain.biggest_gap(amd[("cpu-l", "eager")]) == explain.GAPS["kernel"]
     # the precision outcomes: 0.44 of the time for 0.5 of the bytes; 0.7; 1.0; 1.3
-    assert [plots.precision_outcome(t, 0.5) for t in (0.44, 0.7, 1.0, 1.3)] == [0, 1, 2, 3]
+    assert [explain.precision_outcome(t, 0.5) for t in (0.44, 0.7, 1.0, 1.3)] == [0, 1, 2, 3]
 
 
 def test_guess_verdict_reads_the_three_numbers():
     # 4.1 / 6.3 = 0.651 -> 35 % below; 5 / 6.3 = 0.794 -> 21 % below, nearer than the formula
-    text = plots.guess_verdict(5, 4.1, 6.3, 0.2)
+    text = explain.guess_verdict(5, 4.1, 6.3, 0.2)
     assert "The formula said 4.1 ms, 35% below it" in text and "5 ms, was 21% below it: closer" in text
     # 6.4 is within 0.2 of 6.3: noise; 12 / 6.3 = 1.90 -> 90 % above, further off (in ratio) than 4.1
-    assert "within the measurement's noise" in plots.guess_verdict(6.4, 4.1, 6.3, 0.2)
-    far = plots.guess_verdict(12, 4.1, 6.3)
+    assert "within the measurement's noise" in explain.guess_verdict(6.4, 4.1, 6.3, 0.2)
+    far = explain.guess_verdict(12, 4.1, 6.3)
     assert "90% above it." in far and "closer" not in far
-    assert "No guess committed" in plots.guess_verdict(None, 4.1, 6.3)
+    assert "No guess committed" in explain.guess_verdict(None, 4.1, 6.3)
     # the recorded H200's gpu-s, eager: 5.29 us by the formula, 777 us measured: 147x below
-    assert "The formula said 5.29 µs, 146.9× below it." in plots.guess_verdict(None, 5.29, 777, units="µs")
-    assert "was 2.0× above it" in plots.guess_verdict(12.6, 4.1, 6.3)
-    assert "Measured: 12.5×. The formula said 15×, 20% above it." in plots.guess_verdict(None, 15, 12.5, units="×")
+    assert "The formula said 5.29 µs, 146.9× below it." in explain.guess_verdict(None, 5.29, 777, units="µs")
+    assert "was 2.0× above it" in explain.guess_verdict(12.6, 4.1, 6.3)
+    assert "Measured: 12.5×. The formula said 15×, 20% above it." in explain.guess_verdict(None, 15, 12.5, units="×")
     with pytest.raises(ValueError):
-        plots.guess_verdict(1, 1, 0)
+        explain.guess_verdict(1, 1, 0)
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
     assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
@@ -357,35 +357,35 @@ def sweep(times, iqr=0.0, ctx=16, fixed=0.0):
 
 def test_batch_knee_interpolates_on_log_batch():
     # 12.5 ms (1.25 x 10) is crossed between batch 4 (11 ms) and 8 (15 ms): 4 x 2**(1.5 / 4) = 5.187
-    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15])).values()
+    (knee, low, high), = explain.batch_knee(sweep([10, 10, 11, 15])).values()
     assert knee == pytest.approx(4 * 2 ** 0.375) and low == high == knee
-    (knee, low, high), = plots.batch_knee(sweep([10, 10, 11, 15], iqr=0.1)).values()
+    (knee, low, high), = explain.batch_knee(sweep([10, 10, 11, 15], iqr=0.1)).values()
     assert low < knee < high  # the noise widens it both ways
-    assert plots.batch_knee(sweep([10, 10, 11, 12])) == {16: (None, None, None)}
+    assert explain.batch_knee(sweep([10, 10, 11, 12])) == {16: (None, None, None)}
     with pytest.raises(ValueError, match="batch 1"):
-        plots.batch_knee(sweep([10, 10])[1:])
+        explain.batch_knee(sweep([10, 10])[1:])
 
 
 def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     ref = hardware.load_reference()
     prof = ref["profile"]
     critical = perf.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
-    text = plots.explain_knee(ref["batch_sweep"], 16, critical)
+    text = explain.explain_knee(ref["batch_sweep"], 16, critical)
     # recorded: batch 16 -> 1.17x, 32 -> 1.40x: the knee at ~20, far below 1.25 x 154: KV reads grow with the batch
     assert "Measured: 20.4 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
     assert "up to batch 32 is attention reading each sequence's own KV cache" in text and "than that model" not in text
     ops = [decode(batch=2 ** i, ms=t, budget={"memory roof": 9.0, "other small ops": 1.0 + 0.5 * i}, context_len=16)
            for i, t in enumerate([10, 11, 14, 16])]  # measured: 2 x 2**(1.5 / 3) = 2.83; modeled (10 ... 11.5): none
-    text = plots.explain_knee(ops, None, 40.0)
+    text = explain.explain_knee(ops, None, 40.0)
     assert "up to batch 4 is small operations" in text and "than that model" not in text
     ops[3].budget["other small ops"] = 4.0  # modeled 13 at batch 8: knee 4 x 2**(1.5 / 2) = 6.7, far above 2.83
-    assert "grew sooner than that model, too" in plots.explain_knee(ops, None, 40.0)
-    assert "No guess" not in plots.explain_knee(ref["batch_sweep"], None, critical)
-    assert "grew later" in plots.explain_knee(sweep([10, 10, 10, 10, 12, 20], fixed=8), None, 2.0)  # fixed costs hide it
+    assert "grew sooner than that model, too" in explain.explain_knee(ops, None, 40.0)
+    assert "No guess" not in explain.explain_knee(ref["batch_sweep"], None, critical)
+    assert "grew later" in explain.explain_knee(sweep([10, 10, 10, 10, 12, 20], fixed=8), None, 2.0)  # fixed costs hide it
     # knee 8 x 2**(1.5 / 4) = 10.4: close to 1.25 x 8 = 10; after 1.25 x 4 = 5 with no fixed costs: faster matmuls
-    assert "close to that" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 8.0)
-    assert "ran faster than the matmul peak" in plots.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
-    none = plots.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
+    assert "close to that" in explain.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 8.0)
+    assert "ran faster than the matmul peak" in explain.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
+    none = explain.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
     assert "no knee up to batch 8" in none and "That fits" in none and "Your guess: 50" in none
 
 
