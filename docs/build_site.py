@@ -57,8 +57,9 @@ def machine_label(fast: bool) -> dict:
             "fast": fast, "date": datetime.date.today().isoformat()}
 
 
-# the kernels' environment: fast mode, one thread (as on Binder), this checkout's course_lib first
-KERNEL_ENV = {"COURSE_FAST": "1", "OMP_NUM_THREADS": "1", "COURSE_THREADS": "1"}
+# the kernels' environment: fast mode, one thread (as on Binder), this checkout's course_lib first;
+# predict boxes show their results at once (a static page has no button to commit a guess)
+KERNEL_ENV = {"COURSE_FAST": "1", "OMP_NUM_THREADS": "1", "COURSE_THREADS": "1", "COURSE_REVEAL": "1"}
 
 
 async def execute(path: Path, out: Path, env: dict, timeout: int = 600) -> Path:
