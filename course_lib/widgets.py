@@ -35,7 +35,8 @@ def describe_decode(n_params: float, precision: str, bandwidth: float, memory: f
         f"<b>{n_params / 1e9:,.2f} B parameters</b> × {perf.bytes_per_param(precision):g} B "
         f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
         f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
-        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach roughly 50–70 % of this)",
+        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
+        "roughly 50–70 % of this)",
     ]
     if memory is not None:
         if fits:
