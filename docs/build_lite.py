@@ -182,6 +182,9 @@ REWRITES = [
      r"\1 = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
     (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, hardware\.catalog\(\)\)",
      'plots.machine_vs_catalog(profile.read_bandwidth, hardware.catalog(), f"{picked.name} (recorded)")'),
+    (r"^records = measure\.decode_sweep\(presets, .*?\)$",
+     "records = [r for r in picked.decode if r.preset in presets]  # the recorded machine's batch-1 decode sweep\n"
+     "assert [r.preset for r in records] == presets, f\"{picked.name} has no record of some of {presets}\""),
     (r"\bmeasure\.recorded_decode\(", "explore.recorded_decode("),
     (r"\broofs\.compare_with_recorded\(", "explore.compare_with_recorded("),
 ]
@@ -190,9 +193,6 @@ REWRITES = [
 RECORDED_CELLS = {
     ("01_the_bottleneck", "c004"): ("shape", 'toy_name = "cpu-s" if device.type == "cpu" else "gpu-m"\n'
                                              "toy = explore.shape_only(toy_name)  # toy.config: its sizes, no model"),
-    ("01_the_bottleneck", "c020"): ("recorded", "records = picked.decode  # its decode sweep (measure.decode_sweep)\n"
-                                                "presets, precision = [r.preset for r in records], picked.precision\n"
-                                                "plots.measured_vs_bytes(records, profile.read_bandwidth)"),
 }
 INTRO = ("**Explore in the browser.** This copy of the notebook runs in your browser (Python in WebAssembly, nothing "
          "to install) without PyTorch, so it cannot measure your machine or run the toy model. It reads a machine that "
