@@ -171,7 +171,6 @@ def write_lock(folder: Path, info: dict, wheels: list[Path]) -> dict:
 # ----------------------------------------------------------------------------- the explore notebooks
 NOTEBOOKS = ROOT / "notebooks"
 TORCH_MODULES = {"torch", "machine", "roofs", "measure", "parallel", "speculative"}  # and model, but for its shapes
-TORCH_FREE = {"hardware", "perf", "plots", "presets", "quiz", "quiz_widget", "widgets"}  # tests/test_repo.py checks these
 SHAPES = {"PRESETS", "get_config"}  # what `model` re-exports from presets: the toy's shapes, no torch
 # the torch-free spelling of what a notebook reads from the measured machine: the picked recorded one (course_explore)
 REWRITES = [
@@ -262,11 +261,12 @@ def _setup_cell(source: str) -> str:
     for stmt in ast.parse(source).body:
         text = re.sub(TOY, TOY_SHAPE, _rewrite(ast.get_source_segment(source, stmt)), flags=re.S)
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "course_lib":
-            text = f"from course_lib import {', '.join(sorted({a.name for a in stmt.names} & TORCH_FREE))}"
+            # every module but the measuring ones (any new torch-free module of course_lib comes along by itself)
+            text = f"from course_lib import {', '.join(sorted({a.name for a in stmt.names} - TORCH_MODULES - {'model'}))}"
             if any(a.name == "model" for a in stmt.names):
                 text += "\nfrom course_lib import presets as model  # the toy's shapes only: the browser runs no model"
         elif isinstance(stmt, ast.ImportFrom) and stmt.module.startswith("course_lib.") and (
-                stmt.module.split(".")[1] not in TORCH_FREE):
+                stmt.module.split(".")[1] in TORCH_MODULES | {"model"}):
             continue  # from course_lib.roofs import get_profile
         elif needs_torch(ast.parse(text)):
             continue  # threads, the device's name and free memory, the torch import: nothing to say in the browser
