@@ -171,17 +171,19 @@ def write_lock(folder: Path, info: dict, wheels: list[Path]) -> dict:
 # ----------------------------------------------------------------------------- the explore notebooks
 NOTEBOOKS = ROOT / "notebooks"
 TORCH_MODULES = {"torch", "machine", "roofs", "measure", "parallel", "speculative"}  # and model, but for its shapes
-TORCH_FREE = {"hardware", "perf", "plots", "presets", "quiz", "quiz_widget", "widgets"}  # tests/test_repo.py checks these
 SHAPES = {"PRESETS", "get_config"}  # what `model` re-exports from presets: the toy's shapes, no torch
 # the torch-free spelling of what a notebook reads from the measured machine: the picked recorded one (course_explore)
 REWRITES = [
     (r"^device = machine\.pick_device\(\)$", "picked = explore.chosen()  # the recorded machine picked above\n"
                                               "device = picked.device\nexplore.relabel_explorers(picked)"),
     (r"\bget_profile\(device, progress=True\)", "picked.profile"),
-    (r"^me = hardware\.custom\(widgets\.MEASURED, profile\.read_bandwidth, machine\.total_memory\(device\),\s*"
-     r"profile\.matmul_flops\)$", "me = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
+    (r"^(\w+) = hardware\.custom\(widgets\.MEASURED,.*?\)$",
+     r"\1 = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
     (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, hardware\.catalog\(\)\)",
      'plots.machine_vs_catalog(profile.read_bandwidth, hardware.catalog(), f"{picked.name} (recorded)")'),
+    (r"^records = measure\.decode_sweep\(presets, .*?\)$",
+     "records = [r for r in picked.decode if r.preset in presets]  # the recorded machine's batch-1 decode sweep\n"
+     "assert [r.preset for r in records] == presets, f\"{picked.name} has no record of some of {presets}\""),
     (r"\bmeasure\.recorded_decode\(", "explore.recorded_decode("),
     (r"\broofs\.compare_with_recorded\(", "explore.compare_with_recorded("),
 ]
@@ -190,9 +192,6 @@ REWRITES = [
 RECORDED_CELLS = {
     ("01_the_bottleneck", "c004"): ("shape", 'toy_name = "cpu-s" if device.type == "cpu" else "gpu-m"\n'
                                              "toy = explore.shape_only(toy_name)  # toy.config: its sizes, no model"),
-    ("01_the_bottleneck", "c020"): ("recorded", "records = picked.decode  # its decode sweep (measure.decode_sweep)\n"
-                                                "presets, precision = [r.preset for r in records], picked.precision\n"
-                                                "plots.measured_vs_bytes(records, profile.read_bandwidth)"),
 }
 INTRO = ("**Explore in the browser.** This copy of the notebook runs in your browser (Python in WebAssembly, nothing "
          "to install) without PyTorch, so it cannot measure your machine or run the toy model. It reads a machine that "
@@ -207,7 +206,12 @@ NOTES = {"measure": "**Measured in the full course.** This cell runs the toy mod
          "shape": "**Measured in the full course.** This cell runs the toy model, which needs PyTorch. The cell after "
                   "this note gives the toy's shape (its sizes, from `course_lib.presets`), which is all the cells "
                   "below read of it. The original code:",
-         "depends": "**Skipped in the browser.** This cell reads {} from a measurement above."}
+         "depends": "**Skipped in the browser.** This cell reads {} from a measurement above.",
+         "predict": "**Skipped in the browser.** This predict box asks about a measurement that needs PyTorch (below): "
+                    "the browser could not show you the answer."}
+# the setup cell's toy model (notebook 02 builds it there): its shape only, which is what the cells that run here read
+TOY = r"^(\w+) = model\.build_model\(([^,()]+)\b.*\)(\s*#.*)?$"
+TOY_SHAPE = r"\1 = explore.shape_only(\2)  # the toy's shape (its sizes), no model: the browser runs none"
 BUILTINS = set(dir(__import__("builtins"))) | {"display", "get_ipython"}  # IPython adds display to the builtins
 
 
@@ -247,7 +251,7 @@ def needs_torch(tree: ast.AST, known: set[str] = frozenset()) -> bool:
 
 def _rewrite(source: str) -> str:
     for pattern, replacement in REWRITES:
-        source = re.sub(pattern, replacement, source, flags=re.M)
+        source = re.sub(pattern, replacement, source, flags=re.M | re.S)
     return source
 
 
@@ -255,13 +259,14 @@ def _setup_cell(source: str) -> str:
     """The setup cell without torch: the torch-free imports, and the picked recorded machine for the measured one."""
     keep = []
     for stmt in ast.parse(source).body:
-        text = _rewrite(ast.get_source_segment(source, stmt))
+        text = re.sub(TOY, TOY_SHAPE, _rewrite(ast.get_source_segment(source, stmt)), flags=re.S)
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "course_lib":
-            text = f"from course_lib import {', '.join(sorted({a.name for a in stmt.names} & TORCH_FREE))}"
+            # every module but the measuring ones (any new torch-free module of course_lib comes along by itself)
+            text = f"from course_lib import {', '.join(sorted({a.name for a in stmt.names} - TORCH_MODULES - {'model'}))}"
             if any(a.name == "model" for a in stmt.names):
                 text += "\nfrom course_lib import presets as model  # the toy's shapes only: the browser runs no model"
         elif isinstance(stmt, ast.ImportFrom) and stmt.module.startswith("course_lib.") and (
-                stmt.module.split(".")[1] not in TORCH_FREE):
+                stmt.module.split(".")[1] in TORCH_MODULES | {"model"}):
             continue  # from course_lib.roofs import get_profile
         elif needs_torch(ast.parse(text)):
             continue  # threads, the device's name and free memory, the torch import: nothing to say in the browser
@@ -276,7 +281,7 @@ def _what_it_can(source: str, known: set[str]) -> str:
     tree = ast.parse(source)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
         isinstance(n.func, ast.Attribute) and n.func.attr == "reveal_solutions" or
-        isinstance(n.func, ast.Name) and n.func.id == "show_quiz")]
+        isinstance(n.func, ast.Name) and n.func.id == "show_quiz" or _is_tool(n))]
     if not calls:
         return source
     known, edits = set(known), []  # (start, end, text) in the cell's source
@@ -285,7 +290,12 @@ def _what_it_can(source: str, known: set[str]) -> str:
     text = lambda node: ast.get_source_segment(source, node)  # noqa: E731
     for stmt in tree.body:
         call = next((c for c in calls if c in set(ast.walk(stmt))), None)
-        for arg in [] if call is None else [*call.args, *(k.value for k in call.keywords)]:
+        if call is not None and _is_tool(call):  # an explorer goes without the options it cannot have: its defaults
+            if any(_missing(k.value, known) for k in call.keywords):
+                kept = [*map(text, call.args), *(f"{k.arg}={text(k.value)}" for k in call.keywords
+                                                 if not _missing(k.value, known))]
+                edits.append((*span(call), f"{text(call.func)}({', '.join(kept)})"))
+        for arg in [] if call is None or _is_tool(call) else [*call.args, *(k.value for k in call.keywords)]:
             if isinstance(arg, ast.List) and any(_missing(e, known) for e in arg.elts):
                 items = [text(e) if not _missing(e, known) else
                          f"lambda: {f'{i + 1}. (This one needs the measurements of the full course.)'!r}"
@@ -303,6 +313,11 @@ def _what_it_can(source: str, known: set[str]) -> str:
     return "\n".join(line for line in source.splitlines() if line.strip())
 
 
+def _is_tool(call: ast.Call) -> bool:
+    """A call that makes an explorer or a calculator (``widgets.DecodeCalculator(...)``)."""
+    return isinstance(call.func, ast.Attribute) and call.func.attr.endswith(("Explorer", "Calculator"))
+
+
 def _note(kind: str, source: str, cell_id: str, missing: set[str] = frozenset()):
     import nbformat
 
@@ -314,7 +329,25 @@ def explore_notebook(nb, name: str):
     """The explore version of notebook ``name`` (an nbformat node), by rule: the Colab cell goes; an introduction and
     the machine picker follow the title; the setup cell reads the picked recorded machine; a cell that needs torch
     becomes a note with its code (followed by RECORDED_CELLS' recorded answer where there is one), and so does a cell
-    that reads what such a cell computed; solutions and the quiz keep what they can. Every other cell stays as it is."""
+    that reads what such a cell computed, and a predict box that no cell left here reveals; solutions, the quiz and
+    the explorers keep what they can. Every other cell stays as it is."""
+    unrevealed = set()
+    while True:  # dropping a predict box can leave another one unrevealed: until none is left
+        explore, found = _explore(nb, name, unrevealed)
+        if not found - unrevealed:
+            return explore
+        unrevealed |= found
+
+
+def _guesses(tree: ast.AST) -> set[str]:
+    """The names a cell binds to a predict box (``x = widgets.Guess(...)``)."""
+    return {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "Guess"
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def _explore(nb, name: str, unrevealed: set[str]):
+    """(the explore notebook with the cells ``unrevealed`` as notes, the ids of its predict boxes no later cell reads)"""
     import nbformat
 
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
@@ -336,6 +369,9 @@ def explore_notebook(nb, name: str):
                 cells.append(nbformat.v4.new_code_cell(stand_in, id=f"lite-{cell.id}-{kind}"))
                 known |= _names(ast.parse(stand_in))[1]
             continue
+        if cell.id in unrevealed:
+            cells.append(_note("predict", source, cell.id))
+            continue
         new = _what_it_can(new, known)
         missing = _missing(ast.parse(new), known)
         if missing or not new.strip():
@@ -346,7 +382,10 @@ def explore_notebook(nb, name: str):
         cells.append(cell)
     nb.cells = cells
     nb.metadata["kernelspec"] = {"name": "python", "display_name": "Python (Pyodide)", "language": "python"}
-    return nb
+    code = [(c.id, ast.parse(c.source)) for c in cells if c.cell_type == "code"]
+    found = {cid for i, (cid, tree) in enumerate(code) if _guesses(tree) and not any(
+        _guesses(tree) & _names(later)[0] for _, later in code[i + 1:])}
+    return nb, found
 
 
 def explore_notebooks(dest: Path) -> list[Path]:

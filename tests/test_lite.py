@@ -66,8 +66,15 @@ def test_explore_notebook_runs_without_torch(explored, name, machine):
     nb = nbformat.read(explored / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("try:\n    import torch\nexcept ImportError:\n    print('torch is absent')"))
     path = os.pathsep.join([str(explored / "absent"), str(ROOT), str(ROOT / "lite")])
-    env = {**os.environ, "PYTHONPATH": path, "COURSE_EXPLORE_MACHINE": machine, "COURSE_LIB_CACHE_DIR": str(explored)}
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(explored)}}).execute(env=env)
+    # COURSE_REVEAL=1: each predict box is skipped at once, so every reveal runs (and a broken one fails its cell)
+    env = {**os.environ, "PYTHONPATH": path, "COURSE_EXPLORE_MACHINE": machine, "COURSE_LIB_CACHE_DIR": str(explored),
+           "COURSE_REVEAL": "1"}
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(explored)}})
+    # No mimic of a front end's Output widget: what a reveal shows then lands in the cell's outputs, where the checks
+    # below read it. The mimic also stalls a cell that shows a plotly figure in an Output widget until the timeout:
+    # it sends the widget's state on the shell channel while the client awaits the cell's reply there.
+    client.comm_open_handlers["jupyter.widget"] = lambda msg: None
+    client.execute(env=env)
     errors = [(o.ename, o.evalue) for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{name} on the recorded {machine}: {errors}"
     label = {"cpu": "CPU: recorded on AMD EPYC", "gpu": "GPU: recorded on NVIDIA H200"}[machine]
@@ -115,6 +122,27 @@ def test_quiz_and_solutions_keep_what_they_can_compute():
     out = build_lite._what_it_can(cell, known={"profile", "perf", "widgets", "show_quiz"})
     assert "best" not in out and '{"b": profile.read_bandwidth}' in out
     assert 'lambda: f"{perf.x}"' in out and "ttft" not in out and "needs the measurements" in out
+
+
+def test_an_explorer_keeps_the_options_it_can_have():
+    cell = 'tp = widgets.TensorParallelExplorer(model="70B", measured=here if tp.device else None, link=(tp.link, 1))'
+    out = build_lite._what_it_can(cell, known={"widgets", "here"})
+    assert out == 'tp = widgets.TensorParallelExplorer(model="70B")'
+    assert build_lite._what_it_can(cell, known={"widgets", "here", "tp"}) == cell
+
+
+def test_a_predict_box_goes_with_the_measurement_it_reveals():
+    """A predict box whose reveal became a note would ask for a guess the browser can never answer."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title", id="t"), *(
+        nbformat.v4.new_code_cell(src, id=i) for i, src in [
+            ("setup", "from course_lib import widgets, perf"),
+            ("g1", 'n = 3\ng1 = widgets.Guess("how fast?")\ng1'),
+            ("m1", "r = measure.decode_sweep(n)\ng1.reveal(lambda: print(r))"),
+            ("g2", 'g2 = widgets.Guess("how many bytes?")\ng2'),
+            ("m2", "g2.reveal(lambda: print(perf.weight_bytes(7e9, 'fp16')))")])])
+    cells = {c.id: c for c in build_lite.explore_notebook(nb, "99_test").cells}
+    assert "lite-g1" in cells and "lite-m1" in cells and "g1" not in cells
+    assert cells["g2"].cell_type == cells["m2"].cell_type == "code"
 
 
 def test_course_explore_uses_the_course_own_record_classes():
