@@ -174,6 +174,10 @@ TORCH_MODULES = {"torch", "machine", "roofs", "measure", "parallel", "speculativ
 SHAPES = {"PRESETS", "get_config"}  # what `model` re-exports from presets: the toy's shapes, no torch
 # the torch-free spelling of what a notebook reads from the measured machine: the picked recorded one (course_explore)
 REWRITES = [
+    # IPython's Markdown(text) first asks whether the text names a file; in the browser that asks the site (a 404
+    # and a console error per text), so the explore track imports a Markdown that shows the text as given
+    (r"^(from IPython\.display import [^\n]*\bMarkdown\b[^\n]*)$",
+     r"\1\nfrom course_explore import Markdown  # no file-name probe (see course_explore.Markdown)"),
     (r"^device = machine\.pick_device\(\)$", "picked = explore.chosen()  # the recorded machine picked above\n"
                                               "device = picked.device\nexplore.relabel_explorers(picked)"),
     (r"\bget_profile\(device, progress=True\)", "picked.profile"),
