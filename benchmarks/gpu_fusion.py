@@ -186,7 +186,9 @@ class Variant:
         return "+".join(parts) + (" (in_out)" if self.layout == "in_out" else "")
 
 
-VARIANTS = [Variant(), Variant(one_write=True), Variant(one_write=True, addmm=True),
+ALL_VARIANTS = {v.name: v for v in (Variant(w, a, att, lay) for w in (False, True) for a in (False, True)
+                                    for att in ("sdpa", "matmul", "cudnn") for lay in ("out_in", "in_out"))}
+VARIANTS = [Variant(), Variant(one_write=True), Variant(one_write=True, addmm=True),  # the default timed set
             Variant(one_write=True, addmm=True, attention="matmul"),
             Variant(one_write=True, addmm=True, attention="cudnn"),
             Variant(one_write=True, addmm=True, attention="matmul", layout="in_out")]
@@ -302,17 +304,26 @@ def compare(ref: torch.Tensor, out: torch.Tensor, dtype: torch.dtype) -> dict:
             "ok": diff <= TOLERANCE[dtype]}
 
 
-def kernel_counts(step: Step, pos: int) -> collections.Counter:
-    """CUDA kernels of one eager step at ``pos``, by name (empty off CUDA)."""
-    if step.model.device.type != "cuda":
+def cuda_kernels(fn, device) -> collections.Counter:
+    """The CUDA kernels one eager call of ``fn`` launches, by name (empty off CUDA)."""
+    if torch.device(device).type != "cuda":
         return collections.Counter()
-    token = torch.zeros((1, 1), dtype=torch.long, device=step.model.device)
-    positions = torch.tensor(pos, device=step.model.device)
-    with torch.inference_mode(), step.context(), \
-            torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        step.call(token, positions, bucket_for(pos, step.sizes))
+    with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
         torch.cuda.synchronize()
     return collections.Counter(e.name[:60] for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def kernel_counts(step: Step, pos: int) -> collections.Counter:
+    """CUDA kernels of one eager step at ``pos``, by name (empty off CUDA)."""
+    device = step.model.device
+    token, positions = torch.zeros((1, 1), dtype=torch.long, device=device), torch.tensor(pos, device=device)
+
+    def run():
+        with step.context():
+            step.call(token, positions, bucket_for(pos, step.sizes))
+
+    return cuda_kernels(run, device)
 
 
 def graph_if_cuda(fn, device):
@@ -480,13 +491,11 @@ def budget(preset: str, device, precision: str, rounds: int, calls: int, repeat:
         fns = {"independent": gemv_chain(one, False), f"independent x{repeat}": gemv_chain(repeated, False),
                "dependent": gemv_chain(one, True), f"dependent x{repeat}": gemv_chain(repeated, True),
                "tiny": gemv_chain(tiny, False), f"tiny x{repeat}": gemv_chain(tiny * repeat, False)}
-        counts = collections.Counter()
-        if graph:
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                fns["dependent"]()
-                torch.cuda.synchronize()
-            counts.update(e.name[:60] for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+        counts, tiny_counts = cuda_kernels(fns["dependent"], device), cuda_kernels(fns["tiny"], device)
         fns = {name: graph_if_cuda(fn, device) for name, fn in fns.items()}
+        # the main mode's gemv_only: the model's own weights, each called as the model calls it ((1, 1, in) input)
+        toy = model.build_model(preset, device=device, precision=precision)
+        fns["gemv_only (model)"] = gemv_only(toy)[0]
         steps = timed_report(fns, device, rounds, calls, {"vs_independent": "independent"})
         roof_after = roofs.gemv_bandwidth(device, precision, shapes=shapes, nbytes=nbytes, fast=fast)
     roof = (roof_before + roof_after) / 2
@@ -496,7 +505,8 @@ def budget(preset: str, device, precision: str, rounds: int, calls: int, repeat:
                "roof_chain_per_gemv_us": chain_bytes / roof / chain_n * 1e6,
                "step_bytes": step_bytes, "n_gemv": n, "copies_for_repeats": copies,
                "splitk_reduce_kernels_per_step": sum(c for k, c in counts.items() if "splitKreduce" in k),
-               "kernels_by_name": dict(counts.most_common()),
+               "kernels_by_name": dict(counts.most_common()), "tiny_kernels_by_name": dict(tiny_counts.most_common()),
+               "splitk_reduce_kernels_tiny": sum(c for k, c in tiny_counts.items() if "splitKreduce" in k),
                "roof_step_ms": step_bytes / roof * 1e3, "roof_per_gemv_us": step_bytes / roof / n * 1e6}
     for kind in ("independent", "dependent", "tiny"):
         slope = (t[f"{kind} x{repeat}"] - t[kind]) / (repeat - 1)  # ms per pass of the n GEMVs inside a graph
@@ -508,6 +518,7 @@ def budget(preset: str, device, precision: str, rounds: int, calls: int, repeat:
     derived["roof_plus_fixed_ms"] = derived["roof_step_ms"] + n * fixed
     derived["roof_plus_fixed_plus_replay_ms"] = derived["roof_plus_fixed_ms"] + derived["independent_per_replay_overhead_ms"]
     derived["measured_independent_ms"] = t["independent"]
+    derived["gemv_only_model_ms"] = t["gemv_only (model)"]
     # the gap (measured - roof) split into: the graph's replay overhead, and the GEMVs' own excess inside the graph
     derived["gap_ms"] = t["independent"] - derived["roof_step_ms"]
     derived["gap_in_graph_ms"] = derived["independent_in_graph_ms"] - derived["roof_step_ms"]
@@ -519,8 +530,9 @@ def budget(preset: str, device, precision: str, rounds: int, calls: int, repeat:
               "independent_in_graph_ms", "independent_per_replay_overhead_ms",
               "independent_per_gemv_us", "dependent_in_graph_ms", "dependent_per_gemv_us", "tiny_per_gemv_us",
               "fixed_term_ms", "roof_plus_fixed_ms", "roof_plus_fixed_plus_replay_ms", "measured_independent_ms",
-              "splitk_reduce_kernels_per_step"):
+              "gemv_only_model_ms", "splitk_reduce_kernels_per_step", "splitk_reduce_kernels_tiny"):
         print(f"  {k:40s} {derived[k]:.4f}")
+    del toy, mats, one, repeated, tiny, fns  # before the next preset's matrices
     machine.release(device)
     return {"preset": preset, "precision": precision, "rounds": rounds, "calls_per_round": calls, "repeat": repeat,
             "steps": steps, "derived": derived}
@@ -555,7 +567,7 @@ def main(argv=None) -> int:
         args.positions = "5,40"
     args.positions = [int(p) for p in args.positions.split(",") if p]
     args.compile_positions = [int(p) for p in args.compile_positions.split(",") if p]
-    by_name = {v.name: v for v in VARIANTS}
+    by_name = ALL_VARIANTS
     unknown = [n for n in args.variants.split(",") + args.compile_variants.split(",") if n and n not in by_name]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {list(by_name)}")
