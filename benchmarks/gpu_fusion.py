@@ -327,7 +327,17 @@ def kernel_counts(step: Step, pos: int) -> collections.Counter:
 
 
 def graph_if_cuda(fn, device):
-    return machine.graphed(fn) if torch.device(device).type == "cuda" else fn
+    """``fn`` replayed from a CUDA graph (on CUDA), holding on to ``fn`` and so to the tensors the graph reads: a
+    bare ``machine.graphed(fn)`` lets them be freed, and its replay then crashed (a segfault, 7b --budget)."""
+    if torch.device(device).type != "cuda":
+        return fn
+    replay = machine.graphed(fn)
+
+    def run():
+        replay()
+
+    run.graphed_fn = fn  # keeps fn, and so the tensors its graph reads, alive
+    return run
 
 
 def gemv_only(toy: model.ToyGPT):
