@@ -201,6 +201,49 @@ def worker(rank: int, world: int, device: torch.device, preset: str, precision: 
     }
 
 
+def as_record(run: dict, dtype: str) -> dict:
+    """One preset's run in the recorded reference's ``tensor_parallel`` form (what notebook 04 and
+    ``explain_tensor_parallel`` read): seconds, the split share of the step's bytes, the fitted link."""
+    config = get_config(run["preset"])
+    item = 2 if dtype in ("bf16", "fp16") else 4
+    total = config.weight_bytes(dtype) + config.max_seq_len * config.kv_bytes_per_token(dtype)  # graphs read every slot
+    unsplit = config.d_model * config.vocab_size * item + (2 * config.n_layers + 1) * config.d_model * item
+    one_shot = run["link"]["fit"]["one-shot"]
+    ms = lambda key, part: run[key][part] / 1e3  # noqa: E731
+    return {"preset": run["preset"], "world_size": 2, "backend": "nccl", "device": "cuda", "precision": dtype,
+            "graphs": True, "step_s": ms("tp_ms", "median"), "step_iqr_s": ms("tp_ms", "iqr"),
+            "timed_step_s": ms("tp_ms", "median"),  # no clocks inside the step: the timed step is the step
+            "single_device_step_s": ms("single_ms", "median"), "single_device_iqr_s": ms("single_ms", "iqr"),
+            "comm_s": ms("comm_ms", "median"), "comm_iqr_s": ms("comm_ms", "iqr"),
+            "compute_s": ms("tp_ms", "median") - ms("comm_ms", "median"),
+            "comm_share": run["comm_ms"]["median"] / run["tp_ms"]["median"],
+            "speedup": run["single_ms"]["median"] / run["tp_ms"]["median"],
+            "allreduces_per_step": run["allreduces_per_step"], "allreduce_bytes": run["allreduce_bytes"],
+            "split_share": (total - unsplit) / total,
+            "identical_tokens": run["tokens_match"] == run["tokens_compared"],
+            "tokens_match": run["tokens_match"], "tokens_compared": run["tokens_compared"],
+            "first_divergence": run["first_divergence"], "margin_at_divergence": run["margin_at_divergence"],
+            "link": {"world_size": 2, "backend": "nccl", "algorithm": "one-shot",
+                     "message_bytes": run["link"]["message_bytes"], "seconds": run["link"]["seconds"],
+                     "iqr_s": run["link"]["iqr_s"], "latency_s": one_shot["alpha_s"],
+                     "bandwidth_Bps": one_shot["beta_Bps"]}}
+
+
+def into_reference(result: Path, reference: Path) -> int:
+    """Replace the recorded reference's tensor-parallel runs by the runs of ``result``."""
+    out, ref = json.loads(result.read_text()), json.loads(reference.read_text())
+    ref["tensor_parallel"] = [as_record(r, out["dtype"]) for r in out["presets"] if "error" not in r]
+    prov = out["provenance"]
+    ref["tensor_parallel_note"] = (f"recorded {prov['date'][:10]} by benchmarks/gpu_tp.py on 2 {prov['device_names'][0]}s "
+                                   f"(NCCL {out['presets'][0].get('nccl_version')}): each rank's whole decode step, "
+                                   f"all-reduces included, replayed from a CUDA graph; {out['rounds']} interleaved rounds "
+                                   f"of {out['replays_per_round']} replays; communication timed as a graph of the step's "
+                                   f"all-reduces alone; the link fitted to a sweep of message sizes ({result.name})")
+    reference.write_text(json.dumps(ref, indent=1) + "\n")
+    print(f"{reference}: {len(ref['tensor_parallel'])} tensor-parallel runs from {result}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="gpu-1b,7b")
@@ -211,7 +254,11 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=220.0, help="seconds per preset, start-up included")
     parser.add_argument("--dry-run", action="store_true", help="cpu-s, 2 rounds of 3, a small sweep, 8 tokens")
     parser.add_argument("--out", type=Path, help="default: results/<card>x2_tp_graph_<date>.json")
+    parser.add_argument("--into", nargs=2, type=Path, metavar=("RESULT", "REFERENCE"),
+                        help="put the runs of a RESULT this script wrote into a recorded REFERENCE (no GPUs needed)")
     args = parser.parse_args(argv)
+    if args.into:
+        return into_reference(*args.into)
     on_gpus = torch.cuda.is_available() and torch.cuda.device_count() >= 2
     if not (on_gpus or args.dry_run):
         print("needs 2 CUDA GPUs (or --dry-run: the CPU, eagerly, with gloo)")
