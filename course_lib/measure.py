@@ -22,11 +22,11 @@ import torch
 from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
-from . import hardware, perf
+from . import perf, specs
 from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
 from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
-from .presets import get_config, preset_name
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
+from .specs import get_config, preset_name
 
 NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
 HOLD_TOGETHER = 256 * MiB  # a CPU sweep whose models hold more than this rebuilds them round by round
@@ -220,7 +220,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     launches = small_op_costs(*shape, False, threads, profile.fast) if eager_gpu else None
     budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
                                 profile.matmul_flops.get(precision), launches)
-    datasheet = hardware.match(profile.device_name)
+    datasheet = specs.match(profile.device_name)
     return DecodeRecord(
         preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
         batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,

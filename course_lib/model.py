@@ -2,7 +2,7 @@
 
 Scope: token embedding, pre-norm blocks (RMSNorm -> fused-QKV attention -> output projection;
 RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases; shapes and
-exact counts in presets.py. Random weights (a fixed seed): the timings and bytes of a real model of
+exact counts in specs.py. Random weights (a fixed seed): the timings and bytes of a real model of
 the same shape, but nonsense text; "trained" and "trained-draft" load weights trained on the course's
 own text, one byte per token (``encode``, ``decode``). No positional encoding (RoPE would add a few
 elementwise ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
@@ -36,8 +36,8 @@ from tqdm.auto import trange
 
 from .machine import check_precision, fast_mode, free_memory, pick_device, torch_dtype
 from .perf import check_count
-from .presets import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 from .roofs import best_layout
+from .specs import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 
 # build_model asks for this much more memory than weights + KV cache, for activations (logits of
 # a full-length prefill, MLP hidden states) and allocator slack.

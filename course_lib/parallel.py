@@ -16,7 +16,7 @@ Each rank runs one torch thread. The timed step is notebook 01's: one decode ste
 context of 128 tokens, weights in the layout that streams faster here, timed with the course's one
 harness (``machine.time_interleaved``: warm-up, interleaved rounds, median and IQR). Rank 0 times
 the unsplit model in the same rounds: the one-device baseline. The same processes then time
-all-reduces of several sizes and fit the link's alpha and beta (``perf.fit_allreduce``).
+all-reduces of several sizes and fit the link's alpha and beta (``serving.fit_allreduce``).
 ``explain_tensor_parallel`` reads a result, in sentences computed from its numbers.
 
 References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
@@ -37,12 +37,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from . import perf
+from . import serving
 from .machine import check_precision, fast_mode, measurement, release, synchronize, time_interleaved, use_threads
 from .model import Attention, Block, InOutLinear, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
 from .perf import check_count, check_positive, fit_allreduce
-from .presets import ToyConfig, get_config, preset_name
 from .roofs import best_layout
+from .specs import ToyConfig, get_config, preset_name
 
 
 # ----------------------------------------------------------------------------- splitting the model
@@ -165,7 +165,7 @@ def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
 @dataclass
 class LinkResult:
     """All-reduce times measured between the ranks, and the alpha-beta model fitted to them
-    (``perf.fit_allreduce``; gloo's all-reduce is a ring)."""
+    (``serving.fit_allreduce``; gloo's all-reduce is a ring)."""
 
     world_size: int
     backend: str
@@ -352,10 +352,10 @@ def speedup_range(r) -> tuple[float, float]:
 
 
 def formula_step(r) -> tuple[float, float] | None:
-    """(compute, communication) seconds that ``perf.tensor_parallel_split`` predicts from the run's
+    """(compute, communication) seconds that ``serving.tensor_parallel_split`` predicts from the run's
     own one-device step and fitted link; None without a link."""
     link = _get(r, "link")
-    return perf.tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
+    return serving.tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
                                       _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
                                       _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
 

@@ -15,7 +15,7 @@ from array import array
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import perf
+from . import perf, serving
 from .explain import field, format_value, group_by_context, iqr_of
 
 TEMPLATE = "plotly_white"
@@ -269,11 +269,11 @@ def latency_throughput(records, title="Each user's speed against the total: batc
 
 def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
     """Share of a mixture-of-experts model's weights one decode step streams, against the batch
-    (``models``: name -> (total, active, experts, top_k), as perf.MOE_MODELS)."""
+    (``models``: name -> (total, active, experts, top_k), as serving.MOE_MODELS)."""
     batches = sorted({int(max_batch ** (i / 39)) for i in range(40)})  # log-spaced whole batches, 1 .. max_batch
     fig = go.Figure()
     for i, (name, (total, active, experts, k)) in enumerate(models.items()):
-        gb = [perf.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
+        gb = [serving.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
         full = perf.weight_bytes(total, precision) / 1e9
         fig.add_scatter(x=batches, y=[100 * g / full for g in gb], mode="lines",
                         name=f"{name}: {gb[0]:,.0f} GB at batch 1, {full:,.0f} GB in all",
@@ -304,7 +304,7 @@ def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link
     latency 2(N-1)α and the bytes 2(N-1)/N·m/β. One-shot: the latency α stays put, the bytes
     (N-1)·m/β grow (tiny for decode's messages)."""
     ns = list(range(1, max_devices + 1))
-    parts = [perf.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
+    parts = [serving.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
                                              link_bandwidth, link_latency, algorithm=algorithm) for n in ns]
     fig = go.Figure([go.Bar(x=ns, y=[s * 1e3 for s, _ in parts], name="streaming weights (÷ N)", marker_color=COLORS[0]),
                      go.Bar(x=ns, y=[c * 1e3 for _, c in parts], name="all-reduces (2 per layer)", marker_color=COLORS[1])])
@@ -318,7 +318,7 @@ def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
     get = link.get if isinstance(link, dict) else lambda key: getattr(link, key)
     sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
     grid = [min(sizes) * (max(sizes) / min(sizes)) ** (i / 59) for i in range(60)]
-    fitted = [perf.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
+    fitted = [serving.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
     fig = go.Figure(go.Scatter(x=sizes, y=[t * 1e6 for t in get("seconds")], mode="markers", name="measured (median, IQR)",
                                error_y=dict(type="data", array=[q * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
     fig.add_scatter(x=grid, y=fitted, mode="lines", name=f"fit: α = {get('latency_s') * 1e6:.0f} µs, "
@@ -334,10 +334,10 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
     (thin) and the chosen one (thick). Trace 0 is the chosen α (widgets update it in place)."""
     gammas = list(range(1, max_gamma + 1))
     fig = go.Figure()
-    fig.add_scatter(x=gammas, y=[perf.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
+    fig.add_scatter(x=gammas, y=[serving.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
                     name=f"α = {alpha:.2f} (yours)", line=dict(color=COLORS[1], width=4))
     for i, a in enumerate(alphas):
-        fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
+        fig.add_scatter(x=gammas, y=[serving.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
                         name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
     fig.add_scatter(x=[1, max_gamma], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
     return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",

@@ -21,14 +21,15 @@ from typing import NamedTuple
 
 import jsonschema
 
-from . import hardware, perf
+from . import perf, serving, specs
 
 __all__ = ["FUNCTIONS", "UNITS", "AnswerError", "Bank", "MissingContext", "Option", "Question", "Result",
            "answer_key", "answer_text", "format_number", "grade", "load_bank", "notebook_ids", "parse_bank",
            "parse_number"]
 
-# Functions a bank may call: perf's public formulas (not its table builder), and plain arithmetic.
-FUNCTIONS = {f"perf.{name}": getattr(perf, name) for name in perf.__all__ if name != "decode_table"}
+# Functions a bank may call: perf's and serving's public formulas (not perf's table builder), and plain arithmetic.
+FUNCTIONS = {f"{module.__name__.rsplit('.', 1)[1]}.{name}": getattr(module, name) for module in (perf, serving)
+             for name in module.__all__ if name != "decode_table"}
 FUNCTIONS.update({"math.div": lambda a, b: perf.check_number("a", a) / perf.check_positive("b", b),
                   "math.mul": lambda a, b: perf.check_number("a", a) * perf.check_number("b", b),
                   "math.sub": lambda a, b: perf.check_number("a", a) - perf.check_number("b", b)})
@@ -68,11 +69,11 @@ def _resolve(spec, context: Mapping):
             raise MissingContext(spec[1:])
         return context[spec[1:]]
     if isinstance(spec, Mapping) and "hardware" in spec:
-        device = hardware.get(spec["hardware"])
+        device = specs.get(spec["hardware"])
         return getattr(device, spec["attr"]) if "attr" in spec else device.peak_flops(spec["peak_flops"])
     if isinstance(spec, Mapping):
         if spec["fn"] not in FUNCTIONS:
-            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME (perf.__all__)")
+            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME, serving.NAME")
         return FUNCTIONS[spec["fn"]](**{k: _resolve(v, context) for k, v in spec["args"].items()})
     return spec
 

@@ -16,8 +16,8 @@ from contextlib import nullcontext
 import ipywidgets as W
 import traitlets
 
-from . import hardware, perf, plots
-from .presets import PRESETS
+from . import perf, plots, serving, specs
+from .specs import PRESETS
 
 MEASURED = "this machine (measured)"
 CUSTOM = "custom"
@@ -87,9 +87,9 @@ class DecodeCalculator(Explorer):
     """The notebook-01 calculator: model size, precision, bandwidth and a hardware preset."""
 
     def __init__(self, n_params=7e9, precision="fp16", preset="A100-80GB", measured=None):
-        """``measured``: an optional hardware.Hardware for "this machine (measured)"."""
+        """``measured``: an optional specs.Hardware for "this machine (measured)"."""
         self.measured = measured
-        self.presets = {hw.name: hw for hw in hardware.catalog()}
+        self.presets = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.presets[MEASURED] = measured
         hw = self.presets[preset]
@@ -281,7 +281,7 @@ class RooflineExplorer(Explorer):
     SHAPE = PRESETS["7b"]  # a Llama-2-7B-shaped model (32 layers, d 4096, 32 heads)
 
     def __init__(self, device="A100-80GB", measured=None, price=2.5):
-        self.devices = {hw.name: hw for hw in hardware.catalog()}
+        self.devices = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.devices[MEASURED] = measured
         math_options = self.devices[device].precisions
@@ -310,16 +310,16 @@ class RooflineExplorer(Explorer):
         hw, wp, mp, b = self.devices[self.device.value], self.weights.value, self.math.value, self.batch.value
         n_params, peak = self.SHAPE.n_params(embedding=False), hw.peak_flops(mp)
         kv_seq = self.context.value * self.SHAPE.kv_bytes_per_token(mp)  # the cache is kept in the math's format
-        intensity = perf.decode_intensity(n_params, wp, b, kv_seq)
-        step = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
-        batch1 = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
+        intensity = serving.decode_intensity(n_params, wp, b, kv_seq)
+        step = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
+        batch1 = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
         return {"hw": hw, "peak": peak, "intensity": intensity, "step_s": step, "tokens_per_s": b / step,
                 "kv_seq": kv_seq, "weights_held": perf.weight_bytes(self.SHAPE.n_params(), wp),
-                "fit": perf.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
+                "fit": serving.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
                 "attained": perf.attainable_flops(intensity, peak, hw.bandwidth),
-                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": perf.critical_batch(peak, hw.bandwidth, wp),
-                "batch1_step_s": batch1, "cost": perf.cost_per_million_tokens(self.price.value, b / step),
-                "cost1": perf.cost_per_million_tokens(self.price.value, 1 / batch1)}
+                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": serving.critical_batch(peak, hw.bandwidth, wp),
+                "batch1_step_s": batch1, "cost": serving.cost_per_million_tokens(self.price.value, b / step),
+                "cost1": serving.cost_per_million_tokens(self.price.value, 1 / batch1)}
 
     def update(self):
         try:
@@ -370,7 +370,7 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
     """HTML: whether 1/N of the weights fits, the step at N and its parts, the speed-up over one
     device, the fastest N up to ``max_devices``, and the other all-reduce algorithm at the same N."""
     def steps(algo):
-        return {k: perf.tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
+        return {k: serving.tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
                                                    link_latency, algorithm=algo) for k in {*range(1, max_devices + 1), n}}
     try:
         other_name = {"one-shot": "ring", "ring": "one-shot"}.get(algorithm, algorithm)
@@ -405,7 +405,7 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
 class TensorParallelExplorer(Explorer):
     """Notebook 04: a model split over N devices; streaming shrinks as 1/N, the all-reduces do
     not. The learner picks the all-reduce algorithm (one-shot, or ring: the pessimistic case).
-    ``measured`` (hardware.custom) with ``link`` (its fitted latency s, bandwidth B/s) adds this
+    ``measured`` (specs.custom) with ``link`` (its fitted latency s, bandwidth B/s) adds this
     machine as a device: picking it sets the toy model and the measured link."""
 
     TOY = "cpu-m"
@@ -413,20 +413,20 @@ class TensorParallelExplorer(Explorer):
     def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM", algorithm="one-shot", measured=None,
                  link=None):
         toy = PRESETS[self.TOY]
-        self.models = {**perf.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
+        self.models = {**serving.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
                        (toy.n_params(embedding=False), toy.n_layers, toy.d_model)}
-        self.devices = {hw.name: hw for hw in hardware.catalog() if hw.kind == "gpu"}
+        self.devices = {hw.name: hw for hw in specs.catalog() if hw.kind == "gpu"}
         if measured is not None:
             self.devices[MEASURED] = measured
         self.link_measured = link
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
         self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
         self.precision = W.Dropdown(options=list(perf.PRECISIONS), value="fp16", description="precision")
-        self.algorithm = W.Dropdown(options=list(perf.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
+        self.algorithm = W.Dropdown(options=list(serving.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
         self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
-        self.link = _slider(W.FloatLogSlider, "link GB/s", value=perf.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
+        self.link = _slider(W.FloatLogSlider, "link GB/s", value=serving.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
                             readout_format=",.3g")
-        self.latency = _slider(W.FloatLogSlider, "latency α µs", value=perf.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
+        self.latency = _slider(W.FloatLogSlider, "latency α µs", value=serving.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
                                readout_format=",.3g")
         self.readout = W.HTML()
         self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
@@ -440,7 +440,7 @@ class TensorParallelExplorer(Explorer):
         if MEASURED in (change["new"], change["old"]):
             here = change["new"] == MEASURED
             latency, bandwidth = (self.link_measured if here and self.link_measured else
-                                  (perf.NVLINK_LATENCY, perf.NVLINK_BANDWIDTH))
+                                  (serving.NVLINK_LATENCY, serving.NVLINK_BANDWIDTH))
             self.model.value = list(self.models)[-1] if here else "70B (80 layers, d 8192)"
             self.precision.value, self.algorithm.value = ("fp32", "ring") if here else ("fp16", "one-shot")
             self.latency.value, self.link.value = latency * 1e6, bandwidth / 1e9
@@ -482,15 +482,15 @@ class SpeculativeExplorer(Explorer):
 
     def update(self):
         a, g, c = self.alpha.value, self.gamma.value, self.cost.value
-        tokens = perf.speculative_expected_tokens(a, g)
-        speedup = perf.speculative_speedup(a, g, c)
+        tokens = serving.speculative_expected_tokens(a, g)
+        speedup = serving.speculative_speedup(a, g, c)
         verdict = "a win" if speedup > 1 else "a <b style='color:#b00'>slow-down</b>"
         self.readout.value = (f"expected tokens per verification pass: <b>{tokens:.2f}</b> (at most γ + 1 = {g + 1}); "
                               f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → "
                               f"speed-up <b>{speedup:.2f}×</b>, {verdict}")
         gammas = list(range(1, 17))
         with _batch_update(self.figure):
-            self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
+            self.figure.data[0].y = [serving.speculative_speedup(a, k, c) for k in gammas]
             self.figure.data[0].name = f"α = {a:.2f} (yours)"
             for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves
-                trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]
+                trace.y = [serving.speculative_speedup(alpha, k, c) for k in gammas]

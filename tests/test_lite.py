@@ -110,7 +110,7 @@ def test_recorded_cells_replace_cells_that_measure():
 @pytest.mark.parametrize(("code", "measures"), [
     ("roofs = []\nroofs.append(1)", False),  # a variable called roofs (notebook 03)
     ("profile = roofs.get_profile()", True), ("x = model.PRESETS['7b']", False), ("toy = model.build_model('cpu-s')", True),
-    ("import torch", True), ("ref = hardware.load_reference()", False), ("p = get_profile(device)", True),
+    ("import torch", True), ("ref = specs.load_reference()", False), ("p = get_profile(device)", True),
 ])
 def test_what_needs_torch(code, measures):
     assert build_lite.needs_torch(ast.parse(code)) is measures

@@ -58,11 +58,11 @@ def test_colab_cell_and_links_point_at_the_repository():
 def test_the_analytical_core_imports_without_torch():
     # the calculators, explorers and quizzes must work where torch is absent (an in-browser track)
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import course_lib.perf, course_lib.presets, course_lib.hardware, course_lib.plots\n"
+            "import course_lib.perf, course_lib.serving, course_lib.specs, course_lib.plots\n"
             "import course_lib.widgets, course_lib.quiz, course_lib.quiz_widget, course_lib.explain\n"
-            "from course_lib import hardware, perf, presets, widgets\n"
+            "from course_lib import perf, specs, widgets\n"
             "widgets.DecodeCalculator(); widgets.RooflineExplorer()\n"
-            "print(perf.decode_time(presets.PRESETS['7b'].n_params(), 'bf16', hardware.get('H200').bandwidth))")
+            "print(perf.decode_time(specs.PRESETS['7b'].n_params(), 'bf16', specs.get('H200').bandwidth))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) > 0
@@ -73,7 +73,7 @@ def test_the_analytical_core_imports_without_torch():
 
 def test_imports_point_down_the_stack():
     # a module may import only modules below it: the library's layers, bottom first
-    layers = [{"perf"}, {"presets", "hardware", "machine", "explain"}, {"roofs", "plots", "quiz"}, {"model"},
+    layers = [{"perf"}, {"serving", "specs", "machine", "explain"}, {"roofs", "plots", "quiz"}, {"model"},
               {"measure", "parallel", "speculative", "widgets", "quiz_widget"}, {"__main__"}]
     level = {name: i for i, names in enumerate(layers) for name in names}
     modules = sorted(p.stem for p in (ROOT / "course_lib").glob("*.py") if p.stem != "__init__")

@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from course_lib import hardware, widgets
+from course_lib import specs, widgets
 
 
 @pytest.fixture
 def calc():
-    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    me = specs.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
     return widgets.DecodeCalculator(measured=me)
 
 
@@ -105,7 +105,7 @@ def _drive_to_extremes(controls, readout, figure):
 
 
 def test_roofline_explorer_moves_the_point():
-    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    me = specs.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
     r = widgets.RooflineExplorer(measured=me)
     x1 = r.figure.data[1].x[0]
     r.batch.value = 64
@@ -176,7 +176,7 @@ def test_tensor_parallel_explorer_defaults_tp8_beats_tp4_for_70b():
 
 
 def test_tensor_parallel_explorer_on_this_machine():
-    me = hardware.custom(widgets.MEASURED, 10e9, 8e9)
+    me = specs.custom(widgets.MEASURED, 10e9, 8e9)
     t = widgets.TensorParallelExplorer(measured=me, link=(300e-6, 1e9))
     t.device.value = widgets.MEASURED
     assert t.model.value.startswith("toy cpu-m") and t.precision.value == "fp32" and t.algorithm.value == "ring"
@@ -190,7 +190,7 @@ def test_tensor_parallel_explorer_on_this_machine():
 
 
 def test_describe_tensor_parallel_by_hand():
-    h100 = hardware.get("H100-SXM")
+    h100 = specs.get("H100-SXM")
     text = widgets.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
     assert "each device holds 17.5 GB" in text and "at least 2 devices" in text
     assert "step 6.22 ms = 5.22 ms streaming + 1 ms in 160 one-shot all-reduces (16%)" in text
