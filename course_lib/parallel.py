@@ -40,7 +40,7 @@ from torch import nn
 from . import serving
 from .machine import check_precision, fast_mode, measurement, release, synchronize, time_interleaved, use_threads
 from .model import Attention, Block, InOutLinear, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
-from .perf import check_count, check_positive, fit_allreduce
+from .perf import check_count, check_positive
 from .roofs import best_layout
 from .specs import ToyConfig, get_config, preset_name
 
@@ -184,7 +184,7 @@ def _time_link(device: torch.device, world_size: int, sizes: list[int], rounds: 
     times = time_interleaved(steps, device, rounds=rounds, warmup=3, calls=calls)
     seconds = [times[size].median for size in sizes]
     return LinkResult(world_size, dist.get_backend(), "ring", sizes, seconds, [times[size].iqr for size in sizes],
-                      *fit_allreduce(sizes, seconds, world_size, "ring"))
+                      *serving.fit_allreduce(sizes, seconds, world_size, "ring"))
 
 
 # ----------------------------------------------------------------------------- the tensor-parallel run
