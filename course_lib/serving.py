@@ -4,7 +4,8 @@ all-reduces, tensor parallelism and speculative decoding. Pure formulas on perf'
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
 (until the arithmetic binds at the critical batch), fits as many KV caches as memory allows, and
 splits a model over devices at the cost of all-reduces. Same rules as perf: bad input gets a
-``ValueError`` naming the argument.
+``ValueError`` naming the argument. At the end, the sentences that read a tensor-parallel run
+(parallel.py, or a recorded one) against these formulas: pure Python too, so the browser track has them.
 """
 
 from __future__ import annotations
@@ -237,3 +238,95 @@ def speculative_speedup(alpha, gamma, cost_ratio) -> float:
     is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
     a, g = _alpha_gamma(alpha, gamma)
     return speculative_expected_tokens(a, g) / (g * check_non_negative("cost_ratio", cost_ratio) + 1.0)
+
+
+# ----------------------------------------------------------------------------- reading a tensor-parallel run
+NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
+
+
+def _get(r, key: str):  # a field of a TensorParallelResult or of a recorded dict (older ones lack some)
+    return r.get(key) if isinstance(r, dict) else getattr(r, key, None)
+
+
+def speedup_range(r) -> tuple[float, float]:
+    """The speed-up's spread: the least and most favourable reading of the two medians ± half their IQRs."""
+    single, step = _get(r, "single_device_step_s"), _get(r, "step_s")
+    s_half, t_half = (_get(r, "single_device_iqr_s") or 0.0) / 2, (_get(r, "step_iqr_s") or 0.0) / 2
+    return max(single - s_half, 0.0) / (step + t_half), (single + s_half) / max(step - t_half, 1e-12)
+
+
+def formula_step(r) -> tuple[float, float] | None:
+    """(compute, communication) seconds that ``tensor_parallel_split`` predicts from the run's
+    own one-device step and fitted link; None without a link."""
+    link = _get(r, "link")
+    return tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
+                               _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
+                               _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1e3:.2f} ms" if x >= 1e-4 else f"{x * 1e6:.0f} µs"
+
+
+def explain_tensor_parallel(r) -> str:
+    """What one tensor-parallel run says (markdown), computed from its numbers, with a branch for
+    each case that occurs: faster, no clear difference or slower; communication's share; the
+    computing part against 1/N of the bytes; the link's price against the time inside the
+    all-reduces; CPU cores shared or GPUs of their own; noise."""
+    n, step, single, comm = _get(r, "world_size"), _get(r, "step_s"), _get(r, "single_device_step_s"), _get(r, "comm_s")
+    speedup, (low, high) = single / step, speedup_range(r)
+    share, count = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step")
+    text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
+            f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
+    spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
+    if _get(r, "backend") == "nccl" and _get(r, "timed_step_s") is None:  # runs of version 1: only a clocked step
+        text.append("That split step was timed with clocks around every all-reduce, which synchronise the GPU and slow "
+                    "the step itself: its speed says little, its share of communication more.")
+    elif low > 1:
+        text.append(f"Tensor parallelism **won**: even the least favourable reading of {spread} gives {low:.2f}×.")
+    elif high < 1:
+        text.append(f"Tensor parallelism **lost**: the split step took {step / single:.2f}× the time of the unsplit one "
+                    f"(at best {high:.2f}× from {spread}).")
+    else:
+        text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
+    text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
+                f"{_get(r, 'allreduce_bytes')} bytes: " + ("communication **dominates**." if share >= 0.5 else
+                                                           "a large share." if share >= 0.2 else "a small share."))
+    split_share, compute = _get(r, "split_share"), _get(r, "compute_s")
+    if split_share:
+        ideal = single * (1 - split_share + split_share / n)
+        ratio = compute / ideal
+        text.append(f"The computing part took {_ms(compute)}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
+                    f"{split_share:.0%} of the bytes by {n} predicts: " + (
+                        "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
+                        "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
+                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head, "
+                        "and a busy or shared core slows it."))
+    predicted = formula_step(r)
+    if predicted:
+        link = _get(r, "link")
+        text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
+                    f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
+                    f"the step's all-reduces at {_ms(predicted[1])}; " + (
+                        f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late." if
+                        comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
+                        "more than was measured inside the step (the sweep ran at a busier moment)."))
+        text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
+                    f"predicts {single / sum(predicted):.2f}×.")
+    cores = _get(r, "cpu_count")
+    if _get(r, "backend") == "gloo":
+        text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
+                     "them with every other program on the machine: a rank that loses its core for a moment makes the "
+                     "others wait in the next all-reduce, and that waiting counts as communication."
+                     if cores and cores <= n else f"This machine has {cores} CPU cores: each rank can have one to itself.")
+                    + " All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
+                      "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
+    else:
+        text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
+        if (_get(r, "timed_step_s") or step) > 1.1 * step:
+            text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
+                        f"{_ms(_get(r, 'timed_step_s'))}: the share above is of that slower step.")
+    if max((_get(r, "step_iqr_s") or 0) / step, (_get(r, "single_device_iqr_s") or 0) / single) > NOISY:
+        text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
+                    "was busy?); re-run before drawing conclusions.")
+    return " ".join(text)

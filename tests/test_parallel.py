@@ -14,15 +14,8 @@ import torch.distributed as dist
 
 from course_lib import plots, serving, specs
 from course_lib.model import build_model, generate, get_config
-from course_lib.parallel import (
-    _weight,
-    explain_tensor_parallel,
-    formula_step,
-    run_tensor_parallel,
-    shard_model,
-    spawn_ranks,
-    speedup_range,
-)
+from course_lib.parallel import _weight, run_tensor_parallel, shard_model, spawn_ranks
+from course_lib.serving import explain_tensor_parallel, formula_step, speedup_range
 
 TINY = get_config("tiny")  # 4 query heads sharing 2 KV heads: a 2-way split gives each rank 2 + 1
 
