@@ -4,7 +4,7 @@
 
 Measured in the same interleaved rounds (ratios, not absolute times, are the result):
   gemv_only   the step's weight GEMVs alone (the same matrices, batch 1), one CUDA graph
-  course      the course's decode step (model.make_graphed_decode)
+  course      the course's decode step (machine.make_graphed_decode)
   compiled    the same step through torch.compile in each of --compile-modes (Inductor fuses the
               small elementwise kernels: norms, GELU, residual adds), then captured in a CUDA graph
 Also counts the kernels one eager step launches, by name (torch.profiler).
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     counts = kernel_counts(toy, 100)
     print(f"eager step: {sum(counts.values())} kernels; most common: {counts.most_common(12)}")
     gemv, n_gemv = gemv_only(toy)
-    decode = model.make_graphed_decode(toy)
+    decode = machine.make_graphed_decode(toy)
     token = torch.zeros((1, 1), dtype=torch.long, device=device)
     fns = {"gemv_only": gemv, "course": lambda: decode(token, 100)}
     for mode in args.compile_modes.split(","):

@@ -23,8 +23,8 @@ from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
 from . import perf, specs
-from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
-from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
+from .machine import DTYPES, MiB, fast_mode, graphed, make_graphed_decode, measurement, pick_device, release, time_interleaved
+from .model import build_model, decode_one_token, prefill, teacher_forced_logits
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
 from .specs import get_config, preset_name
 
