@@ -1,4 +1,5 @@
-"""The ipywidgets view of a quiz: display and the learner's progress only (``quiz.grade`` grades).
+"""Showing a quiz: the ipywidgets view with the learner's progress (``quiz.grade`` grades), the plain
+text, and the answer key (``answer_key``: Markdown for instructors, ``python -m course_lib quiz``).
 
 ``show_quiz("01", context={"bandwidth": ..., ...})`` in a notebook. Each question has its controls, a
 **Check** button, feedback saying why, and **Show answer** after the first real attempt. **Start again**
@@ -19,7 +20,8 @@ import ipywidgets as W
 
 from . import quiz
 
-__all__ = ["QuestionView", "QuizView", "markdown_to_html", "quiz_text", "quiz_view", "reset_quizzes", "show_quiz"]
+__all__ = ["QuestionView", "QuizView", "answer_key", "answer_text", "markdown_to_html", "quiz_text", "quiz_view", "reset_quizzes",
+           "show_quiz"]
 
 _STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘")}  # other statuses: information
 _CSS = f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
@@ -54,6 +56,50 @@ def quiz_text(bank: quiz.Bank, context: Mapping | None = None) -> str:
         lines.append("")
     lines.append("(Checking answers needs the interactive widgets: open the notebook in JupyterLab.)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- answer keys
+def answer_key(notebook_id, context: Mapping | None = None) -> str:
+    """Every question of a notebook's quiz with its answer and explanation, as Markdown (instructors)."""
+    bank = quiz.load_bank(notebook_id)
+    kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
+    skills = ", ".join(f"{sum(q.skill == s for q in bank.questions)} {s}" for s in ("compute", "interpret", "transfer"))
+    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills} (compute: apply "
+           "a formula; interpret: read a plot or a measurement; transfer: a new device, design or situation).", ""]
+    for number, q in enumerate(bank.questions, 1):
+        kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
+        out += [f"## Q{number} `{q.id}` ({kind}; skill: {q.skill})", "", q.text(context), ""]
+        out += [f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}"
+                for letter, o in zip(LETTERS, q.options)] + ([""] if q.options else [])
+        out += [answer_text(q, context), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _describe(spec) -> str:
+    """A value spec as a short formula (the answer key of a measured question): ``f(x=your measured `x`)``."""
+    if isinstance(spec, Mapping):
+        args = spec["args"] if "fn" in spec else {k: v for k, v in spec.items() if k != "hardware"}
+        return f"{spec.get('fn') or spec['hardware']}({', '.join(f'{k}={_describe(v)}' for k, v in args.items())})"
+    if isinstance(spec, str):
+        return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
+    return quiz.format_number(spec, digits=4)
+
+
+def answer_text(q: quiz.Question, context: Mapping | None = None) -> str:
+    """Markdown: the right answer of one question and its explanation (the key, "Show answer")."""
+    if q.type != "numeric":
+        right = "\n".join(f"- {LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
+        return f"**Answer:**\n\n{right}\n\n{q.explanation}"
+    try:
+        expected, width = q.expected(context), quiz.accepted_width(q, q.expected(context))
+    except quiz.MissingContext:  # the formula, for the learner's own measurements
+        scale = quiz.UNITS.get(q.units, 1.0)
+        factor = f" × {quiz.format_number(1 / scale)}" if scale < 1 else f" / {quiz.format_number(scale)}" if scale > 1 else ""
+        return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
+               f"\n\n{q.explanation}"
+    accepted = (f"exactly {quiz.format_number(expected, q.units)}" if width == 0 else
+                f"from {quiz.format_number(expected - width)} to {quiz.format_number(expected + width, q.units)}")
+    return f"**Answer: ≈ {quiz.format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
 
 
 # ---------------------------------------------------------------------------- widgets
@@ -111,7 +157,7 @@ class QuestionView:
         return result
 
     def show_answer(self, _button=None) -> None:
-        text = quiz.answer_text(self.question, self.context)
+        text = answer_text(self.question, self.context)
         self.answer.value = f'<div class="cl-box cl-answer">{markdown_to_html(text)}</div>'
         self.revealed = True
         self._on_change()
