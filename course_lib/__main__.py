@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return _estimate(args, parser)
     if args.command == "bench":
         return _bench(args, parser)
-    from .quiz_widget import answer_key
+    from .checks import answer_key
 
     try:
         print(answer_key(args.answers))

@@ -1,10 +1,10 @@
-"""Quizzes: the banks (data/quizzes/NN.json, docs/QUIZ_SCHEMA.md) and grading (answer keys: quiz_widget).
+"""Quizzes: the banks (data/quizzes/NN.json, docs/QUIZ_SCHEMA.md) and grading (answer keys: checks.py).
 
 Numeric answers are never typed into a bank: each names a course formula and its arguments,
 ``{"fn": "perf.decode_time", "args": {...}}``, so the quiz changes when ``perf`` does; ``"$bandwidth"``
 is a learner's own measurement, from ``context``. ``load_bank`` checks a bank against the schema and
 computes every value, so a broken bank fails in the tests, never in front of a learner. ``grade`` is
-pure and never raises on a learner's answer. No torch, no ipywidgets (see ``quiz_widget``).
+pure and never raises on a learner's answer. No torch, no ipywidgets (see ``checks``).
 """
 
 from __future__ import annotations

@@ -344,7 +344,7 @@ def explore_notebook(nb, name: str):
 
 
 def _guesses(tree: ast.AST) -> set[str]:
-    """The names a cell binds to a predict box (``x = widgets.Guess(...)``)."""
+    """The names a cell binds to a predict box (``x = checks.Guess(...)``)."""
     return {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
             and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "Guess"
             for t in node.targets if isinstance(t, ast.Name)}

@@ -59,7 +59,7 @@ def test_the_analytical_core_imports_without_torch():
     # the calculators, explorers and quizzes must work where torch is absent (an in-browser track)
     code = ("import sys; sys.modules['torch'] = None\n"
             "import course_lib.perf, course_lib.serving, course_lib.specs, course_lib.plots\n"
-            "import course_lib.widgets, course_lib.quiz, course_lib.quiz_widget, course_lib.explain\n"
+            "import course_lib.widgets, course_lib.quiz, course_lib.checks, course_lib.explain\n"
             "from course_lib import perf, specs, widgets\n"
             "widgets.DecodeCalculator(); widgets.RooflineExplorer()\n"
             "print(perf.decode_time(specs.PRESETS['7b'].n_params(), 'bf16', specs.get('H200').bandwidth))")
@@ -74,7 +74,7 @@ def test_the_analytical_core_imports_without_torch():
 def test_imports_point_down_the_stack():
     # a module may import only modules below it: the library's layers, bottom first
     layers = [{"perf"}, {"serving", "specs", "machine", "explain"}, {"roofs", "plots", "quiz"}, {"model"},
-              {"measure", "parallel", "speculative", "widgets", "quiz_widget"}, {"__main__"}]
+              {"measure", "speculative", "widgets", "checks"}, {"parallel"}, {"__main__"}]
     level = {name: i for i, names in enumerate(layers) for name in names}
     modules = sorted(p.stem for p in (ROOT / "course_lib").glob("*.py") if p.stem != "__init__")
     assert set(modules) == set(level), "a new module needs a place in the layers above"

@@ -76,13 +76,6 @@ def test_oom_marker(calc):
     assert "fits" in calc.readout.value and calc.figure.data[1].marker.symbol == "circle"
 
 
-def test_reveal_solutions_computes_on_click():
-    box = widgets.reveal_solutions([lambda: "one", lambda: 1 / 0])
-    button, out = box.children
-    assert out.value == ""
-    button.click()
-    assert "one" in out.value and "run the cells above first" in out.value
-
 
 def _drive_to_extremes(controls, readout, figure):
     """Set every slider to both ends and every dropdown to every option; return the texts seen."""
@@ -219,33 +212,6 @@ def test_slider_snapping_keeps_the_preset(calc):
     calc.bandwidth.value = 10 ** 3.33  # a real move: a step and a half away
     assert calc.preset.value == widgets.CUSTOM and "2,138 GB/s" in calc.readout.value
 
-
-def test_guess_hides_the_result_until_committed(monkeypatch):
-    monkeypatch.delenv("COURSE_REVEAL", raising=False)
-    shown = []
-    box = widgets.Guess("How many ms per token?", units="ms")
-    box.reveal(lambda: shown.append(box.value))
-    box.commit("seven", skipped=False)  # not a number: a message, still hidden
-    assert not box.committed and shown == [] and "number" in box.message.value
-    box.commit("-1", skipped=False)
-    assert not box.committed
-    box.commit("7.5", skipped=False)
-    assert box.committed and box.value == 7.5 and shown == [7.5] and box.input.disabled
-    box.reveal(lambda: shown.append("again"))  # after the commit, results show at once
-    assert shown == [7.5, "again"]
-
-
-def test_guess_choices_skip_and_test_mode(monkeypatch):
-    monkeypatch.delenv("COURSE_REVEAL", raising=False)
-    box = widgets.Guess("Which bound?", choices=["memory", "compute"])
-    box.commit(None, skipped=False)
-    assert not box.committed and "Pick one" in box.message.value
-    box.commit(None)  # Skip
-    assert box.committed and box.value is None
-    monkeypatch.setenv("COURSE_REVEAL", "1")
-    assert widgets.Guess("x").committed
-    with pytest.raises(ZeroDivisionError):  # in the test runs a broken reveal fails loudly
-        widgets.Guess("x").reveal(lambda: 1 / 0)
 
 
 @pytest.mark.parametrize("explorer", [widgets.DecodeCalculator, widgets.RooflineExplorer, widgets.TensorParallelExplorer,
