@@ -9,24 +9,26 @@ The one idea (batch-1 decode streams every weight once per token):
 
 It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real step pays (a
 kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
-measure.py puts that modeled time beside what the toy model really does. Many users and many
-devices (batching, KV capacity, cost, mixture of experts, tensor parallelism, speculative
-decoding) are in serving.py, built on these.
+measure.py puts that modeled time beside what the toy model really does. Speculative decoding
+(more than one token per pass of the weights) is here too; many users and many devices
+(batching, KV capacity, cost, mixture of experts, tensor parallelism) are in serving.py.
 
-Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, ...) with
-a ``ValueError`` that names the argument. The ``check_*`` validators below are the course's one
-family of input checks: other modules use them too.
+Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
+outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument. The ``check_*``
+validators below are the course's one family of input checks: other modules use them too.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from numbers import Real
 
 __all__ = [
     "bytes_per_param", "weight_bytes", "kv_cache_bytes_per_token", "decode_time", "tokens_per_second",
     "params_for_speed", "roofline_time", "decode_budget", "fits", "min_devices", "ridge_point", "linear_intensity",
-    "attainable_flops", "decode_attention_intensity", "prefill_time", "decode_table",
+    "attainable_flops", "decode_attention_intensity", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
+    "decode_table",
 ]
 
 # Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
@@ -232,6 +234,28 @@ def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> f
     return roofline_time(weight_bytes(n_params, precision), flops, bandwidth, peak_flops)
 
 
+# ----------------------------------------------------------------------------- speculative decoding
+def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
+    a = check_number("alpha", alpha)
+    if not 0.0 <= a < 1.0:
+        raise ValueError(f"alpha={alpha!r} must be in [0, 1): it is the chance a draft token is accepted")
+    return a, check_count("gamma", gamma)
+
+
+def speculative_expected_tokens(alpha, gamma) -> float:
+    r"""Expected tokens per verification step with draft length gamma and acceptance rate alpha
+    (Leviathan et al., 2023): :math:`\frac{1 - \alpha^{\gamma+1}}{1 - \alpha}`."""
+    a, g = _alpha_gamma(alpha, gamma)
+    return (1.0 - a ** (g + 1)) / (1.0 - a)
+
+
+def speculative_speedup(alpha, gamma, cost_ratio) -> float:
+    r"""Wall-time speed-up over plain decoding: expected tokens / :math:`(\gamma c + 1)`, where c
+    is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
+    a, g = _alpha_gamma(alpha, gamma)
+    return speculative_expected_tokens(a, g) / (g * check_non_negative("cost_ratio", cost_ratio) + 1.0)
+
+
 # ----------------------------------------------------------------------------- the models x GPUs table
 def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
     """The "models x GPUs" table as records: for every model size and device, the batch-1
@@ -251,3 +275,37 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
                 "min_devices": min_devices(n_params, precision, hw.memory),
             })
     return rows
+
+
+# ----------------------------------------------------------------------------- in words (the calculators' readouts)
+def error_html(err: Exception) -> str:
+    """A refused input as a friendly line of HTML, for a readout (widgets never raise)."""
+    return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+
+
+def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
+    """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
+    try:
+        wbytes = weight_bytes(n_params, precision)
+        t = decode_time(n_params, precision, bandwidth)
+        fit = True if memory is None else fits(n_params, precision, memory)
+    except ValueError as err:
+        return error_html(err), False
+    lines = [
+        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {bytes_per_param(precision):g} B "
+        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
+        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
+        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
+        "roughly 50–70 % of this)",
+    ]
+    if memory is not None:
+        if fit:
+            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
+                         "(the KV cache and activations need room too)")
+        else:
+            need = min_devices(n_params, precision, memory)
+            int4 = weight_bytes(n_params, "int4") / 1e9
+            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
+                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
+                         f"(int4: {int4:,.1f} GB).")
+    return "<br>".join(lines), fit

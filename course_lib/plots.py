@@ -2,14 +2,11 @@
 read a learner's own measurements are in explain.py.
 
 No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
-measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
-it (JupyterLab, Notebook 7), and keeps the static figure where it does not (``static_frontend``).
+measure computed.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from array import array
 
 import plotly.graph_objects as go
@@ -35,24 +32,6 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=False, logy=Fals
 # loads plotly.js itself, which static views draw (nbconvert, nbviewer, the course's site, a saved notebook).
 if pio.renderers.default in ("plotly_mimetype", "vscode"):
     pio.renderers.default += "+colab"
-
-
-def static_frontend() -> bool:
-    """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
-    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
-    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
-
-
-def as_widget(fig: go.Figure):
-    """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
-    if static_frontend():
-        return fig
-    try:
-        return go.FigureWidget(fig)
-    except Exception as err:  # e.g. anywidget missing or a front end without widget support
-        print(f"(Interactive chart unavailable here: {err.__class__.__name__}. Showing a static chart; "
-              "re-run the cell after changing a control.)")
-        return fig
 
 
 # ----------------------------------------------------------------------------- notebook 00
@@ -334,10 +313,10 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
     (thin) and the chosen one (thick). Trace 0 is the chosen α (widgets update it in place)."""
     gammas = list(range(1, max_gamma + 1))
     fig = go.Figure()
-    fig.add_scatter(x=gammas, y=[serving.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
+    fig.add_scatter(x=gammas, y=[perf.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
                     name=f"α = {alpha:.2f} (yours)", line=dict(color=COLORS[1], width=4))
     for i, a in enumerate(alphas):
-        fig.add_scatter(x=gammas, y=[serving.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
+        fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
                         name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
     fig.add_scatter(x=[1, max_gamma], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
     return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",

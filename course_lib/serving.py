@@ -1,5 +1,5 @@
 r"""Many users and many devices: batching, KV-cache capacity, cost, mixture of experts,
-all-reduces, tensor parallelism and speculative decoding. Pure formulas on perf's, SI units, no torch.
+all-reduces and tensor parallelism. Pure formulas on perf's, SI units, no torch.
 
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
 (until the arithmetic binds at the critical batch), fits as many KV caches as memory allows, and
@@ -19,7 +19,6 @@ __all__ = [
     "critical_batch", "decode_intensity", "batched_decode_time", "max_sequences", "cost_per_million_tokens",
     "moe_experts_touched", "moe_step_bytes", "activation_bytes", "allreduce_time", "fit_allreduce",
     "tensor_parallel_components", "tensor_parallel_decode_time", "tensor_parallel_split",
-    "speculative_expected_tokens", "speculative_speedup",
 ]
 
 # Shapes of public model families for the tensor-parallel explorer: (parameters, layers, d_model).
@@ -219,25 +218,41 @@ def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, l
     return single * (1.0 - share + share / n), comm
 
 
-def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
-    a = check_number("alpha", alpha)
-    if not 0.0 <= a < 1.0:
-        raise ValueError(f"alpha={alpha!r} must be in [0, 1): it is the chance a draft token is accepted")
-    return a, check_count("gamma", gamma)
-
-
-def speculative_expected_tokens(alpha, gamma) -> float:
-    r"""Expected tokens per verification step with draft length gamma and acceptance rate alpha
-    (Leviathan et al., 2023): :math:`\frac{1 - \alpha^{\gamma+1}}{1 - \alpha}`."""
-    a, g = _alpha_gamma(alpha, gamma)
-    return (1.0 - a ** (g + 1)) / (1.0 - a)
-
-
-def speculative_speedup(alpha, gamma, cost_ratio) -> float:
-    r"""Wall-time speed-up over plain decoding: expected tokens / :math:`(\gamma c + 1)`, where c
-    is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
-    a, g = _alpha_gamma(alpha, gamma)
-    return speculative_expected_tokens(a, g) / (g * check_non_negative("cost_ratio", cost_ratio) + 1.0)
+def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link_bandwidth, link_latency,
+                             algorithm="one-shot", max_devices=16) -> str:
+    """HTML: whether 1/N of the weights fits, the step at N and its parts, the speed-up over one
+    device, the fastest N up to ``max_devices``, and the other all-reduce algorithm at the same N."""
+    def steps(algo):
+        return {k: tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
+                                           link_latency, algorithm=algo) for k in {*range(1, max_devices + 1), n}}
+    try:
+        other_name = {"one-shot": "ring", "ring": "one-shot"}.get(algorithm, algorithm)
+        parts, other = steps(algorithm), {k: sum(p) for k, p in steps(other_name).items()}
+        need, per_device = perf.min_devices(n_params, precision, hw.memory), weight_bytes(n_params, precision) / n
+    except ValueError as err:
+        return perf.error_html(err)
+    (stream, comm), t1 = parts[n], sum(parts[1])
+    t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
+    fit = ("✅ each device holds" if per_device <= hw.memory else
+           "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
+    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
+             f"device{'s' if need > 1 else ''} for the weights alone)",
+             f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
+             f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
+    one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
+    if n > 1:
+        lines.append(f"<b>{t1 / t:.2f}× faster</b> than {one}" if t1 > 1.02 * t else
+                     f"<b style='color:#b00'>slower</b> than {one}: {t / t1:.2f}× its time; the all-reduces cost more "
+                     "than the streaming they save" if t > 1.02 * t1 else f"about as fast as {one}")
+    lines.append(f"fastest N from 1 to {max_devices}: <b>{best}</b> ({1e3 * sum(parts[best]):,.3g} ms)" +
+                 ("; beyond it each extra device adds more all-reduce time than it saves" if best < max_devices
+                  else "; streaming still dominates"))
+    lines.append(f"with {other_name} all-reduces instead: {1e3 * other[n]:,.3g} ms at N = {n}; fastest N "
+                 f"{min(other, key=other.get)}")
+    if hw.kind == "measured":
+        lines.append("(on one machine the N “devices” would be processes sharing one memory: giving each the full "
+                     "bandwidth, as this formula does, is the optimistic case)")
+    return "<br>".join(lines)
 
 
 # ----------------------------------------------------------------------------- reading a tensor-parallel run

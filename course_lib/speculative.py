@@ -35,7 +35,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from . import serving
+from . import perf
 from .machine import time_interleaved
 from .model import ToyGPT, build_model, decode_one_token, encode, generate
 from .perf import check_count
@@ -175,12 +175,12 @@ class DraftResult:
     @property
     def expected_tokens(self) -> float:
         """perf's tokens per pass for the measured alpha (NaN if nothing was proposed)."""
-        return self._formula(serving.speculative_expected_tokens)
+        return self._formula(perf.speculative_expected_tokens)
 
     @property
     def predicted_speedup(self) -> float:
         """perf's speed-up for the measured alpha and c: expected tokens / (gamma c + 1)."""
-        return self._formula(serving.speculative_speedup, self.cost_ratio)
+        return self._formula(perf.speculative_speedup, self.cost_ratio)
 
     def _formula(self, formula, *args) -> float:  # perf needs alpha < 1; at 1 the formulas tend to their limits
         return formula(min(self.stats.alpha, 1 - 1e-9), self.gamma, *args) if self.stats.proposed else float("nan")

@@ -1,16 +1,19 @@
 """Interactive controls: sliders and dropdowns -> perf -> a FigureWidget updated in place.
 
-Callbacks here do arithmetic only (perf formulas), never measurements, so they answer in well
-under 50 ms at any setting. Text is produced by pure functions (``describe_decode``) that the
-tests call directly; bad values end up as a friendly message, never as an exception.
+Callbacks here do arithmetic only (perf and serving formulas), never measurements, so they answer
+in well under 50 ms at any setting. Their text comes from pure functions beside the formulas
+(``perf.describe_decode``, ``serving.describe_tensor_parallel``) that the tests call directly; bad
+values end up as a friendly message, never as an exception.
 """
 
 from __future__ import annotations
 
-import html
+import os
+import sys
 from contextlib import nullcontext
 
 import ipywidgets as W
+import plotly.graph_objects as go
 import traitlets
 
 from . import perf, plots, serving, specs
@@ -20,36 +23,22 @@ MEASURED = "this machine (measured)"
 CUSTOM = "custom"
 
 
-def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
-    """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
+def static_frontend() -> bool:
+    """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
+    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
+    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
+
+
+def as_widget(fig: go.Figure):
+    """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
+    if static_frontend():
+        return fig
     try:
-        wbytes = perf.weight_bytes(n_params, precision)
-        t = perf.decode_time(n_params, precision, bandwidth)
-        fits = True if memory is None else perf.fits(n_params, precision, memory)
-    except ValueError as err:
-        return _error(err), False
-    lines = [
-        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {perf.bytes_per_param(precision):g} B "
-        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
-        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
-        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
-        "roughly 50–70 % of this)",
-    ]
-    if memory is not None:
-        if fits:
-            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
-                         "(the KV cache and activations need room too)")
-        else:
-            need = perf.min_devices(n_params, precision, memory)
-            int4 = perf.weight_bytes(n_params, "int4") / 1e9
-            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
-                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
-                         f"(int4: {int4:,.1f} GB).")
-    return "<br>".join(lines), fits
-
-
-def _error(err: Exception) -> str:
-    return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+        return go.FigureWidget(fig)
+    except Exception as err:  # e.g. anywidget missing or a front end without widget support
+        print(f"(Interactive chart unavailable here: {err.__class__.__name__}. Showing a static chart; "
+              "re-run the cell after changing a control.)")
+        return fig
 
 
 class Explorer(W.VBox):
@@ -60,14 +49,14 @@ class Explorer(W.VBox):
     children = W.trait_types.TypedTuple(trait=traitlets.Any()).tag(sync=True, **W.widget_serialization)
     NOTE = "<p><i>A static chart at the starting settings: the sliders need JupyterLab with widgets (or Binder).</i></p>"
 
-    @traitlets.validate("children")  # a static self.figure (plots.static_frontend) is shown by _repr_mimebundle_ only
+    @traitlets.validate("children")  # a static self.figure (static_frontend) is shown by _repr_mimebundle_ only
     def _widgets_only(self, proposal):
         return tuple(child for child in proposal["value"] if isinstance(child, W.Widget))
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget view where widgets render; everywhere, a note, the readout and the chart as HTML."""
         html = self.NOTE + self.readout.value + self.figure.to_html(include_plotlyjs="cdn", full_html=False)
-        if not isinstance(self.figure, W.Widget):  # plots.as_widget kept the static figure
+        if not isinstance(self.figure, W.Widget):  # as_widget kept the static figure
             return {"text/html": html, "text/plain": f"{type(self).__name__} (a static chart)"}
         return {**super()._repr_mimebundle_(**kwargs), "text/html": html}
 
@@ -103,7 +92,7 @@ class DecodeCalculator(Explorer):
         self.memory = W.FloatLogSlider(value=hw.memory / 1e9, base=10, min=0, max=3.3, step=0.01,
                                        description="memory GB", readout_format=",.0f", style=style, layout=layout)
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
+        self.figure = as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
         super().__init__([self.preset, self.size, self.precision, self.bandwidth, self.memory, self.readout, self.figure])
         self._syncing = False
         for control in (self.size, self.precision, self.bandwidth, self.memory):
@@ -148,7 +137,7 @@ class DecodeCalculator(Explorer):
         """Recompute the readout and redraw the curve and the marker in place."""
         n, prec = self.size.value, self.precision.value
         bw, mem = self._preset_values() or (self.bandwidth.value * 1e9, self.memory.value * 1e9)
-        text, fits = describe_decode(n, prec, bw, mem)
+        text, fits = perf.describe_decode(n, prec, bw, mem)
         self.readout.value = text
         try:
             sizes, tps = plots.size_curve(prec, bw)
@@ -227,7 +216,7 @@ class RooflineExplorer(Explorer):
         try:
             s = self.state()
         except ValueError as err:
-            self.readout.value = _error(err)
+            self.readout.value = perf.error_html(err)
             return
         hw, b, crit = s["hw"], self.batch.value, s["critical_batch"]
         regime = "compute-bound" if s["intensity"] >= s["ridge"] else "memory-bound"
@@ -257,7 +246,7 @@ class RooflineExplorer(Explorer):
         if roof != self._roof:
             # A new device or precision draws a new chart: restyling the roof line's x and y in
             # place showed wrong lines in JupyterLab, while moving the point in place works.
-            self.figure = plots.as_widget(plots.roofline(
+            self.figure = as_widget(plots.roofline(
                 [{"name": f"{hw.name} {self.math.value}", "peak": s["peak"], "bandwidth": hw.bandwidth}], [point]))
             self._roof = roof
             self.children = self.children[:5] + (self.figure,)
@@ -265,43 +254,6 @@ class RooflineExplorer(Explorer):
         with _batch_update(self.figure):
             self.figure.data[1].x, self.figure.data[1].y = [point["intensity"]], [point["flops"] / 1e12]
             self.figure.data[1].text = [point["label"]]
-
-
-def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link_bandwidth, link_latency,
-                             algorithm="one-shot", max_devices=16) -> str:
-    """HTML: whether 1/N of the weights fits, the step at N and its parts, the speed-up over one
-    device, the fastest N up to ``max_devices``, and the other all-reduce algorithm at the same N."""
-    def steps(algo):
-        return {k: serving.tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
-                                                   link_latency, algorithm=algo) for k in {*range(1, max_devices + 1), n}}
-    try:
-        other_name = {"one-shot": "ring", "ring": "one-shot"}.get(algorithm, algorithm)
-        parts, other = steps(algorithm), {k: sum(p) for k, p in steps(other_name).items()}
-        need, per_device = perf.min_devices(n_params, precision, hw.memory), perf.weight_bytes(n_params, precision) / n
-    except ValueError as err:
-        return _error(err)
-    (stream, comm), t1 = parts[n], sum(parts[1])
-    t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
-    fit = ("✅ each device holds" if per_device <= hw.memory else
-           "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
-    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
-             f"device{'s' if need > 1 else ''} for the weights alone)",
-             f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
-             f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
-    one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
-    if n > 1:
-        lines.append(f"<b>{t1 / t:.2f}× faster</b> than {one}" if t1 > 1.02 * t else
-                     f"<b style='color:#b00'>slower</b> than {one}: {t / t1:.2f}× its time; the all-reduces cost more "
-                     "than the streaming they save" if t > 1.02 * t1 else f"about as fast as {one}")
-    lines.append(f"fastest N from 1 to {max_devices}: <b>{best}</b> ({1e3 * sum(parts[best]):,.3g} ms)" +
-                 ("; beyond it each extra device adds more all-reduce time than it saves" if best < max_devices
-                  else "; streaming still dominates"))
-    lines.append(f"with {other_name} all-reduces instead: {1e3 * other[n]:,.3g} ms at N = {n}; fastest N "
-                 f"{min(other, key=other.get)}")
-    if hw.kind == "measured":
-        lines.append("(on one machine the N “devices” would be processes sharing one memory: giving each the full "
-                     "bandwidth, as this formula does, is the optimistic case)")
-    return "<br>".join(lines)
 
 
 class TensorParallelExplorer(Explorer):
@@ -331,7 +283,7 @@ class TensorParallelExplorer(Explorer):
         self.latency = _slider(W.FloatLogSlider, "latency α µs", value=serving.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
                                readout_format=",.3g")
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
+        self.figure = as_widget(plots.tensor_parallel_bars(*self._args()))
         super().__init__([W.HBox([self.model, self.device]), W.HBox([self.precision, self.algorithm]), self.n, self.link,
                           self.latency, self.readout, self.figure])
         self.device.observe(self._on_device, names="value")
@@ -355,7 +307,7 @@ class TensorParallelExplorer(Explorer):
 
     def update(self):
         n_params, prec, _, layers, d, link, latency, _, algorithm = args = self._args()
-        self.readout.value = describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
+        self.readout.value = serving.describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
                                                       layers, d, link, latency, algorithm)
         try:
             fresh = plots.tensor_parallel_bars(*args)
@@ -378,21 +330,21 @@ class SpeculativeExplorer(Explorer):
         self.gamma = _slider(W.IntSlider, "draft length γ", value=gamma, min=1, max=16)
         self.cost = _slider(W.FloatSlider, "draft cost c", value=cost_ratio, min=0.0, max=1.0, step=0.01)
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
+        self.figure = as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
         super().__init__([self.alpha, self.gamma, self.cost, self.readout, self.figure])
         self.watch(self.alpha, self.gamma, self.cost)
 
     def update(self):
         a, g, c = self.alpha.value, self.gamma.value, self.cost.value
-        tokens = serving.speculative_expected_tokens(a, g)
-        speedup = serving.speculative_speedup(a, g, c)
+        tokens = perf.speculative_expected_tokens(a, g)
+        speedup = perf.speculative_speedup(a, g, c)
         verdict = "a win" if speedup > 1 else "a <b style='color:#b00'>slow-down</b>"
         self.readout.value = (f"expected tokens per verification pass: <b>{tokens:.2f}</b> (at most γ + 1 = {g + 1}); "
                               f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → "
                               f"speed-up <b>{speedup:.2f}×</b>, {verdict}")
         gammas = list(range(1, 17))
         with _batch_update(self.figure):
-            self.figure.data[0].y = [serving.speculative_speedup(a, k, c) for k in gammas]
+            self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
             self.figure.data[0].name = f"α = {a:.2f} (yours)"
             for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves
-                trace.y = [serving.speculative_speedup(alpha, k, c) for k in gammas]
+                trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]

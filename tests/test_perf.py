@@ -58,11 +58,11 @@ def test_ridge_points():
 
 def test_speculative_worked_example():
     # (1 - 0.8^5) / 0.2 = (1 - 0.32768) / 0.2 = 3.3616
-    assert serving.speculative_expected_tokens(0.8, 4) == pytest.approx(3.3616)
+    assert perf.speculative_expected_tokens(0.8, 4) == pytest.approx(3.3616)
     # c = 0.1: 3.3616 / 1.4 = 2.4011
-    assert serving.speculative_speedup(0.8, 4, 0.1) == pytest.approx(2.40114, rel=1e-5)
-    assert serving.speculative_expected_tokens(0.0, 4) == 1.0  # nothing accepted: the verified token only
-    assert serving.speculative_speedup(0.0, 4, 0.5) == pytest.approx(1 / 3)  # a slow-down
+    assert perf.speculative_speedup(0.8, 4, 0.1) == pytest.approx(2.40114, rel=1e-5)
+    assert perf.speculative_expected_tokens(0.0, 4) == 1.0  # nothing accepted: the verified token only
+    assert perf.speculative_speedup(0.0, 4, 0.5) == pytest.approx(1 / 3)  # a slow-down
 
 
 # ---------------------------------------------------------------- other hand-checked values
@@ -333,10 +333,10 @@ def test_moe_experts_and_bytes():
     (lambda: perf.linear_intensity(1.5, 1, 1, 2, 2), "n_tokens"),
     (lambda: perf.kv_cache_bytes_per_token(32, 0, 128, "fp16"), "n_kv_heads"),
     (lambda: perf.prefill_time(7e9, 10, "fp16", 2e12, -1), "peak_flops"),
-    (lambda: serving.speculative_expected_tokens(1.0, 4), "alpha"),
-    (lambda: serving.speculative_expected_tokens(-0.1, 4), "alpha"),
-    (lambda: serving.speculative_expected_tokens(0.5, 0), "gamma"),
-    (lambda: serving.speculative_speedup(0.5, 4, -1), "cost_ratio"),
+    (lambda: perf.speculative_expected_tokens(1.0, 4), "alpha"),
+    (lambda: perf.speculative_expected_tokens(-0.1, 4), "alpha"),
+    (lambda: perf.speculative_expected_tokens(0.5, 0), "gamma"),
+    (lambda: perf.speculative_speedup(0.5, 4, -1), "cost_ratio"),
     (lambda: serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 0, 32, 4096, 3e11, 5e-6), "n_devices"),
     (lambda: serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 3e11, -5e-6), "link_latency"),
     (lambda: perf.decode_time(True, "fp16", 2e12), "n_params"),
@@ -372,7 +372,7 @@ def test_decode_time_raises_only_value_error(n, prec, bw, kv):
 @given(a=anything, g=anything, c=anything)
 def test_speculative_raises_only_value_error(a, g, c):
     try:
-        s = serving.speculative_speedup(a, g, c)
+        s = perf.speculative_speedup(a, g, c)
     except ValueError:
         return
     assert s > 0
@@ -395,7 +395,7 @@ def test_more_bytes_is_never_faster(n, p, bw, factor, kv):
 
 @given(a=st.floats(0, 0.999), g=st.integers(1, 16))
 def test_speculative_expected_tokens_bounds(a, g):
-    e = serving.speculative_expected_tokens(a, g)
+    e = perf.speculative_expected_tokens(a, g)
     assert 1.0 <= e <= g + 1 + 1e-9
 
 

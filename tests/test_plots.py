@@ -1,7 +1,6 @@
 """plots: pure builders return figures whose data are the perf numbers; readings of measured records."""
 
 import json
-import sys
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -83,7 +82,7 @@ def test_tensor_parallel_bars_sum_to_the_model():
 
 def test_speculative_curve():
     fig = plots.speculative_curve(0.8, 0.1)
-    assert fig.data[0].y[3] == pytest.approx(serving.speculative_speedup(0.8, 4, 0.1))
+    assert fig.data[0].y[3] == pytest.approx(perf.speculative_speedup(0.8, 4, 0.1))
 
 
 def test_reference_decode_figure():
@@ -327,24 +326,6 @@ def test_guess_verdict_reads_the_three_numbers():
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
     assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
-
-
-@pytest.mark.parametrize("env, colab, static", [
-    ({}, False, False), ({"VSCODE_PID": "42"}, False, True), ({"COLAB_RELEASE_TAG": "r"}, False, True),
-    ({}, True, True), ({"COURSE_STATIC": "1"}, False, True), ({"COURSE_STATIC": "0", "VSCODE_PID": "42"}, False, False),
-])
-def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, static):
-    for key in ("COURSE_STATIC", "COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    if colab:
-        monkeypatch.setitem(sys.modules, "google.colab", object())
-    else:
-        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert plots.static_frontend() is static
-    figure = plots.as_widget(plots.speculative_curve(0.8, 0.1))
-    assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static
 
 
 # ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts

@@ -1,10 +1,12 @@
 """Widgets: every control to its extremes, the text and the figure follow, nothing raises."""
 
+import sys
 import time
 
+import plotly.graph_objects as go
 import pytest
 
-from course_lib import specs, widgets
+from course_lib import perf, plots, serving, specs, widgets
 
 
 @pytest.fixture
@@ -14,14 +16,14 @@ def calc():
 
 
 def test_describe_decode_worked_number():
-    text, fits = widgets.describe_decode(7e9, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(7e9, "fp16", 2e12, 80e9)
     assert "7.00 ms/token" in text and "142.9 tokens/s" in text and fits
-    text, fits = widgets.describe_decode(70e9, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(70e9, "fp16", 2e12, 80e9)
     assert not fits and "Out of memory" in text and "at least 2" in text
 
 
 def test_describe_decode_bad_input_is_a_message():
-    text, fits = widgets.describe_decode(-1, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(-1, "fp16", 2e12, 80e9)
     assert "Cannot compute" in text and not fits
 
 
@@ -184,13 +186,13 @@ def test_tensor_parallel_explorer_on_this_machine():
 
 def test_describe_tensor_parallel_by_hand():
     h100 = specs.get("H100-SXM")
-    text = widgets.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
+    text = serving.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
     assert "each device holds 17.5 GB" in text and "at least 2 devices" in text
     assert "step 6.22 ms = 5.22 ms streaming + 1 ms in 160 one-shot all-reduces (16%)" in text
     assert "(if one could hold the weights)" in text
-    one = widgets.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
+    one = serving.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
     assert "faster" not in one and "slower" not in one and "0 ms in 64" in one
-    assert "Cannot compute" in widgets.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
+    assert "Cannot compute" in serving.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
 
 
 def test_speculative_explorer():
@@ -232,3 +234,21 @@ def test_explorers_always_carry_a_static_chart(monkeypatch, explorer, static):
                                                              widgets.W.FloatSlider)))
     slider.value = slider.max
     assert view.figure.to_json() != before  # the (static or live) figure still follows the controls
+
+
+@pytest.mark.parametrize("env, colab, static", [
+    ({}, False, False), ({"VSCODE_PID": "42"}, False, True), ({"COLAB_RELEASE_TAG": "r"}, False, True),
+    ({}, True, True), ({"COURSE_STATIC": "1"}, False, True), ({"COURSE_STATIC": "0", "VSCODE_PID": "42"}, False, False),
+])
+def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, static):
+    for key in ("COURSE_STATIC", "COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert widgets.static_frontend() is static
+    figure = widgets.as_widget(plots.speculative_curve(0.8, 0.1))
+    assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static
