@@ -24,9 +24,6 @@ import ipywidgets as W
 
 from . import quiz
 
-__all__ = ["Guess", "QuestionView", "QuizView", "answer_key", "answer_text", "markdown_to_html", "quiz_text", "quiz_view",
-           "reset_quizzes", "reveal_solutions", "show_quiz"]
-
 _STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘")}  # other statuses: information
 _CSS = f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
 

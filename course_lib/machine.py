@@ -90,6 +90,11 @@ def torch_dtype(precision: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def precision_of(model) -> str:
+    """The precision name of a model's weights: "fp32", "bf16" or "fp16"."""
+    return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
+
+
 def supported_precisions(device) -> list[str]:
     """Runnable precisions on this device: fp32 always; fp16/bf16 where a matmul works."""
     device, names = torch.device(device), ["fp32"]

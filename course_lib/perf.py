@@ -11,7 +11,8 @@ It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real st
 kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
 measure.py puts that modeled time beside what the toy model really does. Speculative decoding
 (more than one token per pass of the weights) is here too; many users and many devices
-(batching, KV capacity, cost, mixture of experts, tensor parallelism) are in serving.py.
+(batching, KV capacity, cost, mixture of experts, tensor parallelism) are in serving.py. At the
+end, the calculator's readout: the bound put in words (``describe_decode``, HTML).
 
 Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
 outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument. The ``check_*``
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import html
 import math
+from array import array
 from numbers import Real
 
 __all__ = [
@@ -98,7 +100,6 @@ def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> 
             * check_count("head_dim", head_dim) * bytes_per_param(precision))
 
 
-
 # ----------------------------------------------------------------------------- decode, batch 1
 def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
     r"""Seconds per token at batch 1, bandwidth-bound:
@@ -121,6 +122,12 @@ def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
     :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
     return check_positive("bandwidth", bandwidth) / (check_positive("tokens_per_s", tokens_per_s)
                                                      * bytes_per_param(precision))
+
+
+def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
+    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
+    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
+    return array("d", sizes), array("d", [tokens_per_second(n, precision, bandwidth) for n in sizes])
 
 
 def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
@@ -214,6 +221,18 @@ def attainable_flops(intensity, peak_flops, bandwidth) -> float:
     r"""The roofline: :math:`\min(\text{peak},\ I \cdot B)` FLOP/s at arithmetic intensity I."""
     return min(check_positive("peak_flops", peak_flops),
                check_positive("intensity", intensity) * check_positive("bandwidth", bandwidth))
+
+
+INTENSITY_RANGE = (0.1, 1e4)
+
+
+def roofline_xy(peak_flops: float, bandwidth: float):
+    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
+    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
+    lo, hi = INTENSITY_RANGE
+    ridge = min(max(ridge_point(peak_flops, bandwidth), lo), hi)
+    xs = [lo, ridge, hi]
+    return xs, [attainable_flops(x, peak_flops, bandwidth) for x in xs]
 
 
 def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:

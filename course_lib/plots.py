@@ -7,8 +7,6 @@ measure computed.
 
 from __future__ import annotations
 
-from array import array
-
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -49,16 +47,10 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
 
 
 # ----------------------------------------------------------------------------- notebook 01
-def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
-    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
-    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
-    return array("d", sizes), array("d", [perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
-
-
 def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
     """tokens/s vs model size (log-log) for one precision and bandwidth, current model marked.
     Trace 0 is the curve, trace 1 the marker (widgets.py updates both in place)."""
-    sizes, tps = size_curve(precision, bandwidth)
+    sizes, tps = perf.size_curve(precision, bandwidth)
     point = perf.tokens_per_second(n_params, precision, bandwidth)
     fig = go.Figure([
         go.Scatter(x=list(sizes), y=list(tps), mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
@@ -180,24 +172,12 @@ def prefill_flops(config, lengths, label: str) -> go.Figure:
 
 
 # ----------------------------------------------------------------------------- notebook 03
-INTENSITY_RANGE = (0.1, 1e4)
-
-
-def roofline_xy(peak_flops: float, bandwidth: float):
-    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
-    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
-    lo, hi = INTENSITY_RANGE
-    ridge = min(max(perf.ridge_point(peak_flops, bandwidth), lo), hi)
-    xs = [lo, ridge, hi]
-    return xs, [perf.attainable_flops(x, peak_flops, bandwidth) for x in xs]
-
-
 def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
     """Log-log roofline chart. ``rooflines``: dicts with name, peak (FLOP/s), bandwidth (B/s) and
     optional dash; ``points``: dicts with label, intensity (FLOP/B) and flops (attained FLOP/s)."""
     fig = go.Figure()
     for i, roof in enumerate(rooflines):
-        xs, ys = roofline_xy(roof["peak"], roof["bandwidth"])
+        xs, ys = perf.roofline_xy(roof["peak"], roof["bandwidth"])
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
         fig.add_scatter(x=xs, y=[y / 1e12 for y in ys], mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))

@@ -23,9 +23,6 @@ import jsonschema
 
 from . import perf, serving, specs
 
-__all__ = ["FUNCTIONS", "UNITS", "AnswerError", "Bank", "MissingContext", "Option", "Question", "Result", "accepted_width",
-           "format_number", "grade", "load_bank", "notebook_ids", "parse_bank", "parse_number"]
-
 # Functions a bank may call: perf's and serving's public formulas (not perf's table builder), and plain arithmetic.
 FUNCTIONS = {f"{module.__name__.rsplit('.', 1)[1]}.{name}": getattr(module, name) for module in (perf, serving)
              for name in module.__all__ if name != "decode_table"}

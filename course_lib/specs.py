@@ -172,7 +172,6 @@ def preset_name(config: ToyConfig) -> str:
     return next((name for name, c in PRESETS.items() if c == config), "custom")
 
 
-
 # ----------------------------------------------------------------------------- the devices
 @dataclass(frozen=True)
 class Hardware:

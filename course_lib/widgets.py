@@ -140,7 +140,7 @@ class DecodeCalculator(Explorer):
         text, fits = perf.describe_decode(n, prec, bw, mem)
         self.readout.value = text
         try:
-            sizes, tps = plots.size_curve(prec, bw)
+            sizes, tps = perf.size_curve(prec, bw)
             point = perf.tokens_per_second(n, prec, bw)
         except ValueError:
             return
