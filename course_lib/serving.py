@@ -4,8 +4,9 @@ all-reduces and tensor parallelism. Pure formulas on perf's, SI units, no torch.
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
 (until the arithmetic binds at the critical batch), fits as many KV caches as memory allows, and
 splits a model over devices at the cost of all-reduces. Same rules as perf: bad input gets a
-``ValueError`` naming the argument. At the end, the sentences that read a tensor-parallel run
-(parallel.py, or a recorded one) against these formulas: pure Python too, so the browser track has them.
+``ValueError`` naming the argument. At the end, the same numbers in words: the tensor-parallel
+explorer's readout, and the reading of a tensor-parallel run (parallel.py's, or a recorded one)
+against these formulas; pure Python too, so the browser track has them.
 """
 
 from __future__ import annotations

@@ -74,7 +74,6 @@ class DecodeCalculator(Explorer):
 
     def __init__(self, n_params=7e9, precision="fp16", preset="A100-80GB", measured=None):
         """``measured``: an optional specs.Hardware for "this machine (measured)"."""
-        self.measured = measured
         self.presets = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.presets[MEASURED] = measured
