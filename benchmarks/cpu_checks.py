@@ -49,7 +49,7 @@ def choose_threads(preset: str = "cpu-l", rounds: int = 5) -> dict:
 
 def paired(preset: str = "cpu-l", rounds: int = 5) -> dict:
     toy, step = _step(preset)
-    precision = measure.precision_of(toy)
+    precision = machine.precision_of(toy)
     moved = toy.config.weight_bytes(precision) + 129 * toy.config.kv_bytes_per_token(precision)
     x = machine.random_tensor((64 << 20,), torch.float32, "cpu")  # 256 MiB: the streaming-read roof
     mats = machine.random_tensor((32, 2048, 1024), machine.torch_dtype(precision), "cpu").unbind(0)

@@ -7,7 +7,7 @@
 Default mode: measured in the same interleaved rounds (ratios to gemv_only, not absolute times, are the result):
   gemv_only     the step's weight GEMVs alone (the same matrices, batch 1), one CUDA graph ("(in_out)": the
                 same matrices stored (in, out), as build_model(layout="in_out") does)
-  course        the course's decode step (model.make_graphed_decode): attention over all max_seq_len slots
+  course        the course's decode step (machine.make_graphed_decode): attention over all max_seq_len slots
   variants      the step changed one idea at a time, cumulatively (classes below, written to move into
                 course_lib/model.py), at each --positions:
                   filled       attention over the filled cache slots only: one graph per bucket of cache
@@ -50,7 +50,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from course_lib import machine, model, roofs
-from course_lib.presets import get_config
+from course_lib.specs import get_config
 
 HERE = Path(__file__).resolve().parent
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 0.05, torch.bfloat16: 0.1}  # max |logit diff|; logits ~N(0, 1)
@@ -242,7 +242,7 @@ class Step:
 
 def make_bucketed_decode(step: Step, batch: int = 1, graph: bool = True) -> Callable[[torch.Tensor, int], torch.Tensor]:
     """``decode(token (batch, 1), pos) -> logits (batch, vocab)`` for the smallest of ``step.sizes`` above pos.
-    graph=True: one CUDA graph per size, captured now as model.make_graphed_decode does (static token and position
+    graph=True: one CUDA graph per size, captured now as machine.make_graphed_decode does (static token and position
     buffers, warm-up on a side stream; warm-up and capture write K and V at cache position 0); False: eager."""
     device = step.model.device
     static_token = torch.zeros((batch, 1), dtype=torch.long, device=device)
@@ -382,7 +382,7 @@ def run_variants(args, device, dtype) -> dict:
             for layout in ["out_in", *[lay for lay in layouts if lay != "out_in"]]}
     toy = toys["out_in"]
     steps = {"course": course_step(toy)}
-    decodes = {"course": model.make_graphed_decode(toy) if graph else make_bucketed_decode(steps["course"], graph=False)}
+    decodes = {"course": machine.make_graphed_decode(toy) if graph else make_bucketed_decode(steps["course"], graph=False)}
     timed_at = {"course": positions[:1]}  # its step is the same at every position
     for v in args.variants:
         if v.attention == "cudnn" and not graph:

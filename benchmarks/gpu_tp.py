@@ -5,7 +5,7 @@
 
 What and how. Two ranks (``parallel.spawn_ranks``: one process per GPU, NCCL; NVLink multicast off) each
 hold their half of the model (``parallel.shard_model``: two all-reduces per layer, ``dist.all_reduce`` in a
-forward hook). Each rank records its whole decode step in one CUDA graph (``model.make_graphed_decode``: static
+forward hook). Each rank records its whole decode step in one CUDA graph (``machine.make_graphed_decode``: static
 KV cache, warm-up on a side stream, the all-reduces inside the graph), so the step runs without Python,
 launches or a synchronisation per collective. Timed with CUDA events around ``--replays`` back-to-back
 replays, in ``--rounds`` interleaved rounds (the order flips each round; one warm-up round first), beside:
@@ -13,7 +13,7 @@ replays, in ``--rounds`` interleaved rounds (the order flips each round; one war
   - a graph of only the step's all-reduces (2 per layer, batch x d_model each): communication alone;
     the step minus it estimates the computing part;
   - a sweep of message sizes (2 KiB .. 32 MiB, x4, and the decode message), 8 all-reduces per graph,
-    with the link's alpha (latency) and beta (bytes/s) fitted by ``perf.fit_allreduce``.
+    with the link's alpha (latency) and beta (bytes/s) fitted by ``serving.fit_allreduce``.
 Then the tokens: 32 greedy tokens from one prompt, split (graphed) and unsplit (graphed), compared; bf16
 sums in another order can flip a near-tie, so the first divergence and its top-2 logit margin are recorded.
 Medians and IQRs over the rounds; JSON with provenance. Without 2 GPUs (``--dry-run`` on a CPU) the same code
@@ -41,10 +41,10 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from common import provenance  # noqa: E402
 
-from course_lib import parallel, perf  # noqa: E402
-from course_lib.machine import measurement, release, synchronize  # noqa: E402
-from course_lib.model import build_model, make_graphed_decode  # noqa: E402
-from course_lib.presets import get_config  # noqa: E402
+from course_lib import parallel, serving  # noqa: E402
+from course_lib.machine import make_graphed_decode, measurement, release, synchronize  # noqa: E402
+from course_lib.model import build_model  # noqa: E402
+from course_lib.specs import get_config  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PER_GRAPH = 8  # all-reduces in each sweep graph
@@ -172,9 +172,9 @@ def worker(rank: int, world: int, device: torch.device, preset: str, precision: 
     if rank != 0:
         return None
     seconds = [link[m]["median"] / 1e3 / PER_GRAPH for m in sizes]
-    fits = {alg: perf.fit_allreduce(sizes, seconds, world, alg) for alg in ("ring", "one-shot")}
+    fits = {alg: serving.fit_allreduce(sizes, seconds, world, alg) for alg in ("ring", "one-shot")}
     ring = fits["ring"]  # beta = inf where noise made the line flat: no finite fit to price the step with
-    fit_comm = 2 * config.n_layers * perf.allreduce_time(msg, world, ring[1], ring[0], "ring") * 1e3 \
+    fit_comm = 2 * config.n_layers * serving.allreduce_time(msg, world, ring[1], ring[0], "ring") * 1e3 \
         if math.isfinite(ring[1]) else None
     fits = {alg: {"alpha_s": a, "beta_Bps": b if math.isfinite(b) else None} for alg, (a, b) in fits.items()}
     diverge = next((i for i, (a, b) in enumerate(zip(tp_tokens, single_tokens)) if a != b), None)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import provenance
 
-from course_lib import parallel, presets
+from course_lib import parallel, specs
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
               f"{result['speedup']:.2f}x, communication {result['comm_share']:.0%}; link alpha "
               f"{result['link']['latency_s'] * 1e6:.0f} us, beta {result['link']['bandwidth_Bps'] / 1e9:.2f} GB/s",
               flush=True)
-    first, config = runs[0], presets.get_config(args.preset)
+    first, config = runs[0], specs.get_config(args.preset)
     out = {
         "provenance": {**provenance(first["device"]), "load_avg_after": list(os.getloadavg())},
         "note": args.note,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import hardware, perf
+from . import perf, specs
 
 MIN_FREE_MEMORY = 1.5e9  # bytes: the CPU notebooks peak near 1.2 GB
 REQUIRED_PACKAGES = {"torch": "the toy transformer", "numpy": "numbers", "ipywidgets": "sliders and quizzes",
@@ -99,7 +99,7 @@ def report(checks: list[Check]) -> tuple[str, int]:
 def _estimate(args, parser) -> int:
     try:
         if args.hardware is not None:
-            hw = hardware.get(args.hardware)
+            hw = specs.get(args.hardware)
             bandwidth, memory, device = hw.bandwidth, hw.memory, hw.name
         else:
             bandwidth, memory, device = args.bandwidth, args.memory, "custom"
@@ -165,13 +165,12 @@ def format_budget(r) -> str:
 
 
 def _bench(args, parser) -> int:
-    from . import machine, measure, presets, roofs
-
+    from . import machine, measure, roofs, specs
     try:
         device = machine.pick_device(args.device)
         names = [p.strip() for p in (args.presets or DEFAULT_PRESETS[device.type]).split(",") if p.strip()]
         for p in names:
-            presets.get_config(p)
+            specs.get_config(p)
         precision = machine.check_precision(device, args.precision or DEFAULT_PRECISION[device.type])
         machine.use_threads(args.threads)
     except ValueError as err:
@@ -209,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--params", type=float, required=True, help="parameters, e.g. 7e9")
     est.add_argument("--precision", default="fp16", help="fp32, fp16, bf16, fp8, int8 or int4")
     device = est.add_mutually_exclusive_group(required=True)
-    device.add_argument("--hardware", help=f"a catalogue device: {', '.join(hardware.names())}")
+    device.add_argument("--hardware", help=f"a catalogue device: {', '.join(hw.name for hw in specs.catalog())}")
     device.add_argument("--bandwidth", type=float, help="memory bandwidth in bytes/s, e.g. 2e12")
     est.add_argument("--memory", type=float, help="device memory in bytes (with --bandwidth)")
     est.add_argument("--kv-bytes", type=float, default=0.0, help="KV-cache bytes read per token")
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return _estimate(args, parser)
     if args.command == "bench":
         return _bench(args, parser)
-    from .quiz import answer_key
+    from .checks import answer_key
 
     try:
         print(answer_key(args.answers))

@@ -1,9 +1,11 @@
 """This machine: which device the course runs on, and the one timing harness.
 
     pick_device        a CUDA GPU, else Apple's MPS, else the CPU (or COURSE_DEVICE / an override)
+    check_memory       does a toy model of this shape fit in the memory still free?
     time_fn            THE timing harness: warm up, synchronise, median and IQR per call
     time_interleaved   several callables timed in alternating rounds (fair on a noisy machine)
     random_tensor      benchmark inputs: random values, never zeros
+    graphed            work captured in a CUDA graph; make_graphed_decode: a whole decode step
 
 Every measurement in the course goes through ``time_fn`` or ``time_interleaved`` (roofs.py
 measures the machine's roofs with them, measure.py times the toy model). Fast mode
@@ -19,6 +21,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -85,6 +88,11 @@ def torch_dtype(precision: str) -> torch.dtype:
         raise ValueError(f"precision={precision!r} can be used in the calculators but the toy model "
                          f"cannot run it; run one of {', '.join(RUNNABLE)}")
     return DTYPES[name]
+
+
+def precision_of(model) -> str:
+    """The precision name of a model's weights: "fp32", "bf16" or "fp16"."""
+    return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
 
 
 def supported_precisions(device) -> list[str]:
@@ -154,6 +162,23 @@ def total_memory(device) -> int:
     import psutil
 
     return int(psutil.virtual_memory().total)
+
+
+# build_model asks for this much more memory than weights + KV cache, for activations (logits of
+# a full-length prefill, MLP hidden states) and allocator slack.
+MEMORY_HEADROOM = 1.25
+
+
+def check_memory(config, device: torch.device, precision: str, max_batch: int) -> None:
+    """ValueError if weights + KV cache (with MEMORY_HEADROOM) exceed the device's free memory."""
+    needed = config.total_bytes(max_batch, precision) * MEMORY_HEADROOM
+    free = free_memory(device)
+    if needed > free:
+        raise ValueError(
+            f"this model needs {needed / 1e9:.3g} GB ({precision}, max_batch={max_batch}, "
+            f"{config.n_params() / 1e6:.1f} M params, weights + KV cache + headroom) but only "
+            f"{free / 1e9:.3g} GB is free on {device.type}; try a smaller preset, a 16-bit "
+            f"precision, a smaller max_batch or max_seq_len")
 
 
 def synchronize(device) -> None:
@@ -262,3 +287,43 @@ def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Ten
         chunk = block[:n - start]
         x[start:start + chunk.numel()].copy_(chunk.roll(i) if i else chunk)
     return x.view(shape)
+
+
+def make_graphed_decode(model, batch: int = 1) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """Capture one whole decode step of a ``model.ToyGPT`` in a CUDA graph; return ``decode(token (batch, 1), pos) ->
+    logits (batch, vocab)``, a drop-in for ``decode_one_token`` at this batch size.
+
+    The step runs on the static-cache path (attention over all max_seq_len slots under a mask),
+    so its shapes never change and one graph serves every position: each call copies the token
+    and position into static input buffers and replays the recorded kernels. The returned
+    logits are a static buffer that the next call overwrites (clone them to keep them).
+
+    Build the graph before prefilling: warm-up and capture write K and V at cache position 0.
+    """
+    device = model.device
+    if device.type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA device; this model is on {device.type}")
+    model.check_fits(batch, 1)
+    static_token = torch.zeros((batch, 1), dtype=torch.long, device=device)
+    static_pos = torch.zeros((), dtype=torch.long, device=device)
+
+    with torch.inference_mode():
+        side = torch.cuda.Stream(device)  # warm up off the default stream, as the docs advise
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                model(static_token, static_pos, static_kv=True)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_logits = model(static_token, static_pos, static_kv=True)[:, -1]  # (batch, vocab)
+
+    def decode(token: torch.Tensor, pos: int) -> torch.Tensor:
+        if not 0 <= pos < model.config.max_seq_len:  # out of range would be a device-side assert
+            raise ValueError(f"pos={pos} must be in [0, max_seq_len={model.config.max_seq_len})")
+        static_token.copy_(token)
+        static_pos.fill_(pos)
+        graph.replay()
+        return static_logits
+
+    return decode

@@ -22,11 +22,11 @@ import torch
 from torch.utils.benchmark import Measurement
 from tqdm.auto import trange
 
-from . import hardware, perf
-from .machine import DTYPES, MiB, fast_mode, graphed, measurement, pick_device, release, time_interleaved
-from .model import build_model, decode_one_token, make_graphed_decode, prefill, teacher_forced_logits
-from .presets import get_config, preset_name
+from . import machine, perf, specs
+from .machine import MiB, fast_mode, graphed, make_graphed_decode, measurement, pick_device, release, time_interleaved
+from .model import build_model, decode_one_token, prefill, teacher_forced_logits
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
+from .specs import get_config, preset_name
 
 NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
 HOLD_TOGETHER = 256 * MiB  # a CPU sweep whose models hold more than this rebuilds them round by round
@@ -139,15 +139,6 @@ class PrefillRecord:
     def tokens_per_s(self) -> float:
         return self.batch * self.prompt_len / (self.ms / 1e3)
 
-    @property
-    def achieved_flops(self) -> float:
-        return self.flops / (self.ms / 1e3)
-
-
-def precision_of(model) -> str:
-    """The precision name of a model's weights: "fp32", "bf16" or "fp16"."""
-    return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
-
 
 _KINDS = {"scaled_dot_product_attention": "attention", "rms_norm": "rms_norm", "gelu": "gelu", "add_": "add_",
           "__setitem__": "__setitem__", "index_copy_": "index_copy_", "linear": "linear", "matmul": "linear",
@@ -188,8 +179,7 @@ def _random_tokens(model, batch: int, length: int, seed: int = 0) -> torch.Tenso
 
 def _context_len(config, context_len: int | None) -> int:
     """``context_len``, checked; by default 128 cached tokens, or half the cache if that is fewer."""
-    default = min(128, config.max_seq_len // 2)
-    return perf.check_count("context_len", default if context_len is None else context_len, 0)
+    return perf.check_count("context_len", min(128, config.max_seq_len // 2) if context_len is None else context_len, 0)
 
 
 def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False):
@@ -207,7 +197,7 @@ def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bo
 def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1, context_len: int | None = None,
                   graph: bool = False) -> DecodeRecord:
     """The record of a timed decode step: bytes and FLOPs as the step runs them, its budget from the profile's roofs."""
-    cfg, context_len, precision = model.config, _context_len(model.config, context_len), precision_of(model)
+    cfg, context_len, precision = model.config, _context_len(model.config, context_len), machine.precision_of(model)
     kv_positions = cfg.max_seq_len if graph else context_len + 1  # the graph step reads every slot
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
     weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
@@ -220,7 +210,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     launches = small_op_costs(*shape, False, threads, profile.fast) if eager_gpu else None
     budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
                                 profile.matmul_flops.get(precision), launches)
-    datasheet = hardware.match(profile.device_name)
+    datasheet = specs.match(profile.device_name)
     return DecodeRecord(
         preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
         batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
@@ -232,7 +222,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
 
 def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: int, batch: int = 1) -> PrefillRecord:
     """The record of a timed prefill, with the roofline's memory and compute times from the profile."""
-    cfg, precision = model.config, precision_of(model)
+    cfg, precision = model.config, machine.precision_of(model)
     moved = cfg.weight_bytes(precision) + batch * prompt_len * cfg.kv_bytes_per_token(precision)
     flops, peak = cfg.forward_flops(prompt_len, batch=batch), profile.matmul_flops.get(precision)
     return PrefillRecord(preset_name(cfg), model.device.type, precision, batch, prompt_len, m.median * 1e3,

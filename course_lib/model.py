@@ -2,7 +2,7 @@
 
 Scope: token embedding, pre-norm blocks (RMSNorm -> fused-QKV attention -> output projection;
 RMSNorm -> up -> GELU -> down), a final RMSNorm and an untied LM head, no biases; shapes and
-exact counts in presets.py. Random weights (a fixed seed): the timings and bytes of a real model of
+exact counts in specs.py. Random weights (a fixed seed): the timings and bytes of a real model of
 the same shape, but nonsense text; "trained" and "trained-draft" load weights trained on the course's
 own text, one byte per token (``encode``, ``decode``). No positional encoding (RoPE would add a few
 elementwise ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
@@ -18,7 +18,7 @@ Generation, as small named steps:
     decode_one_token   one new token at position ``pos``: reads the cache, appends its K and V
     generate           prefill, then decode one token at a time (each input is the last output)
     teacher_forced_logits   the training-style pass over a known sequence (no cache)
-    make_graphed_decode     one whole decode step captured in a CUDA graph
+    machine.make_graphed_decode   one whole decode step captured in a CUDA graph
 
 References: nanoGPT ``model.py`` (A. Karpathy); gpt-fast ``model.py`` and ``generate.py``
 (PyTorch team); the ``torch.cuda.graphs`` documentation.
@@ -26,7 +26,6 @@ References: nanoGPT ``model.py`` (A. Karpathy); gpt-fast ``model.py`` and ``gene
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 
 import torch
@@ -34,14 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from .machine import check_precision, fast_mode, free_memory, pick_device, torch_dtype
+from .machine import check_memory, check_precision, fast_mode, pick_device, torch_dtype
 from .perf import check_count
-from .presets import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 from .roofs import best_layout
+from .specs import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 
-# build_model asks for this much more memory than weights + KV cache, for activations (logits of
-# a full-length prefill, MLP hidden states) and allocator slack.
-MEMORY_HEADROOM = 1.25
 WEIGHTS = resources.files(__package__) / "data" / "weights"  # <preset>.pt: fp16 state dicts (benchmarks/train_toy.py)
 TRAINED = ("trained", "trained-draft")
 
@@ -223,18 +219,6 @@ def _causal_mask(q_pos: torch.Tensor, n_keys: int, dtype: torch.dtype) -> torch.
 
 
 # ----------------------------------------------------------------------------- building
-def check_memory(config: ToyConfig, device: torch.device, precision: str, max_batch: int) -> None:
-    """ValueError if weights + KV cache (with MEMORY_HEADROOM) exceed the device's free memory."""
-    needed = config.total_bytes(max_batch, precision) * MEMORY_HEADROOM
-    free = free_memory(device)
-    if needed > free:
-        raise ValueError(
-            f"this model needs {needed / 1e9:.3g} GB ({precision}, max_batch={max_batch}, "
-            f"{config.n_params() / 1e6:.1f} M params, weights + KV cache + headroom) but only "
-            f"{free / 1e9:.3g} GB is free on {device.type}; try a smaller preset, a 16-bit "
-            f"precision, a smaller max_batch or max_seq_len")
-
-
 def build_model(config_or_preset: ToyConfig | str, device=None, precision: str = "fp32",
                 max_batch: int = 1, seed: int = 0, layout: str = "out_in") -> ToyGPT:
     """A ready-to-run ToyGPT: on ``device`` (default: machine.pick_device), in ``precision``, seeded
@@ -352,43 +336,3 @@ def teacher_forced_logits(model: ToyGPT, tokens: torch.Tensor) -> torch.Tensor:
     (teacher forcing, as in training): no KV cache, no token-by-token loop."""
     _check_tokens(model, tokens, "tokens")
     return model.forward_no_cache(tokens)
-
-
-def make_graphed_decode(model: ToyGPT, batch: int = 1) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """Capture one whole decode step in a CUDA graph; return ``decode(token (batch, 1), pos) ->
-    logits (batch, vocab)``, a drop-in for ``decode_one_token`` at this batch size.
-
-    The step runs on the static-cache path (attention over all max_seq_len slots under a mask),
-    so its shapes never change and one graph serves every position: each call copies the token
-    and position into static input buffers and replays the recorded kernels. The returned
-    logits are a static buffer that the next call overwrites (clone them to keep them).
-
-    Build the graph before prefilling: warm-up and capture write K and V at cache position 0.
-    """
-    device = model.device
-    if device.type != "cuda":
-        raise ValueError(f"CUDA graphs need a CUDA device; this model is on {device.type}")
-    model.check_fits(batch, 1)
-    static_token = torch.zeros((batch, 1), dtype=torch.long, device=device)
-    static_pos = torch.zeros((), dtype=torch.long, device=device)
-
-    with torch.inference_mode():
-        side = torch.cuda.Stream(device)  # warm up off the default stream, as the docs advise
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                model(static_token, static_pos, static_kv=True)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_logits = model(static_token, static_pos, static_kv=True)[:, -1]  # (batch, vocab)
-
-    def decode(token: torch.Tensor, pos: int) -> torch.Tensor:
-        if not 0 <= pos < model.config.max_seq_len:  # out of range would be a device-side assert
-            raise ValueError(f"pos={pos} must be in [0, max_seq_len={model.config.max_seq_len})")
-        static_token.copy_(token)
-        static_pos.fill_(pos)
-        graph.replay()
-        return static_logits
-
-    return decode

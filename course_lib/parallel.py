@@ -12,12 +12,12 @@ the same token, so the ranks stay in lockstep. (Real systems also split the LM h
 Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter);
 gloo on the CPU, NCCL when there are N GPUs. A failing or hung rank stops them all (spawn_ranks).
 
-Each rank runs one torch thread. The timed step is notebook 01's: one decode step after a random
-context of 128 tokens, weights in the layout that streams faster here, timed with the course's one
+Each rank runs one torch thread. The timed step is notebook 01's (``measure.decode_step``): one
+decode step after a random context of 128 tokens, weights in the layout that streams faster here, timed with the course's one
 harness (``machine.time_interleaved``: warm-up, interleaved rounds, median and IQR). Rank 0 times
 the unsplit model in the same rounds: the one-device baseline. The same processes then time
-all-reduces of several sizes and fit the link's alpha and beta (``perf.fit_allreduce``).
-``explain_tensor_parallel`` reads a result, in sentences computed from its numbers.
+all-reduces of several sizes and fit the link's alpha and beta (``serving.fit_allreduce``).
+``explain.explain_tensor_parallel`` reads a result, in sentences computed from its numbers.
 
 References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
 distributed applications with PyTorch"; the torch.distributed / torch.multiprocessing docs.
@@ -37,12 +37,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from . import perf
+from . import serving
 from .machine import check_precision, fast_mode, measurement, release, synchronize, time_interleaved, use_threads
-from .model import Attention, Block, InOutLinear, KVCache, ToyGPT, build_model, decode_one_token, generate, teacher_forced_logits
-from .perf import check_count, check_positive, fit_allreduce
-from .presets import ToyConfig, get_config, preset_name
+from .measure import decode_step
+from .model import Attention, Block, InOutLinear, KVCache, ToyGPT, build_model, generate, teacher_forced_logits
+from .perf import check_count, check_positive
 from .roofs import best_layout
+from .specs import ToyConfig, get_config, preset_name
 
 
 # ----------------------------------------------------------------------------- splitting the model
@@ -165,7 +166,7 @@ def spawn_ranks(fn, world_size: int, args: tuple = (), timeout: float = 120.0):
 @dataclass
 class LinkResult:
     """All-reduce times measured between the ranks, and the alpha-beta model fitted to them
-    (``perf.fit_allreduce``; gloo's all-reduce is a ring)."""
+    (``serving.fit_allreduce``; gloo's all-reduce is a ring)."""
 
     world_size: int
     backend: str
@@ -184,7 +185,7 @@ def _time_link(device: torch.device, world_size: int, sizes: list[int], rounds: 
     times = time_interleaved(steps, device, rounds=rounds, warmup=3, calls=calls)
     seconds = [times[size].median for size in sizes]
     return LinkResult(world_size, dist.get_backend(), "ring", sizes, seconds, [times[size].iqr for size in sizes],
-                      *fit_allreduce(sizes, seconds, world_size, "ring"))
+                      *serving.fit_allreduce(sizes, seconds, world_size, "ring"))
 
 
 # ----------------------------------------------------------------------------- the tensor-parallel run
@@ -221,14 +222,6 @@ class TensorParallelResult:
     link: LinkResult | None = None
 
 
-def _decode_step(model: ToyGPT, context_len: int, seed: int = 0):
-    """Notebook 01's timed step (measure.decode_step, beside this module): a random context, then a random token."""
-    gen = torch.Generator().manual_seed(seed)
-    model(torch.randint(0, model.config.vocab_size, (1, context_len), generator=gen).to(model.device), 0)  # prefill
-    token = torch.randint(0, model.config.vocab_size, (1, 1), generator=gen).to(model.device)
-    return lambda: decode_one_token(model, token, context_len)
-
-
 @torch.inference_mode()
 def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConfig, precision: str, layout: str,
                seed: int, prompt_len: int, n_tokens: int, context_len: int, rounds: int, calls: int,
@@ -263,7 +256,7 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
     if rank == 0:
         reference, full_logits = generate(full, prompt, n_tokens), teacher_forced_logits(full, tokens)
     release(device)  # the checks' temporaries: the ranks share a small machine's memory with the notebook
-    step = _decode_step(shard, context_len, seed)
+    step = decode_step(shard, 1, context_len)  # notebook 01's timed step, the same tokens on every rank
 
     def timed_step():
         seconds.clear()
@@ -277,7 +270,7 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
 
     steps = {"tensor parallel": timed_step, **({"no clocks": plain_step} if device.type == "cuda" else {})}
     if rank == 0:
-        steps["one process"] = _decode_step(full, context_len, seed)
+        steps["one process"] = decode_step(full, 1, context_len)
     times = time_interleaved(steps, device, rounds=rounds, warmup=2, calls=calls)
     link = _time_link(device, world_size, link_sizes, rounds, calls) if link_sizes else None
     if rank != 0:
@@ -334,95 +327,3 @@ def run_tensor_parallel(preset_or_config="cpu-m", world_size: int = 2, n_tokens:
     sizes = sorted(sizes) if link_bytes else []  # one float, the decode message and link_bytes; none: no link
     args = (config, precision, layout, seed, prompt_len, n_tokens, context_len, rounds, calls, sizes)
     return spawn_ranks(_tp_worker, world_size, args, timeout)
-
-
-# ----------------------------------------------------------------------------- reading a result
-NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
-
-
-def _get(r, key: str):  # a field of a TensorParallelResult or of a recorded dict (older ones lack some)
-    return r.get(key) if isinstance(r, dict) else getattr(r, key, None)
-
-
-def speedup_range(r) -> tuple[float, float]:
-    """The speed-up's spread: the least and most favourable reading of the two medians ± half their IQRs."""
-    single, step = _get(r, "single_device_step_s"), _get(r, "step_s")
-    s_half, t_half = (_get(r, "single_device_iqr_s") or 0.0) / 2, (_get(r, "step_iqr_s") or 0.0) / 2
-    return max(single - s_half, 0.0) / (step + t_half), (single + s_half) / max(step - t_half, 1e-12)
-
-
-def formula_step(r) -> tuple[float, float] | None:
-    """(compute, communication) seconds that ``perf.tensor_parallel_split`` predicts from the run's
-    own one-device step and fitted link; None without a link."""
-    link = _get(r, "link")
-    return perf.tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
-                                      _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
-                                      _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
-
-
-def _ms(x: float) -> str:
-    return f"{x * 1e3:.2f} ms" if x >= 1e-4 else f"{x * 1e6:.0f} µs"
-
-
-def explain_tensor_parallel(r) -> str:
-    """What one tensor-parallel run says (markdown), computed from its numbers, with a branch for
-    each case that occurs: faster, no clear difference or slower; communication's share; the
-    computing part against 1/N of the bytes; the link's price against the time inside the
-    all-reduces; CPU cores shared or GPUs of their own; noise."""
-    n, step, single, comm = _get(r, "world_size"), _get(r, "step_s"), _get(r, "single_device_step_s"), _get(r, "comm_s")
-    speedup, (low, high) = single / step, speedup_range(r)
-    share, count = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step")
-    text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
-            f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
-    spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
-    if _get(r, "backend") == "nccl" and _get(r, "timed_step_s") is None:  # runs of version 1: only a clocked step
-        text.append("That split step was timed with clocks around every all-reduce, which synchronise the GPU and slow "
-                    "the step itself: its speed says little, its share of communication more.")
-    elif low > 1:
-        text.append(f"Tensor parallelism **won**: even the least favourable reading of {spread} gives {low:.2f}×.")
-    elif high < 1:
-        text.append(f"Tensor parallelism **lost**: the split step took {step / single:.2f}× the time of the unsplit one "
-                    f"(at best {high:.2f}× from {spread}).")
-    else:
-        text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
-    text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
-                f"{_get(r, 'allreduce_bytes')} bytes: " + ("communication **dominates**." if share >= 0.5 else
-                                                           "a large share." if share >= 0.2 else "a small share."))
-    split_share, compute = _get(r, "split_share"), _get(r, "compute_s")
-    if split_share:
-        ideal = single * (1 - split_share + split_share / n)
-        ratio = compute / ideal
-        text.append(f"The computing part took {_ms(compute)}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
-                    f"{split_share:.0%} of the bytes by {n} predicts: " + (
-                        "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
-                        "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
-                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head, "
-                        "and a busy or shared core slows it."))
-    predicted = formula_step(r)
-    if predicted:
-        link = _get(r, "link")
-        text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
-                    f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
-                    f"the step's all-reduces at {_ms(predicted[1])}; " + (
-                        f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late." if
-                        comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
-                        "more than was measured inside the step (the sweep ran at a busier moment)."))
-        text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
-                    f"predicts {single / sum(predicted):.2f}×.")
-    cores = _get(r, "cpu_count")
-    if _get(r, "backend") == "gloo":
-        text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
-                     "them with every other program on the machine: a rank that loses its core for a moment makes the "
-                     "others wait in the next all-reduce, and that waiting counts as communication."
-                     if cores and cores <= n else f"This machine has {cores} CPU cores: each rank can have one to itself.")
-                    + " All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
-                      "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
-    else:
-        text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
-        if (_get(r, "timed_step_s") or step) > 1.1 * step:
-            text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
-                        f"{_ms(_get(r, 'timed_step_s'))}: the share above is of that slower step.")
-    if max((_get(r, "step_iqr_s") or 0) / step, (_get(r, "single_device_iqr_s") or 0) / single) > NOISY:
-        text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
-                    "was busy?); re-run before drawing conclusions.")
-    return " ".join(text)

@@ -1,4 +1,4 @@
-r"""The analytical model of LLM inference speed: pure formulas, SI units, no torch.
+r"""The analytical model of LLM inference speed on one device: pure formulas, SI units, no torch.
 
 Everything here is arithmetic on sizes and rates, so a slider can call it thousands of times a
 second and a test can check it by hand. Units: bytes, seconds, bytes/s, FLOP, FLOP/s.
@@ -9,7 +9,10 @@ The one idea (batch-1 decode streams every weight once per token):
 
 It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real step pays (a
 kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
-measure.py puts that modeled time beside what the toy model really does.
+measure.py puts that modeled time beside what the toy model really does. Speculative decoding
+(more than one token per pass of the weights) is here too; many users and many devices
+(batching, KV capacity, cost, mixture of experts, tensor parallelism) are in serving.py. At the
+end, the calculator's readout: the bound put in words (``describe_decode``, HTML).
 
 Every function rejects bad input (unknown precision, zero/negative/NaN sizes and rates, alpha
 outside [0, 1), gamma < 1, ...) with a ``ValueError`` that names the argument. The ``check_*``
@@ -18,31 +21,22 @@ validators below are the course's one family of input checks: other modules use 
 
 from __future__ import annotations
 
+import html
 import math
+from array import array
 from numbers import Real
 
 __all__ = [
-    "bytes_per_param", "weight_bytes", "decode_time", "tokens_per_second", "params_for_speed", "fits", "min_devices",
-    "ridge_point", "critical_batch", "attainable_flops", "decode_attention_intensity", "linear_intensity",
-    "kv_cache_bytes_per_token", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
-    "tensor_parallel_decode_time", "tensor_parallel_components", "tensor_parallel_split", "allreduce_time",
-    "fit_allreduce", "activation_bytes",
-    "batched_decode_time", "decode_intensity", "roofline_time", "decode_budget",
-    "decode_table", "max_sequences", "cost_per_million_tokens", "moe_experts_touched", "moe_step_bytes",
+    "bytes_per_param", "weight_bytes", "kv_cache_bytes_per_token", "decode_time", "tokens_per_second",
+    "params_for_speed", "roofline_time", "decode_budget", "fits", "min_devices", "ridge_point", "linear_intensity",
+    "attainable_flops", "decode_attention_intensity", "prefill_time", "speculative_expected_tokens", "speculative_speedup",
+    "decode_table",
 ]
 
 # Bytes per parameter of each number format; int4 packs two weights in a byte. The calculator
 # accepts all of them; the toy transformer can only *run* the ones with a torch dtype (RUNNABLE).
 PRECISIONS: dict[str, float] = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 RUNNABLE: tuple[str, ...] = ("fp32", "fp16", "bf16")
-
-# Shapes of public model families for the tensor-parallel explorer: (parameters, layers, d_model).
-# Llama 2 7B and 70B, Llama 3.1 405B, from their published model configurations.
-REFERENCE_SHAPES: dict[str, tuple[float, int, int]] = {
-    "7B (32 layers, d 4096)": (7e9, 32, 4096),
-    "70B (80 layers, d 8192)": (70e9, 80, 8192),
-    "405B (126 layers, d 16384)": (405e9, 126, 16384),
-}
 
 # Model sizes of the course's "models x GPUs" table (parameters).
 MODEL_SIZES: dict[str, float] = {"1.3B": 1.3e9, "7B": 7e9, "13B": 13e9, "70B": 70e9, "405B": 405e9}
@@ -94,12 +88,6 @@ def bytes_per_param(precision: str) -> float:
     return PRECISIONS[normalize_precision(precision)]
 
 
-def activation_bytes(precision: str) -> float:
-    """Bytes per activation value: 4 for fp32 models, else 2 (quantised weights keep 16-bit
-    activations, the common weight-only scheme)."""
-    return 4.0 if normalize_precision(precision) == "fp32" else 2.0
-
-
 def weight_bytes(n_params, precision: str) -> float:
     r"""Bytes of the weights: :math:`P \cdot b_\text{param}`."""
     return check_positive("n_params", n_params) * bytes_per_param(precision)
@@ -134,6 +122,12 @@ def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
     :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
     return check_positive("bandwidth", bandwidth) / (check_positive("tokens_per_s", tokens_per_s)
                                                      * bytes_per_param(precision))
+
+
+def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
+    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
+    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
+    return array("d", sizes), array("d", [tokens_per_second(n, precision, bandwidth) for n in sizes])
 
 
 def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
@@ -208,17 +202,6 @@ def ridge_point(peak_flops, bandwidth) -> float:
     return check_positive("peak_flops", peak_flops) / check_positive("bandwidth", bandwidth)
 
 
-def critical_batch(peak_flops, bandwidth, precision: str) -> float:
-    r"""Batch size at which decode turns compute-bound (weights only, no KV reads):
-    :math:`b^* = \frac{\text{peak}}{B} \cdot \frac{b_\text{param}}{2}`, since each weight byte
-    serves :math:`2b / b_\text{param}` FLOPs at batch b.
-
-    ``precision`` is the *weights'* format; ``peak_flops`` is the peak of the format the math
-    runs in. W4A16 (int4 weights, fp16 math): fp16's peak with 0.5 B, a quarter of fp16's b*.
-    W8A8 (fp8 weights and math): half the bytes but twice the peak, so b* stays put."""
-    return ridge_point(peak_flops, bandwidth) * bytes_per_param(precision) / 2.0
-
-
 def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
     r"""FLOP/byte of ``x @ W`` for n tokens, W of shape (d_in, d_out):
 
@@ -240,6 +223,18 @@ def attainable_flops(intensity, peak_flops, bandwidth) -> float:
                check_positive("intensity", intensity) * check_positive("bandwidth", bandwidth))
 
 
+INTENSITY_RANGE = (0.1, 1e4)
+
+
+def roofline_xy(peak_flops: float, bandwidth: float):
+    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
+    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
+    lo, hi = INTENSITY_RANGE
+    ridge = min(max(ridge_point(peak_flops, bandwidth), lo), hi)
+    xs = [lo, ridge, hi]
+    return xs, [attainable_flops(x, peak_flops, bandwidth) for x in xs]
+
+
 def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
     r"""FLOP/byte of attention during decode: each query head does 4·d_head FLOPs per cached
     token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head, so
@@ -251,28 +246,6 @@ def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
     return 2.0 * heads / kv_heads / bytes_per_param(precision)
 
 
-def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) -> float:
-    """FLOP/byte of one decode step for ``batch`` sequences: 2·P·batch FLOPs over the weights
-    read once plus each sequence's own KV cache (which does not amortise)."""
-    b = check_count("batch", batch)
-    moved = weight_bytes(n_params, precision) + b * check_non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
-    return 2.0 * check_positive("n_params", n_params) * b / moved
-
-
-def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1,
-                        kv_bytes_per_seq=0.0, overhead=0.0) -> float:
-    r"""Seconds per decode step for ``batch`` sequences (roofline):
-    :math:`\max(2 P b / \text{peak},\ (P b_\text{param} + b \cdot \text{kv}) / B) + \text{overhead}`.
-
-    Tokens/s is ``batch / batched_decode_time(...)``: it rises ~linearly with the batch while
-    the step is memory-bound and flattens once it is compute-bound.
-    """
-    b = check_count("batch", batch)
-    moved = weight_bytes(n_params, precision) + b * check_non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
-    flops = 2.0 * check_positive("n_params", n_params) * b
-    return roofline_time(moved, flops, bandwidth, peak_flops) + check_non_negative("overhead", overhead)
-
-
 def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> float:
     r"""Seconds to process an n-token prompt in one pass (roofline, attention ignored):
     :math:`\max(2 P n / \text{peak},\ P b_\text{param} / B)`."""
@@ -280,101 +253,7 @@ def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> f
     return roofline_time(weight_bytes(n_params, precision), flops, bandwidth, peak_flops)
 
 
-# ----------------------------------------------------------------------------- parallelism
-# An NVLink 4 / NVSwitch link (H100, H200 SXM): 450 GB/s each way per GPU (H100 datasheet: 900 GB/s in all),
-# and a small all-reduce's latency: ~6 us on 2 H100s (NCCL's NVLS algorithm in CUDA graphs, NCCL issue #1259).
-NVLINK_BANDWIDTH, NVLINK_LATENCY = 450e9, 6e-6
-ALLREDUCE_ALGORITHMS = ("one-shot", "ring")
-
-
-def _allreduce_terms(n_devices, algorithm: str) -> tuple[int, float]:
-    """(latencies, message-sizes of bytes into one device) of one all-reduce over N devices."""
-    n = check_count("n_devices", n_devices)
-    if algorithm not in ALLREDUCE_ALGORITHMS:
-        raise ValueError(f"algorithm={algorithm!r} is not one of {', '.join(ALLREDUCE_ALGORITHMS)}")
-    return (2 * (n - 1), 2 * (n - 1) / n) if algorithm == "ring" else (1 if n > 1 else 0, n - 1)
-
-
-def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency, algorithm: str = "ring") -> float:
-    r"""Seconds of one all-reduce (every device ends with the sum of all devices' ``message_bytes``)
-    over N devices in the alpha-beta model: a message costs the latency alpha (``link_latency``:
-    start-up and synchronisation) plus bytes / beta (``link_bandwidth``, into one device). Zero for N = 1.
-
-    ``"ring"`` (Patarasuk & Yuan, 2009; Thakur, Rabenseifner & Gropp, 2005): reduce-scatter, then
-    all-gather around a ring, N-1 steps each; each step passes m/N bytes on and waits one latency:
-    :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`.
-
-    ``"one-shot"`` (NVSwitch servers' small-message all-reduce, e.g. vLLM's custom all-reduce,
-    ``cross_device_reduce_1stage``): every device reads the other N-1 whole buffers at once through
-    the switch and sums them itself: one latency, N-1 messages into each device:
-    :math:`t = \alpha + (N-1) \cdot \frac{m}{\beta}`. The latency stays put as N grows, the bytes
-    do not (vLLM switches to a two-stage algorithm above ~256-512 KB).
-
-    With one alpha for both, ring is the pessimistic case for decode's small messages: real ring
-    steps overlap (NCCL ring, one channel, DGX-A100: 10 us on 2 GPUs, 33.7 us on 8: nccl-tests
-    issue #123), and a small all-reduce on NVSwitch H100s takes ~6 us on 2 GPUs (nccl issue #1259).
-    """
-    m = check_positive("message_bytes", message_bytes)
-    latencies, messages = _allreduce_terms(n_devices, algorithm)
-    beta, alpha = check_positive("link_bandwidth", link_bandwidth), check_non_negative("link_latency", link_latency)
-    return latencies * alpha + messages * m / beta
-
-
-def fit_allreduce(message_bytes, seconds, n_devices, algorithm: str = "ring") -> tuple[float, float]:
-    """(alpha, beta) of ``allreduce_time`` fitted to measured all-reduce times: the line t = a + b m
-    by least squares on the *relative* error (``numpy.polyfit``, weights 1/t, so a 4 MB message's
-    noise does not drown the small ones' latency); alpha = a / latencies, beta = messages / b.
-    A negative intercept (noise) gives alpha = 0; a flat or falling line, beta = inf."""
-    import numpy as np
-
-    sizes, times = [check_positive("message_bytes", m) for m in message_bytes], [check_positive("seconds", t) for t in seconds]
-    if len(sizes) != len(times) or len(set(sizes)) < 2:
-        raise ValueError(f"need one time per message size and two different sizes at least; got {len(sizes)} "
-                         f"sizes ({len(set(sizes))} different) and {len(times)} times")
-    latencies, messages = _allreduce_terms(check_count("n_devices", n_devices, 2), algorithm)
-    slope, intercept = np.polyfit(sizes, times, 1, w=1.0 / np.asarray(times))
-    return max(float(intercept), 0.0) / latencies, messages / float(slope) if slope > 0 else math.inf
-
-
-def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                               link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> tuple[float, float]:
-    """(streaming seconds, communication seconds) of one tensor-parallel decode step; their sum
-    is ``tensor_parallel_decode_time``."""
-    n = check_count("n_devices", n_devices)
-    layers, d = check_count("n_layers", n_layers), check_count("d_model", d_model)
-    stream = weight_bytes(n_params, precision) / (n * check_positive("bandwidth", bandwidth))
-    message = check_count("batch", batch) * d * activation_bytes(precision)
-    return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency, algorithm)
-
-
-def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                                link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> float:
-    r"""Batch-1 (or ``batch``) decode step with Megatron-style tensor parallelism over N devices:
-
-    .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(\text{batch} \cdot d \cdot b_a)
-
-    Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden state
-    (after attention and after the MLP). Decode's messages are small: the default is the one-shot
-    all-reduce NVSwitch servers use for them; ``algorithm="ring"`` is the pessimistic case.
-    """
-    return sum(tensor_parallel_components(n_params, precision, bandwidth, n_devices, n_layers, d_model,
-                                          link_bandwidth, link_latency, batch, algorithm))
-
-
-def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, link_bandwidth, link_latency,
-                          split_share=1.0, algorithm: str = "ring") -> tuple[float, float]:
-    r"""(compute, communication) seconds of a *measured* one-device step split over N devices: its
-    split share s divides by N, the rest (work every device repeats) does not, plus the all-reduces:
-    :math:`t_1 (1 - s + s / N) + n_\text{allreduce} \cdot t_\text{allreduce}(m)`."""
-    single, share = check_positive("single_step", single_step), check_number("split_share", split_share)
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"split_share={split_share!r} must be between 0 and 1")
-    n = check_count("n_devices", n_devices)
-    comm = check_count("n_allreduces", n_allreduces, 0) * allreduce_time(message_bytes, n, link_bandwidth, link_latency,
-                                                                         algorithm)
-    return single * (1.0 - share + share / n), comm
-
-
+# ----------------------------------------------------------------------------- speculative decoding
 def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
     a = check_number("alpha", alpha)
     if not 0.0 <= a < 1.0:
@@ -401,7 +280,7 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
     """The "models x GPUs" table as records: for every model size and device, the batch-1
     bandwidth bound (ms/token, tokens/s), the weights' bytes and whether they fit.
 
-    ``hardware_list`` holds objects with ``name``, ``bandwidth`` and ``memory`` (hardware.Hardware).
+    ``hardware_list`` holds objects with ``name``, ``bandwidth`` and ``memory`` (specs.Hardware).
     """
     rows = []
     for label, n_params in (MODEL_SIZES if model_sizes is None else model_sizes).items():
@@ -417,56 +296,35 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
     return rows
 
 
-# ----------------------------------------------------------------------------- serving (notebook 03)
-# Mixture-of-experts models: (total parameters, active per token, routed experts per layer, experts
-# each token picks). Mixtral 8x7B: Jiang et al. 2024 ("47B parameters, 13B active"); DeepSeek-V3:
-# its technical report (671B total, 37B activated, 256 routed experts of which 8 per token).
-MOE_MODELS: dict[str, tuple[float, float, int, int]] = {
-    "Mixtral 8x7B": (47e9, 13e9, 8, 2),
-    "DeepSeek-V3": (671e9, 37e9, 256, 8),
-}
+# ----------------------------------------------------------------------------- in words (the calculators' readouts)
+def error_html(err: Exception) -> str:
+    """A refused input as a friendly line of HTML, for a readout (widgets never raise)."""
+    return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
 
 
-def max_sequences(n_params, precision: str, memory, kv_bytes_per_seq) -> int:
-    r"""How many sequences' KV caches fit beside the weights:
-    :math:`\lfloor (\text{memory} - P b_\text{param}) / \text{KV bytes per sequence} \rfloor`
-    (0 when the weights alone do not fit). Activations and the runtime need room too, so a
-    server fits fewer; PagedAttention gets closer to this number by wasting less of the memory
-    to fragmentation, not by reading fewer bytes per step."""
-    free = check_positive("memory", memory) - weight_bytes(n_params, precision)
-    return max(0, math.floor(free / check_positive("kv_bytes_per_seq", kv_bytes_per_seq)))
-
-
-def cost_per_million_tokens(price_per_hour, tokens_per_s) -> float:
-    r"""Dollars per million generated tokens on a device rented at ``price_per_hour``:
-    :math:`\text{price} / (\text{tokens/s} \cdot 3600 / 10^6)`. Batching divides it by the
-    throughput gain."""
-    return check_non_negative("price_per_hour", price_per_hour) / (check_positive("tokens_per_s", tokens_per_s)
-                                                                   * 3600 / 1e6)
-
-
-def moe_experts_touched(n_experts, top_k, batch=1) -> float:
-    r"""Expected number of distinct experts one layer reads in a decode step of ``batch``
-    tokens, each picking ``top_k`` of ``n_experts`` uniformly at random:
-    :math:`E\,(1 - (1 - k/E)^b)`: k at batch 1, approaching E as the batch grows. Real routers
-    are less even, which touches fewer experts."""
-    e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
-    if k > e:
-        raise ValueError(f"top_k={k} must be at most n_experts={e}")
-    return e * (1.0 - (1.0 - k / e) ** check_count("batch", batch))
-
-
-def moe_step_bytes(total_params, active_params, n_experts, top_k, precision: str, batch=1) -> float:
-    r"""Weight bytes a mixture-of-experts decode step streams: the shared part (attention,
-    embeddings, shared experts) plus the experts the batch touches. With expert size
-    :math:`p_e = (P_\text{total} - P_\text{active}) / (E - k)` and shared part
-    :math:`P_\text{active} - k p_e`, the bytes run from the active parameters at batch 1 up to
-    the total as the batch grows."""
-    total, active = check_positive("total_params", total_params), check_positive("active_params", active_params)
-    e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
-    if not active < total or not k < e:
-        raise ValueError(f"need active_params < total_params and top_k < n_experts; got {active:g}, {total:g}, {k}, {e}")
-    expert = (total - active) / (e - k)
-    if active < k * expert:
-        raise ValueError(f"active_params={active:g} is less than its {k} experts of {expert:g} parameters each")
-    return (active - k * expert + moe_experts_touched(e, k, batch) * expert) * bytes_per_param(precision)
+def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
+    """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
+    try:
+        wbytes = weight_bytes(n_params, precision)
+        t = decode_time(n_params, precision, bandwidth)
+        fit = True if memory is None else fits(n_params, precision, memory)
+    except ValueError as err:
+        return error_html(err), False
+    lines = [
+        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {bytes_per_param(precision):g} B "
+        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
+        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
+        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
+        "roughly 50–70 % of this)",
+    ]
+    if memory is not None:
+        if fit:
+            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
+                         "(the KV cache and activations need room too)")
+        else:
+            need = min_devices(n_params, precision, memory)
+            int4 = weight_bytes(n_params, "int4") / 1e9
+            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
+                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
+                         f"(int4: {int4:,.1f} GB).")
+    return "<br>".join(lines), fit

@@ -2,20 +2,15 @@
 read a learner's own measurements are in explain.py.
 
 No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
-measure computed. ``as_widget`` turns a figure into a FigureWidget where the front end supports
-it (JupyterLab, Notebook 7), and keeps the static figure where it does not (``static_frontend``).
+measure computed.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from array import array
-
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import perf
+from . import perf, serving
 from .explain import field, format_value, group_by_context, iqr_of
 
 TEMPLATE = "plotly_white"
@@ -37,24 +32,6 @@ if pio.renderers.default in ("plotly_mimetype", "vscode"):
     pio.renderers.default += "+colab"
 
 
-def static_frontend() -> bool:
-    """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
-    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
-    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
-
-
-def as_widget(fig: go.Figure):
-    """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
-    if static_frontend():
-        return fig
-    try:
-        return go.FigureWidget(fig)
-    except Exception as err:  # e.g. anywidget missing or a front end without widget support
-        print(f"(Interactive chart unavailable here: {err.__class__.__name__}. Showing a static chart; "
-              "re-run the cell after changing a control.)")
-        return fig
-
-
 # ----------------------------------------------------------------------------- notebook 00
 def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label="this machine (measured)") -> go.Figure:
     """Horizontal bars of memory bandwidth (GB/s, log scale): the catalogue and this machine."""
@@ -70,16 +47,10 @@ def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label=
 
 
 # ----------------------------------------------------------------------------- notebook 01
-def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
-    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
-    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
-    return array("d", sizes), array("d", [perf.tokens_per_second(n, precision, bandwidth) for n in sizes])
-
-
 def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
     """tokens/s vs model size (log-log) for one precision and bandwidth, current model marked.
     Trace 0 is the curve, trace 1 the marker (widgets.py updates both in place)."""
-    sizes, tps = size_curve(precision, bandwidth)
+    sizes, tps = perf.size_curve(precision, bandwidth)
     point = perf.tokens_per_second(n_params, precision, bandwidth)
     fig = go.Figure([
         go.Scatter(x=list(sizes), y=list(tps), mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
@@ -201,24 +172,12 @@ def prefill_flops(config, lengths, label: str) -> go.Figure:
 
 
 # ----------------------------------------------------------------------------- notebook 03
-INTENSITY_RANGE = (0.1, 1e4)
-
-
-def roofline_xy(peak_flops: float, bandwidth: float):
-    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
-    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
-    lo, hi = INTENSITY_RANGE
-    ridge = min(max(perf.ridge_point(peak_flops, bandwidth), lo), hi)
-    xs = [lo, ridge, hi]
-    return xs, [perf.attainable_flops(x, peak_flops, bandwidth) for x in xs]
-
-
 def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
     """Log-log roofline chart. ``rooflines``: dicts with name, peak (FLOP/s), bandwidth (B/s) and
     optional dash; ``points``: dicts with label, intensity (FLOP/B) and flops (attained FLOP/s)."""
     fig = go.Figure()
     for i, roof in enumerate(rooflines):
-        xs, ys = roofline_xy(roof["peak"], roof["bandwidth"])
+        xs, ys = perf.roofline_xy(roof["peak"], roof["bandwidth"])
         ridge = perf.ridge_point(roof["peak"], roof["bandwidth"])
         fig.add_scatter(x=xs, y=[y / 1e12 for y in ys], mode="lines", name=f"{roof['name']} (ridge {ridge:,.0f})",
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
@@ -269,11 +228,11 @@ def latency_throughput(records, title="Each user's speed against the total: batc
 
 def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
     """Share of a mixture-of-experts model's weights one decode step streams, against the batch
-    (``models``: name -> (total, active, experts, top_k), as perf.MOE_MODELS)."""
+    (``models``: name -> (total, active, experts, top_k), as serving.MOE_MODELS)."""
     batches = sorted({int(max_batch ** (i / 39)) for i in range(40)})  # log-spaced whole batches, 1 .. max_batch
     fig = go.Figure()
     for i, (name, (total, active, experts, k)) in enumerate(models.items()):
-        gb = [perf.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
+        gb = [serving.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
         full = perf.weight_bytes(total, precision) / 1e9
         fig.add_scatter(x=batches, y=[100 * g / full for g in gb], mode="lines",
                         name=f"{name}: {gb[0]:,.0f} GB at batch 1, {full:,.0f} GB in all",
@@ -304,7 +263,7 @@ def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link
     latency 2(N-1)α and the bytes 2(N-1)/N·m/β. One-shot: the latency α stays put, the bytes
     (N-1)·m/β grow (tiny for decode's messages)."""
     ns = list(range(1, max_devices + 1))
-    parts = [perf.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
+    parts = [serving.tensor_parallel_components(n_params, precision, bandwidth, n, n_layers, d_model,
                                              link_bandwidth, link_latency, algorithm=algorithm) for n in ns]
     fig = go.Figure([go.Bar(x=ns, y=[s * 1e3 for s, _ in parts], name="streaming weights (÷ N)", marker_color=COLORS[0]),
                      go.Bar(x=ns, y=[c * 1e3 for _, c in parts], name="all-reduces (2 per layer)", marker_color=COLORS[1])])
@@ -318,7 +277,7 @@ def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
     get = link.get if isinstance(link, dict) else lambda key: getattr(link, key)
     sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
     grid = [min(sizes) * (max(sizes) / min(sizes)) ** (i / 59) for i in range(60)]
-    fitted = [perf.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
+    fitted = [serving.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
     fig = go.Figure(go.Scatter(x=sizes, y=[t * 1e6 for t in get("seconds")], mode="markers", name="measured (median, IQR)",
                                error_y=dict(type="data", array=[q * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
     fig.add_scatter(x=grid, y=fitted, mode="lines", name=f"fit: α = {get('latency_s') * 1e6:.0f} µs, "

@@ -1,10 +1,10 @@
-"""Quizzes: the banks (data/quizzes/NN.json, docs/QUIZ_SCHEMA.md), grading, and answer keys.
+"""Quizzes: the banks (data/quizzes/NN.json, docs/QUIZ_SCHEMA.md) and grading (answer keys: checks.py).
 
 Numeric answers are never typed into a bank: each names a course formula and its arguments,
 ``{"fn": "perf.decode_time", "args": {...}}``, so the quiz changes when ``perf`` does; ``"$bandwidth"``
 is a learner's own measurement, from ``context``. ``load_bank`` checks a bank against the schema and
 computes every value, so a broken bank fails in the tests, never in front of a learner. ``grade`` is
-pure and never raises on a learner's answer. No torch, no ipywidgets (see ``quiz_widget``).
+pure and never raises on a learner's answer. No torch, no ipywidgets (see ``checks``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from typing import NamedTuple
 
 import jsonschema
 
-from . import hardware, perf
+from . import perf, serving, specs
 
-__all__ = ["FUNCTIONS", "UNITS", "AnswerError", "Bank", "MissingContext", "Option", "Question", "Result",
-           "answer_key", "answer_text", "format_number", "grade", "load_bank", "notebook_ids", "parse_bank",
-           "parse_number"]
-
-# Functions a bank may call: perf's public formulas (not its table builder), and plain arithmetic.
-FUNCTIONS = {f"perf.{name}": getattr(perf, name) for name in perf.__all__ if name != "decode_table"}
+# Functions a bank may call: perf's and serving's public formulas (not perf's table builder), and plain arithmetic.
+FUNCTIONS = {f"{module.__name__.rsplit('.', 1)[1]}.{name}": getattr(module, name) for module in (perf, serving)
+             for name in module.__all__ if name != "decode_table"}
 FUNCTIONS.update({"math.div": lambda a, b: perf.check_number("a", a) / perf.check_positive("b", b),
                   "math.mul": lambda a, b: perf.check_number("a", a) * perf.check_number("b", b),
                   "math.sub": lambda a, b: perf.check_number("a", a) - perf.check_number("b", b)})
@@ -68,11 +65,11 @@ def _resolve(spec, context: Mapping):
             raise MissingContext(spec[1:])
         return context[spec[1:]]
     if isinstance(spec, Mapping) and "hardware" in spec:
-        device = hardware.get(spec["hardware"])
+        device = specs.get(spec["hardware"])
         return getattr(device, spec["attr"]) if "attr" in spec else device.peak_flops(spec["peak_flops"])
     if isinstance(spec, Mapping):
         if spec["fn"] not in FUNCTIONS:
-            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME (perf.__all__)")
+            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME, serving.NAME")
         return FUNCTIONS[spec["fn"]](**{k: _resolve(v, context) for k, v in spec["args"].items()})
     return spec
 
@@ -222,50 +219,6 @@ def load_bank(notebook_id) -> Bank:
     return parse_bank(json.loads(_DATA.joinpath("quizzes", f"{number}.json").read_text("utf-8")), f"{number}.json")
 
 
-# ============================================================================ answer keys
-def answer_key(notebook_id, context: Mapping | None = None) -> str:
-    """Every question of a notebook's quiz with its answer and explanation, as Markdown (instructors)."""
-    bank = load_bank(notebook_id)
-    kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
-    skills = ", ".join(f"{sum(q.skill == s for q in bank.questions)} {s}" for s in ("compute", "interpret", "transfer"))
-    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills} (compute: apply "
-           "a formula; interpret: read a plot or a measurement; transfer: a new device, design or situation).", ""]
-    for number, q in enumerate(bank.questions, 1):
-        kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
-        out += [f"## Q{number} `{q.id}` ({kind}; skill: {q.skill})", "", q.text(context), ""]
-        out += [f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}"
-                for letter, o in zip(LETTERS, q.options)] + ([""] if q.options else [])
-        out += [answer_text(q, context), ""]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _describe(spec) -> str:
-    """A value spec as a short formula (the answer key of a measured question): ``f(x=your measured `x`)``."""
-    if isinstance(spec, Mapping):
-        args = spec["args"] if "fn" in spec else {k: v for k, v in spec.items() if k != "hardware"}
-        return f"{spec.get('fn') or spec['hardware']}({', '.join(f'{k}={_describe(v)}' for k, v in args.items())})"
-    if isinstance(spec, str):
-        return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
-    return format_number(spec, digits=4)
-
-
-def answer_text(q: Question, context: Mapping | None = None) -> str:
-    """Markdown: the right answer of one question and its explanation (the key, "Show answer")."""
-    if q.type != "numeric":
-        right = "\n".join(f"- {LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
-        return f"**Answer:**\n\n{right}\n\n{q.explanation}"
-    try:
-        expected, width = q.expected(context), _width(q, q.expected(context))
-    except MissingContext:  # the formula, for the learner's own measurements
-        scale = UNITS.get(q.units, 1.0)
-        factor = f" × {format_number(1 / scale)}" if scale < 1 else f" / {format_number(scale)}" if scale > 1 else ""
-        return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
-               f"\n\n{q.explanation}"
-    accepted = (f"exactly {format_number(expected, q.units)}" if width == 0 else
-                f"from {format_number(expected - width)} to {format_number(expected + width, q.units)}")
-    return f"**Answer: ≈ {format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
-
-
 # ============================================================================ reading a learner's number
 class AnswerError(ValueError):
     """A learner's answer that cannot be read; ``str(err)`` is a friendly message for them."""
@@ -365,7 +318,7 @@ def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
         return Result("invalid", str(err))
 
     def near(target: float) -> bool:
-        return abs(value - target) <= _width(q, target)
+        return abs(value - target) <= accepted_width(q, target)
 
     shown = format_number(value, q.units)
     if near(expected):
@@ -386,6 +339,6 @@ def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
                   (q.feedback.get(f"too_{word}", q.feedback["incorrect"]),))
 
 
-def _width(q: Question, target: float) -> float:
+def accepted_width(q: Question, target: float) -> float:
     """How far from ``target`` an answer may be (a hair more than the tolerance, for rounding)."""
     return max(q.tolerance.get("abs", 0.0), q.tolerance.get("rel", 0.0) * abs(target)) * (1 + 1e-12)

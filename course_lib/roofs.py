@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from . import machine
 from .machine import MiB
-from .presets import get_config
+from .specs import get_config
 
 REFERENCE_PRESET = {"cpu": "cpu-l", "cuda": "7b", "mps": "gpu-1b"}  # whose shapes the profile's kernel roof uses
 LAYOUTS = ("out_in", "in_out")  # weights stored (out, in) for F.linear, as nn.Linear does, or (in, out) for x @ W

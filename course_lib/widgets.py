@@ -1,58 +1,44 @@
 """Interactive controls: sliders and dropdowns -> perf -> a FigureWidget updated in place.
 
-Callbacks here do arithmetic only (perf formulas), never measurements, so they answer in well
-under 50 ms at any setting. Text is produced by pure functions (``describe_decode``) that the
-tests call directly; bad values end up as a friendly message, never as an exception.
+Callbacks here do arithmetic only (perf and serving formulas), never measurements, so they answer
+in well under 50 ms at any setting. Their text comes from pure functions beside the formulas
+(``perf.describe_decode``, ``serving.describe_tensor_parallel``) that the tests call directly; bad
+values end up as a friendly message, never as an exception.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import os
-from collections.abc import Callable
+import sys
 from contextlib import nullcontext
 
 import ipywidgets as W
+import plotly.graph_objects as go
 import traitlets
 
-from . import hardware, perf, plots
-from .presets import PRESETS
+from . import perf, plots, serving, specs
+from .specs import PRESETS
 
 MEASURED = "this machine (measured)"
 CUSTOM = "custom"
 
 
-def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
-    """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
+def static_frontend() -> bool:
+    """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
+    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
+    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
+
+
+def as_widget(fig: go.Figure):
+    """A ``go.FigureWidget`` (updatable in place) or, if widgets cannot render here, ``fig``."""
+    if static_frontend():
+        return fig
     try:
-        wbytes = perf.weight_bytes(n_params, precision)
-        t = perf.decode_time(n_params, precision, bandwidth)
-        fits = True if memory is None else perf.fits(n_params, precision, memory)
-    except ValueError as err:
-        return _error(err), False
-    lines = [
-        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {perf.bytes_per_param(precision):g} B "
-        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
-        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
-        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
-        "roughly 50–70 % of this)",
-    ]
-    if memory is not None:
-        if fits:
-            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
-                         "(the KV cache and activations need room too)")
-        else:
-            need = perf.min_devices(n_params, precision, memory)
-            int4 = perf.weight_bytes(n_params, "int4") / 1e9
-            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
-                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
-                         f"(int4: {int4:,.1f} GB).")
-    return "<br>".join(lines), fits
-
-
-def _error(err: Exception) -> str:
-    return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"
+        return go.FigureWidget(fig)
+    except Exception as err:  # e.g. anywidget missing or a front end without widget support
+        print(f"(Interactive chart unavailable here: {err.__class__.__name__}. Showing a static chart; "
+              "re-run the cell after changing a control.)")
+        return fig
 
 
 class Explorer(W.VBox):
@@ -63,14 +49,14 @@ class Explorer(W.VBox):
     children = W.trait_types.TypedTuple(trait=traitlets.Any()).tag(sync=True, **W.widget_serialization)
     NOTE = "<p><i>A static chart at the starting settings: the sliders need JupyterLab with widgets (or Binder).</i></p>"
 
-    @traitlets.validate("children")  # a static self.figure (plots.static_frontend) is shown by _repr_mimebundle_ only
+    @traitlets.validate("children")  # a static self.figure (static_frontend) is shown by _repr_mimebundle_ only
     def _widgets_only(self, proposal):
         return tuple(child for child in proposal["value"] if isinstance(child, W.Widget))
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget view where widgets render; everywhere, a note, the readout and the chart as HTML."""
         html = self.NOTE + self.readout.value + self.figure.to_html(include_plotlyjs="cdn", full_html=False)
-        if not isinstance(self.figure, W.Widget):  # plots.as_widget kept the static figure
+        if not isinstance(self.figure, W.Widget):  # as_widget kept the static figure
             return {"text/html": html, "text/plain": f"{type(self).__name__} (a static chart)"}
         return {**super()._repr_mimebundle_(**kwargs), "text/html": html}
 
@@ -87,9 +73,8 @@ class DecodeCalculator(Explorer):
     """The notebook-01 calculator: model size, precision, bandwidth and a hardware preset."""
 
     def __init__(self, n_params=7e9, precision="fp16", preset="A100-80GB", measured=None):
-        """``measured``: an optional hardware.Hardware for "this machine (measured)"."""
-        self.measured = measured
-        self.presets = {hw.name: hw for hw in hardware.catalog()}
+        """``measured``: an optional specs.Hardware for "this machine (measured)"."""
+        self.presets = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.presets[MEASURED] = measured
         hw = self.presets[preset]
@@ -106,7 +91,7 @@ class DecodeCalculator(Explorer):
         self.memory = W.FloatLogSlider(value=hw.memory / 1e9, base=10, min=0, max=3.3, step=0.01,
                                        description="memory GB", readout_format=",.0f", style=style, layout=layout)
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
+        self.figure = as_widget(plots.tokens_vs_size(n_params, precision, hw.bandwidth))
         super().__init__([self.preset, self.size, self.precision, self.bandwidth, self.memory, self.readout, self.figure])
         self._syncing = False
         for control in (self.size, self.precision, self.bandwidth, self.memory):
@@ -151,10 +136,10 @@ class DecodeCalculator(Explorer):
         """Recompute the readout and redraw the curve and the marker in place."""
         n, prec = self.size.value, self.precision.value
         bw, mem = self._preset_values() or (self.bandwidth.value * 1e9, self.memory.value * 1e9)
-        text, fits = describe_decode(n, prec, bw, mem)
+        text, fits = perf.describe_decode(n, prec, bw, mem)
         self.readout.value = text
         try:
-            sizes, tps = plots.size_curve(prec, bw)
+            sizes, tps = perf.size_curve(prec, bw)
             point = perf.tokens_per_second(n, prec, bw)
         except ValueError:
             return
@@ -166,101 +151,6 @@ class DecodeCalculator(Explorer):
             fig.data[1].name = "your model" if fits else "your model (does not fit!)"
             fig.data[1].marker.color = plots.COLORS[2] if fits else plots.COLORS[1]
             fig.data[1].marker.symbol = "circle" if fits else "x"
-
-
-def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
-    """A button that reveals exercise solutions. Each solution is a callable returning text, so
-    its numbers are computed (by course_lib) when revealed, never typed in."""
-    button, out = W.Button(description=label, button_style="info"), W.HTML()
-
-    def show(_):
-        items = []
-        for solution in solutions:
-            try:
-                items.append(html.escape(solution()))
-            except Exception as err:  # e.g. a measurement cell above was not run
-                items.append(f"(run the cells above first: {html.escape(str(err))})")
-        out.value = "<br>".join(items)
-        button.layout.display = "none"
-
-    button.on_click(show)
-    return W.VBox([button, out])
-
-
-class Guess(W.VBox):
-    """A predict box: the learner commits a guess (a number, or one of ``choices``) before a
-    measurement. ``reveal(show)``, called in the measuring cell, returns the place the result
-    appears: ``show()`` runs there only after "Commit" or "Skip", so the answer cannot be seen
-    first. ``value``: the committed guess, None if skipped. With COURSE_REVEAL=1 (the test runs, the static site)
-    results show at once, straight in the cell's output, as if the learner had skipped."""
-
-    def __init__(self, prompt: str, units: str = "", choices=None):
-        self.units, self.value, self.committed, self._pending = units, None, False, []
-        if choices:
-            self.input = W.RadioButtons(options=list(choices), value=None, layout=W.Layout(width="auto"))
-        else:
-            self.input = W.Text(placeholder=f"your guess{f' in {units}' if units else ''}", layout=W.Layout(width="200px"))
-        commit, skip = W.Button(description="Commit my guess", button_style="primary"), W.Button(description="Skip")
-        commit.on_click(lambda _: self.commit(self.input.value, skipped=False))
-        skip.on_click(lambda _: self.commit(None))
-        self._buttons, self.message = (commit, skip), W.HTML()
-        super().__init__([W.HTML(f"<b>Predict:</b> {prompt}"), W.HBox([self.input, commit, skip]), self.message])
-        if _reveal_all():
-            self.commit(None)
-
-    def commit(self, answer, skipped: bool = True) -> None:
-        """Take ``answer`` (None = skip); a missing or bad answer gets a message, never an exception."""
-        if not skipped:
-            if isinstance(self.input, W.RadioButtons):
-                if answer is None:
-                    self.message.value = "<span style='color:#b00'>Pick one of the options first.</span>"
-                    return
-            else:
-                try:
-                    answer = float(str(answer).replace(",", "").strip())
-                    if not math.isfinite(answer) or answer < 0:
-                        raise ValueError
-                except ValueError:
-                    self.message.value = ("<span style='color:#b00'>Please type a number ≥ 0"
-                                          f"{f' (in {self.units})' if self.units else ''}.</span>")
-                    return
-        self.value, self.committed = (None if skipped else answer), True
-        self.input.disabled = True
-        for button in self._buttons:
-            button.disabled = True
-        self.message.value = ("Skipped: no guess." if skipped else
-                              f"Your guess: <b>{html.escape(str(answer))} {html.escape(self.units)}</b>")
-        for show, out in self._pending:
-            out.clear_output()  # the "commit your guess" line
-            _show_in(out, show)
-        self._pending.clear()
-
-    def reveal(self, show: Callable[[], object]) -> W.Output | None:
-        """Where the result appears: ``show()`` (which displays it) runs there now if a guess is
-        committed, else as soon as one is."""
-        if _reveal_all():  # test runs and the static site: straight into the cell, where a static page shows it
-            show()
-            return None
-        out = W.Output()
-        if self.committed:
-            _show_in(out, show)
-        else:
-            self._pending.append((show, out))
-            with out:
-                print("The result is ready: commit your guess (or skip) in the Predict box above to see it.")
-        return out
-
-
-def _reveal_all() -> bool:
-    return os.environ.get("COURSE_REVEAL", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _show_in(out: W.Output, show) -> None:
-    with out:
-        try:
-            show()
-        except Exception as err:  # a widget callback must never kill the kernel
-            print(f"Could not show the result: {err}")
 
 
 def _batch_update(fig):
@@ -281,7 +171,7 @@ class RooflineExplorer(Explorer):
     SHAPE = PRESETS["7b"]  # a Llama-2-7B-shaped model (32 layers, d 4096, 32 heads)
 
     def __init__(self, device="A100-80GB", measured=None, price=2.5):
-        self.devices = {hw.name: hw for hw in hardware.catalog()}
+        self.devices = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.devices[MEASURED] = measured
         math_options = self.devices[device].precisions
@@ -310,22 +200,22 @@ class RooflineExplorer(Explorer):
         hw, wp, mp, b = self.devices[self.device.value], self.weights.value, self.math.value, self.batch.value
         n_params, peak = self.SHAPE.n_params(embedding=False), hw.peak_flops(mp)
         kv_seq = self.context.value * self.SHAPE.kv_bytes_per_token(mp)  # the cache is kept in the math's format
-        intensity = perf.decode_intensity(n_params, wp, b, kv_seq)
-        step = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
-        batch1 = perf.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
+        intensity = serving.decode_intensity(n_params, wp, b, kv_seq)
+        step = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
+        batch1 = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
         return {"hw": hw, "peak": peak, "intensity": intensity, "step_s": step, "tokens_per_s": b / step,
                 "kv_seq": kv_seq, "weights_held": perf.weight_bytes(self.SHAPE.n_params(), wp),
-                "fit": perf.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
+                "fit": serving.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
                 "attained": perf.attainable_flops(intensity, peak, hw.bandwidth),
-                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": perf.critical_batch(peak, hw.bandwidth, wp),
-                "batch1_step_s": batch1, "cost": perf.cost_per_million_tokens(self.price.value, b / step),
-                "cost1": perf.cost_per_million_tokens(self.price.value, 1 / batch1)}
+                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": serving.critical_batch(peak, hw.bandwidth, wp),
+                "batch1_step_s": batch1, "cost": serving.cost_per_million_tokens(self.price.value, b / step),
+                "cost1": serving.cost_per_million_tokens(self.price.value, 1 / batch1)}
 
     def update(self):
         try:
             s = self.state()
         except ValueError as err:
-            self.readout.value = _error(err)
+            self.readout.value = perf.error_html(err)
             return
         hw, b, crit = s["hw"], self.batch.value, s["critical_batch"]
         regime = "compute-bound" if s["intensity"] >= s["ridge"] else "memory-bound"
@@ -355,7 +245,7 @@ class RooflineExplorer(Explorer):
         if roof != self._roof:
             # A new device or precision draws a new chart: restyling the roof line's x and y in
             # place showed wrong lines in JupyterLab, while moving the point in place works.
-            self.figure = plots.as_widget(plots.roofline(
+            self.figure = as_widget(plots.roofline(
                 [{"name": f"{hw.name} {self.math.value}", "peak": s["peak"], "bandwidth": hw.bandwidth}], [point]))
             self._roof = roof
             self.children = self.children[:5] + (self.figure,)
@@ -365,47 +255,10 @@ class RooflineExplorer(Explorer):
             self.figure.data[1].text = [point["label"]]
 
 
-def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link_bandwidth, link_latency,
-                             algorithm="one-shot", max_devices=16) -> str:
-    """HTML: whether 1/N of the weights fits, the step at N and its parts, the speed-up over one
-    device, the fastest N up to ``max_devices``, and the other all-reduce algorithm at the same N."""
-    def steps(algo):
-        return {k: perf.tensor_parallel_components(n_params, precision, hw.bandwidth, k, n_layers, d_model, link_bandwidth,
-                                                   link_latency, algorithm=algo) for k in {*range(1, max_devices + 1), n}}
-    try:
-        other_name = {"one-shot": "ring", "ring": "one-shot"}.get(algorithm, algorithm)
-        parts, other = steps(algorithm), {k: sum(p) for k, p in steps(other_name).items()}
-        need, per_device = perf.min_devices(n_params, precision, hw.memory), perf.weight_bytes(n_params, precision) / n
-    except ValueError as err:
-        return _error(err)
-    (stream, comm), t1 = parts[n], sum(parts[1])
-    t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
-    fit = ("✅ each device holds" if per_device <= hw.memory else
-           "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
-    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
-             f"device{'s' if need > 1 else ''} for the weights alone)",
-             f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
-             f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
-    one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
-    if n > 1:
-        lines.append(f"<b>{t1 / t:.2f}× faster</b> than {one}" if t1 > 1.02 * t else
-                     f"<b style='color:#b00'>slower</b> than {one}: {t / t1:.2f}× its time; the all-reduces cost more "
-                     "than the streaming they save" if t > 1.02 * t1 else f"about as fast as {one}")
-    lines.append(f"fastest N from 1 to {max_devices}: <b>{best}</b> ({1e3 * sum(parts[best]):,.3g} ms)" +
-                 ("; beyond it each extra device adds more all-reduce time than it saves" if best < max_devices
-                  else "; streaming still dominates"))
-    lines.append(f"with {other_name} all-reduces instead: {1e3 * other[n]:,.3g} ms at N = {n}; fastest N "
-                 f"{min(other, key=other.get)}")
-    if hw.kind == "measured":
-        lines.append("(on one machine the N “devices” would be processes sharing one memory: giving each the full "
-                     "bandwidth, as this formula does, is the optimistic case)")
-    return "<br>".join(lines)
-
-
 class TensorParallelExplorer(Explorer):
     """Notebook 04: a model split over N devices; streaming shrinks as 1/N, the all-reduces do
     not. The learner picks the all-reduce algorithm (one-shot, or ring: the pessimistic case).
-    ``measured`` (hardware.custom) with ``link`` (its fitted latency s, bandwidth B/s) adds this
+    ``measured`` (specs.custom) with ``link`` (its fitted latency s, bandwidth B/s) adds this
     machine as a device: picking it sets the toy model and the measured link."""
 
     TOY = "cpu-m"
@@ -413,23 +266,23 @@ class TensorParallelExplorer(Explorer):
     def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM", algorithm="one-shot", measured=None,
                  link=None):
         toy = PRESETS[self.TOY]
-        self.models = {**perf.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
+        self.models = {**serving.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
                        (toy.n_params(embedding=False), toy.n_layers, toy.d_model)}
-        self.devices = {hw.name: hw for hw in hardware.catalog() if hw.kind == "gpu"}
+        self.devices = {hw.name: hw for hw in specs.catalog() if hw.kind == "gpu"}
         if measured is not None:
             self.devices[MEASURED] = measured
         self.link_measured = link
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
         self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
         self.precision = W.Dropdown(options=list(perf.PRECISIONS), value="fp16", description="precision")
-        self.algorithm = W.Dropdown(options=list(perf.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
+        self.algorithm = W.Dropdown(options=list(serving.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
         self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
-        self.link = _slider(W.FloatLogSlider, "link GB/s", value=perf.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
+        self.link = _slider(W.FloatLogSlider, "link GB/s", value=serving.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
                             readout_format=",.3g")
-        self.latency = _slider(W.FloatLogSlider, "latency α µs", value=perf.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
+        self.latency = _slider(W.FloatLogSlider, "latency α µs", value=serving.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
                                readout_format=",.3g")
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.tensor_parallel_bars(*self._args()))
+        self.figure = as_widget(plots.tensor_parallel_bars(*self._args()))
         super().__init__([W.HBox([self.model, self.device]), W.HBox([self.precision, self.algorithm]), self.n, self.link,
                           self.latency, self.readout, self.figure])
         self.device.observe(self._on_device, names="value")
@@ -440,7 +293,7 @@ class TensorParallelExplorer(Explorer):
         if MEASURED in (change["new"], change["old"]):
             here = change["new"] == MEASURED
             latency, bandwidth = (self.link_measured if here and self.link_measured else
-                                  (perf.NVLINK_LATENCY, perf.NVLINK_BANDWIDTH))
+                                  (serving.NVLINK_LATENCY, serving.NVLINK_BANDWIDTH))
             self.model.value = list(self.models)[-1] if here else "70B (80 layers, d 8192)"
             self.precision.value, self.algorithm.value = ("fp32", "ring") if here else ("fp16", "one-shot")
             self.latency.value, self.link.value = latency * 1e6, bandwidth / 1e9
@@ -453,7 +306,7 @@ class TensorParallelExplorer(Explorer):
 
     def update(self):
         n_params, prec, _, layers, d, link, latency, _, algorithm = args = self._args()
-        self.readout.value = describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
+        self.readout.value = serving.describe_tensor_parallel(n_params, prec, self.devices[self.device.value], self.n.value,
                                                       layers, d, link, latency, algorithm)
         try:
             fresh = plots.tensor_parallel_bars(*args)
@@ -476,7 +329,7 @@ class SpeculativeExplorer(Explorer):
         self.gamma = _slider(W.IntSlider, "draft length γ", value=gamma, min=1, max=16)
         self.cost = _slider(W.FloatSlider, "draft cost c", value=cost_ratio, min=0.0, max=1.0, step=0.01)
         self.readout = W.HTML()
-        self.figure = plots.as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
+        self.figure = as_widget(plots.speculative_curve(alpha, cost_ratio, alphas=self.COMPARE))
         super().__init__([self.alpha, self.gamma, self.cost, self.readout, self.figure])
         self.watch(self.alpha, self.gamma, self.cost)
 

@@ -7,7 +7,7 @@
 The guide is assembled, never edited by hand, so it cannot drift from its sources: the hand-written
 Markdown in docs/guide/ (see docs/guide/README.md), what it reads from the notebooks (title, minutes,
 learning objectives, prerequisites, section headings, exercises) and the answer key of every quiz
-bank (``course_lib.quiz.answer_key``). Exercise solutions are not copied: each notebook computes
+bank (``course_lib.checks.answer_key``). Exercise solutions are not copied: each notebook computes
 them behind its **Show solutions** button, some from the learner's own measurements.
 """
 
@@ -108,7 +108,7 @@ def notebook_section(nb_id: str) -> str:
 def build() -> str:
     """The whole guide, as Markdown."""
     sys.path.insert(0, str(ROOT))
-    from course_lib import quiz
+    from course_lib import checks, quiz
 
     ids = quiz.notebook_ids()
     out = ["# Instructor guide: \"Why is LLM inference so slow?\"", "",
@@ -124,7 +124,7 @@ def build() -> str:
     out += [notebook_section(nb_id) for nb_id in nb_ids]
     out += ["## 7. Answer keys", "", part("answer_keys.md"), ""]
     for nb_id in ids:  # the key's headings move two levels down, under "## 7."
-        key = re.sub(r"(?m)^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", quiz.answer_key(nb_id))
+        key = re.sub(r"(?m)^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", checks.answer_key(nb_id))
         out += [key.rstrip(), ""]
     return "\n".join(out).rstrip() + "\n"
 

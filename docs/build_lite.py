@@ -171,7 +171,7 @@ def write_lock(folder: Path, info: dict, wheels: list[Path]) -> dict:
 # ----------------------------------------------------------------------------- the explore notebooks
 NOTEBOOKS = ROOT / "notebooks"
 TORCH_MODULES = {"torch", "machine", "roofs", "measure", "parallel", "speculative"}  # and model, but for its shapes
-SHAPES = {"PRESETS", "get_config"}  # what `model` re-exports from presets: the toy's shapes, no torch
+SHAPES = {"PRESETS", "get_config"}  # what `model` re-exports from specs: the toy's shapes, no torch
 # the torch-free spelling of what a notebook reads from the measured machine: the picked recorded one (course_explore)
 REWRITES = [
     # IPython's Markdown(text) first asks whether the text names a file; in the browser that asks the site (a 404
@@ -181,10 +181,10 @@ REWRITES = [
     (r"^device = machine\.pick_device\(\)$", "picked = explore.chosen()  # the recorded machine picked above\n"
                                               "device = picked.device\nexplore.relabel_explorers(picked)"),
     (r"\bget_profile\(device, progress=True\)", "picked.profile"),
-    (r"^(\w+) = hardware\.custom\(widgets\.MEASURED,.*?\)$",
+    (r"^(\w+) = specs\.custom\(widgets\.MEASURED,.*?\)$",
      r"\1 = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
-    (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, hardware\.catalog\(\)\)",
-     'plots.machine_vs_catalog(profile.read_bandwidth, hardware.catalog(), f"{picked.name} (recorded)")'),
+    (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, specs\.catalog\(\)\)",
+     'plots.machine_vs_catalog(profile.read_bandwidth, specs.catalog(), f"{picked.name} (recorded)")'),
     (r"^records = measure\.decode_sweep\(presets, .*?\)$",
      "records = [r for r in picked.decode if r.preset in presets]  # the recorded machine's batch-1 decode sweep\n"
      "assert [r.preset for r in records] == presets, f\"{picked.name} has no record of some of {presets}\""),
@@ -208,7 +208,7 @@ NOTES = {"measure": "**Measured in the full course.** This cell runs the toy mod
          "recorded": "**Recorded.** In the full course this cell measures your machine; here the picked machine's "
                      "recorded run answers (the cell after this note). The original code:",
          "shape": "**Measured in the full course.** This cell runs the toy model, which needs PyTorch. The cell after "
-                  "this note gives the toy's shape (its sizes, from `course_lib.presets`), which is all the cells "
+                  "this note gives the toy's shape (its sizes, from `course_lib.specs`), which is all the cells "
                   "below read of it. The original code:",
          "depends": "**Skipped in the browser.** This cell reads {} from a measurement above.",
          "predict": "**Skipped in the browser.** This predict box asks about a measurement that needs PyTorch (below): "
@@ -268,7 +268,7 @@ def _setup_cell(source: str) -> str:
             # every module but the measuring ones (any new torch-free module of course_lib comes along by itself)
             text = f"from course_lib import {', '.join(sorted({a.name for a in stmt.names} - TORCH_MODULES - {'model'}))}"
             if any(a.name == "model" for a in stmt.names):
-                text += "\nfrom course_lib import presets as model  # the toy's shapes only: the browser runs no model"
+                text += "\nfrom course_lib import specs as model  # the toy's shapes only: the browser runs no model"
         elif isinstance(stmt, ast.ImportFrom) and stmt.module.startswith("course_lib.") and (
                 stmt.module.split(".")[1] in TORCH_MODULES | {"model"}):
             continue  # from course_lib.roofs import get_profile
@@ -344,7 +344,7 @@ def explore_notebook(nb, name: str):
 
 
 def _guesses(tree: ast.AST) -> set[str]:
-    """The names a cell binds to a predict box (``x = widgets.Guess(...)``)."""
+    """The names a cell binds to a predict box (``x = checks.Guess(...)``)."""
     return {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
             and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "Guess"
             for t in node.targets if isinstance(t, ast.Name)}

@@ -110,7 +110,7 @@ def test_recorded_cells_replace_cells_that_measure():
 @pytest.mark.parametrize(("code", "measures"), [
     ("roofs = []\nroofs.append(1)", False),  # a variable called roofs (notebook 03)
     ("profile = roofs.get_profile()", True), ("x = model.PRESETS['7b']", False), ("toy = model.build_model('cpu-s')", True),
-    ("import torch", True), ("ref = hardware.load_reference()", False), ("p = get_profile(device)", True),
+    ("import torch", True), ("ref = specs.load_reference()", False), ("p = get_profile(device)", True),
 ])
 def test_what_needs_torch(code, measures):
     assert build_lite.needs_torch(ast.parse(code)) is measures
@@ -118,7 +118,7 @@ def test_what_needs_torch(code, measures):
 
 def test_quiz_and_solutions_keep_what_they_can_compute():
     cell = ('best = max(demo)\nshow_quiz("04", context={"a": best.alpha, "b": profile.read_bandwidth})\n'
-            'widgets.reveal_solutions([lambda: f"{perf.x}", lambda: f"{ttft.ms}"])')
+            'checks.reveal_solutions([lambda: f"{perf.x}", lambda: f"{ttft.ms}"])')
     out = build_lite._what_it_can(cell, known={"profile", "perf", "widgets", "show_quiz"})
     assert "best" not in out and '{"b": profile.read_bandwidth}' in out
     assert 'lambda: f"{perf.x}"' in out and "ttft" not in out and "needs the measurements" in out
@@ -135,10 +135,10 @@ def test_a_predict_box_goes_with_the_measurement_it_reveals():
     """A predict box whose reveal became a note would ask for a guess the browser can never answer."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title", id="t"), *(
         nbformat.v4.new_code_cell(src, id=i) for i, src in [
-            ("setup", "from course_lib import widgets, perf"),
-            ("g1", 'n = 3\ng1 = widgets.Guess("how fast?")\ng1'),
+            ("setup", "from course_lib import checks, perf"),
+            ("g1", 'n = 3\ng1 = checks.Guess("how fast?")\ng1'),
             ("m1", "r = measure.decode_sweep(n)\ng1.reveal(lambda: print(r))"),
-            ("g2", 'g2 = widgets.Guess("how many bytes?")\ng2'),
+            ("g2", 'g2 = checks.Guess("how many bytes?")\ng2'),
             ("m2", "g2.reveal(lambda: print(perf.weight_bytes(7e9, 'fp16')))")])])
     cells = {c.id: c for c in build_lite.explore_notebook(nb, "99_test").cells}
     assert "lite-g1" in cells and "lite-m1" in cells and "g1" not in cells

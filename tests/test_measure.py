@@ -119,8 +119,7 @@ def test_parallel_vs_sequential_gives_the_same_logits(tiny):
 
 
 def test_recorded_runs_load_as_records():
-    from course_lib import hardware
-
-    graph = measure.recorded_decode(hardware.load_reference(), "cuda-graph")
+    from course_lib import specs
+    graph = measure.recorded_decode(specs.load_reference(), "cuda-graph")
     assert [r.preset for r in graph] == ["gpu-s", "gpu-m", "gpu-1b", "7b"]
     assert graph[-1].mode == "cuda-graph" and 0.5 < graph[-1].mbu < 1.0 and graph[-1].flops > 0

@@ -13,13 +13,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib import machine, perf
 from course_lib import model as model_mod
+from course_lib.machine import make_graphed_decode
 from course_lib.model import (
     PRESETS,
     ToyGPT,
     build_model,
     decode_one_token,
     generate,
-    make_graphed_decode,
     prefill,
     sample_greedy,
     teacher_forced_logits,
@@ -218,7 +218,7 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     def no_construction(*args, **kwargs):
         raise AssertionError("the memory guard let the model be built")
 
-    monkeypatch.setattr(model_mod, "free_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(machine, "free_memory", lambda device: 1_000_000)
     monkeypatch.setattr(model_mod.ToyGPT, "__init__", no_construction)
     with pytest.raises(ValueError, match=r"needs 0\.017 GB .* only 0\.001 GB is free.*smaller preset"):
         build_model("cpu-xs", device="cpu")

@@ -12,17 +12,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from course_lib import hardware, perf, plots
+from course_lib import plots, serving, specs
 from course_lib.model import build_model, generate, get_config
-from course_lib.parallel import (
-    _weight,
-    explain_tensor_parallel,
-    formula_step,
-    run_tensor_parallel,
-    shard_model,
-    spawn_ranks,
-    speedup_range,
-)
+from course_lib.parallel import _weight, run_tensor_parallel, shard_model, spawn_ranks
+from course_lib.serving import explain_tensor_parallel, formula_step, speedup_range
 
 TINY = get_config("tiny")  # 4 query heads sharing 2 KV heads: a 2-way split gives each rank 2 + 1
 
@@ -195,7 +188,7 @@ def recorded_runs() -> list[dict]:
     """Every recorded TP run: the benchmarks' (tp_runs*.json) and the packaged GPU reference's."""
     runs = [r for path in sorted(Path(__file__).parents[1].glob("benchmarks/results/tp_runs*.json"))
             for r in json.loads(path.read_text())["runs"]]
-    return runs + [r for r in (hardware.load_reference() or {}).get("tensor_parallel", []) if "error" not in r]
+    return runs + [r for r in (specs.load_reference() or {}).get("tensor_parallel", []) if "error" not in r]
 
 
 def test_explanation_of_recorded_runs_follows_their_numbers():
@@ -209,7 +202,7 @@ def test_explanation_of_recorded_runs_follows_their_numbers():
         assert verdict in text and f"**{r['single_device_step_s'] / r['step_s']:.2f}×**" in text
         assert ("CPU cores" in text) == (r["backend"] == "gloo")
         if r.get("link"):  # the formula from the run's own numbers
-            predicted = sum(perf.tensor_parallel_split(r["single_device_step_s"], 2, r["allreduces_per_step"],
+            predicted = sum(serving.tensor_parallel_split(r["single_device_step_s"], 2, r["allreduces_per_step"],
                                                        r["allreduce_bytes"], r["link"]["bandwidth_Bps"],
                                                        r["link"]["latency_s"], r["split_share"]))
             assert f"predicts {r['single_device_step_s'] / predicted:.2f}×" in text

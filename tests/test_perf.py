@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import hardware, perf
+from course_lib import perf, serving, specs
 
 # ---------------------------------------------------------------- worked numbers (COURSE_BRIEF.md)
 
@@ -89,24 +89,24 @@ def test_params_for_speed_inverts_the_bound():
 def test_cost_per_million_tokens():
     # H100 3.35 TB/s, 7B fp16: 3.35e12 / 14e9 = 239.29 tok/s = 0.86143 M tokens an hour; $2 / 0.86143 = $2.32
     tps = perf.tokens_per_second(7e9, "fp16", 3.35e12)
-    assert perf.cost_per_million_tokens(2.0, tps) == pytest.approx(2.3217, rel=1e-4)
-    assert perf.cost_per_million_tokens(3.0, 32 * tps) == pytest.approx(3.4826 / 32, rel=1e-4)  # a batch shares the hour
+    assert serving.cost_per_million_tokens(2.0, tps) == pytest.approx(2.3217, rel=1e-4)
+    assert serving.cost_per_million_tokens(3.0, 32 * tps) == pytest.approx(3.4826 / 32, rel=1e-4)  # a batch shares the hour
     with pytest.raises(ValueError, match="tokens_per_s"):
-        perf.cost_per_million_tokens(2.0, 0)
-    assert perf.cost_per_million_tokens(0, 240) == 0  # free hardware: free tokens
+        serving.cost_per_million_tokens(2.0, 0)
+    assert serving.cost_per_million_tokens(0, 240) == 0  # free hardware: free tokens
 
 
 def test_critical_batch():
     # A100 fp16: 156 FLOP/B x 2 B / 2 = 156 sequences; fp32 doubles bytes per weight -> 312
-    assert perf.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
-    assert perf.critical_batch(312e12, 2e12, "fp32") == pytest.approx(312)
-    assert perf.critical_batch(312e12, 2e12, "int4") == pytest.approx(39)
+    assert serving.critical_batch(312e12, 2e12, "fp16") == pytest.approx(156)
+    assert serving.critical_batch(312e12, 2e12, "fp32") == pytest.approx(312)
+    assert serving.critical_batch(312e12, 2e12, "int4") == pytest.approx(39)
     # W4A16 on the datasheet A100-80GB: fp16 peak, int4 bytes: 312e12 / 2.039e12 x 0.5 / 2 = 38.25 (fp16: 153)
-    assert perf.critical_batch(312e12, 2.039e12, "int4") == pytest.approx(38.25, abs=0.01)
-    assert perf.critical_batch(312e12, 2.039e12, "fp16") == pytest.approx(153.0, abs=0.05)
+    assert serving.critical_batch(312e12, 2.039e12, "int4") == pytest.approx(38.25, abs=0.01)
+    assert serving.critical_batch(312e12, 2.039e12, "fp16") == pytest.approx(153.0, abs=0.05)
     # W8A8 on an H100 SXM: fp8 peak 1979e12 with 1-byte weights = bf16's 989e12 with 2 bytes (295)
-    assert perf.critical_batch(1979e12, 3.35e12, "fp8") == pytest.approx(295.4, abs=0.1)
-    assert perf.critical_batch(989e12, 3.35e12, "bf16") == pytest.approx(295.2, abs=0.1)
+    assert serving.critical_batch(1979e12, 3.35e12, "fp8") == pytest.approx(295.4, abs=0.1)
+    assert serving.critical_batch(989e12, 3.35e12, "bf16") == pytest.approx(295.2, abs=0.1)
 
 
 def test_linear_intensity():
@@ -131,10 +131,10 @@ def test_prefill_time_roofline():
 
 def test_batched_decode_time():
     # below the knee: step time = weights / bandwidth; above: compute
-    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8) == pytest.approx(7e-3)
-    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=1000) == pytest.approx(2 * 7e9 * 1000 / 312e12)
+    assert serving.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8) == pytest.approx(7e-3)
+    assert serving.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=1000) == pytest.approx(2 * 7e9 * 1000 / 312e12)
     # KV reads add per sequence: 8 x 1e9 B / 2e12 = +4 ms
-    assert perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8, kv_bytes_per_seq=1e9) == pytest.approx(11e-3)
+    assert serving.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=8, kv_bytes_per_seq=1e9) == pytest.approx(11e-3)
 
 
 def test_roofline_and_attention_intensity():
@@ -148,9 +148,9 @@ def test_roofline_and_attention_intensity():
 
 
 def test_decode_intensity():
-    assert perf.decode_intensity(7e9, "fp16", batch=1) == pytest.approx(1.0)
-    assert perf.decode_intensity(7e9, "fp16", batch=32) == pytest.approx(32.0)
-    assert perf.decode_intensity(7e9, "fp16", batch=2, kv_bytes_per_seq=7e9) == pytest.approx(28e9 / 28e9)
+    assert serving.decode_intensity(7e9, "fp16", batch=1) == pytest.approx(1.0)
+    assert serving.decode_intensity(7e9, "fp16", batch=32) == pytest.approx(32.0)
+    assert serving.decode_intensity(7e9, "fp16", batch=2, kv_bytes_per_seq=7e9) == pytest.approx(28e9 / 28e9)
 
 
 def test_min_devices_405b():
@@ -162,43 +162,43 @@ def test_min_devices_405b():
 
 def test_ring_allreduce_by_hand():
     # ring, N=2: 2 steps of latency + 2*(1/2) * m / beta
-    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5) == pytest.approx(2e-5 + 1e-3)
-    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5, "ring") == pytest.approx(2e-5 + 1e-3)
+    assert serving.allreduce_time(1e6, 2, 1e9, 1e-5) == pytest.approx(2e-5 + 1e-3)
+    assert serving.allreduce_time(1e6, 2, 1e9, 1e-5, "ring") == pytest.approx(2e-5 + 1e-3)
     # N=4, 16 KiB over NVLink: 6 latencies + 1.5 x 16384 B / 450 GB/s = 30 us + 0.0546 us
-    assert perf.allreduce_time(16384, 4, 450e9, 5e-6) == pytest.approx(30e-6 + 5.4613e-8, rel=1e-4)
-    assert perf.allreduce_time(1e6, 1, 1e9, 1e-5) == 0.0
+    assert serving.allreduce_time(16384, 4, 450e9, 5e-6) == pytest.approx(30e-6 + 5.4613e-8, rel=1e-4)
+    assert serving.allreduce_time(1e6, 1, 1e9, 1e-5) == 0.0
 
 
 def test_one_shot_allreduce_by_hand():
     # one latency + (N-1) whole messages into each device
-    assert perf.allreduce_time(1e6, 2, 1e9, 1e-5, "one-shot") == pytest.approx(1e-5 + 1e-3)
+    assert serving.allreduce_time(1e6, 2, 1e9, 1e-5, "one-shot") == pytest.approx(1e-5 + 1e-3)
     # N=8, 16 KiB: 6 us + 7 x 16384 / 450e9 = 6 us + 0.2549 us
-    assert perf.allreduce_time(16384, 8, 450e9, 6e-6, "one-shot") == pytest.approx(6.2549e-6, rel=1e-4)
-    assert perf.allreduce_time(1e6, 1, 1e9, 1e-5, "one-shot") == 0.0
+    assert serving.allreduce_time(16384, 8, 450e9, 6e-6, "one-shot") == pytest.approx(6.2549e-6, rel=1e-4)
+    assert serving.allreduce_time(1e6, 1, 1e9, 1e-5, "one-shot") == 0.0
     # its latency term does not grow with N; the ring's grows as 2(N-1)
-    tiny = [perf.allreduce_time(4, n, 1e12, 6e-6, "one-shot") for n in (2, 4, 8, 16)]
+    tiny = [serving.allreduce_time(4, n, 1e12, 6e-6, "one-shot") for n in (2, 4, 8, 16)]
     assert max(tiny) == pytest.approx(6e-6, rel=1e-4)
-    assert perf.allreduce_time(4, 16, 1e12, 6e-6, "ring") == pytest.approx(30 * 6e-6, rel=1e-4)
+    assert serving.allreduce_time(4, 16, 1e12, 6e-6, "ring") == pytest.approx(30 * 6e-6, rel=1e-4)
     with pytest.raises(ValueError, match="algorithm"):
-        perf.allreduce_time(1e6, 2, 1e9, 1e-5, "tree")
+        serving.allreduce_time(1e6, 2, 1e9, 1e-5, "tree")
 
 
 def test_tensor_parallel_by_hand():
-    one = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 1, 32, 4096, 300e9, 5e-6)
+    one = serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 1, 32, 4096, 300e9, 5e-6)
     assert one == pytest.approx(7e-3)
     # N=2, ring: 3.5 ms + 64 all-reduces of 8192 B: each 2*5us + 8192/300e9 = 10.0273 us -> 0.6417 ms
-    two = perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6, algorithm="ring")
+    two = serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6, algorithm="ring")
     assert two == pytest.approx(3.5e-3 + 64 * (1e-5 + 8192 / 300e9))
     # the default is one-shot: 5 us + 8192/300e9 each
-    assert perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6) == pytest.approx(
+    assert serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 300e9, 5e-6) == pytest.approx(
         3.5e-3 + 64 * (5e-6 + 8192 / 300e9))
 
 
 def test_tp8_beats_tp4_for_70b_on_h100_and_ring_is_the_pessimistic_case():
     # erratum 11. 70B fp16 on H100 SXM (3.35 TB/s), 80 layers, d 8192 (16 KiB messages), NVLink defaults
     def step(n, algorithm):
-        return perf.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, n, 80, 8192, perf.NVLINK_BANDWIDTH,
-                                                perf.NVLINK_LATENCY, algorithm=algorithm)
+        return serving.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, n, 80, 8192, serving.NVLINK_BANDWIDTH,
+                                                serving.NVLINK_LATENCY, algorithm=algorithm)
     # one-shot: 140e9 / (4 x 3.35e12) = 10.448 ms + 160 x (6 us + 3 x 16384 / 450e9) = 0.977 ms
     assert step(4, "one-shot") == pytest.approx(10.4478e-3 + 0.97747e-3, rel=1e-4)
     # 5.224 ms + 160 x (6 us + 7 x 16384 / 450e9) = 1.0008 ms
@@ -212,16 +212,16 @@ def test_fit_allreduce_recovers_a_line_by_hand():
     sizes = [4, 2048, 65536, 1 << 20]
     # ring over 2: t = 2 alpha + m / beta with alpha = 50 us, beta = 2 GB/s
     times = [2 * 50e-6 + m / 2e9 for m in sizes]
-    alpha, beta = perf.fit_allreduce(sizes, times, 2)
+    alpha, beta = serving.fit_allreduce(sizes, times, 2)
     assert alpha == pytest.approx(50e-6, rel=1e-6) and beta == pytest.approx(2e9, rel=1e-6)
     # the same times read as one-shot: one latency of 100 us, (N-1) = 1 message
-    assert perf.fit_allreduce(sizes, times, 2, "one-shot") == pytest.approx((100e-6, 2e9), rel=1e-6)
+    assert serving.fit_allreduce(sizes, times, 2, "one-shot") == pytest.approx((100e-6, 2e9), rel=1e-6)
     # ring over 4: intercept 6 alpha, slope 1.5 / beta
     times4 = [6 * 10e-6 + 1.5 * m / 5e9 for m in sizes]
-    assert perf.fit_allreduce(sizes, times4, 4) == pytest.approx((10e-6, 5e9), rel=1e-6)
+    assert serving.fit_allreduce(sizes, times4, 4) == pytest.approx((10e-6, 5e9), rel=1e-6)
     # noise that makes the intercept negative: alpha 0, not a negative latency; a falling line: beta inf
-    assert perf.fit_allreduce([1e3, 1e6], [1e-6, 2e-3], 2)[0] == 0.0
-    assert perf.fit_allreduce([1e3, 1e6], [2e-3, 1e-3], 2)[1] == math.inf
+    assert serving.fit_allreduce([1e3, 1e6], [1e-6, 2e-3], 2)[0] == 0.0
+    assert serving.fit_allreduce([1e3, 1e6], [2e-3, 1e-3], 2)[1] == math.inf
 
 
 def test_fit_allreduce_weighs_relative_error():
@@ -229,7 +229,7 @@ def test_fit_allreduce_weighs_relative_error():
     sizes = [4, 4096, 65536, 1 << 22]
     times = [2 * 50e-6 + m / 2e9 for m in sizes]
     times[-1] *= 1.10
-    alpha, _ = perf.fit_allreduce(sizes, times, 2)
+    alpha, _ = serving.fit_allreduce(sizes, times, 2)
     assert alpha == pytest.approx(50e-6, rel=0.05)
 
 
@@ -240,17 +240,17 @@ def test_fit_allreduce_weighs_relative_error():
 ])
 def test_fit_allreduce_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
-        perf.fit_allreduce(*args)
+        serving.fit_allreduce(*args)
 
 
 def test_tensor_parallel_split_by_hand():
     # 10 ms on one device, 80 % of it split: 10 x (0.2 + 0.8 / 2) = 6 ms; 32 ring all-reduces of
     # 2048 B at alpha 50 us, beta 1 GB/s: 32 x (100 us + 2.048 us) = 3.2655 ms
-    compute, comm = perf.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=0.8)
+    compute, comm = serving.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=0.8)
     assert compute == pytest.approx(6e-3) and comm == pytest.approx(3.265536e-3)
-    assert perf.tensor_parallel_split(10e-3, 1, 32, 2048, 1e9, 50e-6) == (10e-3, 0.0)
+    assert serving.tensor_parallel_split(10e-3, 1, 32, 2048, 1e9, 50e-6) == (10e-3, 0.0)
     with pytest.raises(ValueError, match="split_share"):
-        perf.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=1.5)
+        serving.tensor_parallel_split(10e-3, 2, 32, 2048, 1e9, 50e-6, split_share=1.5)
 
 
 def test_decode_budget_by_hand():
@@ -279,7 +279,7 @@ def test_roofline_time_takes_the_binding_roof():
 
 
 def test_decode_table_marks_oom():
-    gpus = [hardware.get(n) for n in ("A100", "H100", "H200")]
+    gpus = [specs.get(n) for n in ("A100", "H100", "H200")]
     rows = perf.decode_table(gpus, precision="fp16")
     assert len(rows) == 15
     by = {(r["model"], r["hardware"]): r for r in rows}
@@ -293,27 +293,27 @@ def test_max_sequences_kv_capacity():
     # 7B fp16 (13.5 GB) on 80 GB at 4,096 tokens of 0.5 MiB: (80 - 13.5) GB / 2.147 GB = 30.97 -> 30
     kv = 4096 * perf.kv_cache_bytes_per_token(32, 32, 128, "fp16")
     assert kv == pytest.approx(2.147e9, rel=1e-3)
-    assert perf.max_sequences(6.75e9, "fp16", 80e9, kv) == 30
-    assert perf.max_sequences(6.75e9, "fp16", 2**30 * 80, kv) == 33  # the 85.9e9 B an "80 GB" A100 reports
-    assert perf.max_sequences(70e9, "fp16", 80e9, kv) == 0  # 140 GB of weights leave no room at all
+    assert serving.max_sequences(6.75e9, "fp16", 80e9, kv) == 30
+    assert serving.max_sequences(6.75e9, "fp16", 2**30 * 80, kv) == 33  # the 85.9e9 B an "80 GB" A100 reports
+    assert serving.max_sequences(70e9, "fp16", 80e9, kv) == 0  # 140 GB of weights leave no room at all
 
 
 def test_moe_experts_and_bytes():
     # Mixtral (8 experts, top 2): 2 at batch 1; 8 x (1 - 0.75^2) = 3.5 at batch 2; 8 x (1 - 0.75^8) = 7.20 at batch 8
-    assert perf.moe_experts_touched(8, 2, 1) == pytest.approx(2)
-    assert perf.moe_experts_touched(8, 2, 2) == pytest.approx(3.5)
-    assert perf.moe_experts_touched(8, 2, 8) == pytest.approx(7.1990, rel=1e-4)
+    assert serving.moe_experts_touched(8, 2, 1) == pytest.approx(2)
+    assert serving.moe_experts_touched(8, 2, 2) == pytest.approx(3.5)
+    assert serving.moe_experts_touched(8, 2, 8) == pytest.approx(7.1990, rel=1e-4)
     # DeepSeek-V3 (256, top 8) at batch 32: 256 x (1 - (31/32)^32) = 163.3
-    assert perf.moe_experts_touched(256, 8, 32) == pytest.approx(163.30, rel=1e-3)
+    assert serving.moe_experts_touched(256, 8, 32) == pytest.approx(163.30, rel=1e-3)
     # Mixtral 47B/13B: experts of 34/6 = 5.67B, shared 13 - 11.33 = 1.67B; fp16 at batch 1 = the active 26 GB,
     # at batch 2: (1.667 + 3.5 x 5.667) x 2 = 43.0 GB, and it never exceeds the total 94 GB
-    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 1) == pytest.approx(26e9)
-    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 2) == pytest.approx(43.0e9, rel=1e-3)
-    assert perf.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 4096) == pytest.approx(94e9)
+    assert serving.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 1) == pytest.approx(26e9)
+    assert serving.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 2) == pytest.approx(43.0e9, rel=1e-3)
+    assert serving.moe_step_bytes(47e9, 13e9, 8, 2, "fp16", 4096) == pytest.approx(94e9)
     with pytest.raises(ValueError, match="top_k"):
-        perf.moe_experts_touched(8, 9)
+        serving.moe_experts_touched(8, 9)
     with pytest.raises(ValueError, match="active_params"):
-        perf.moe_step_bytes(13e9, 47e9, 8, 2, "fp16")
+        serving.moe_step_bytes(13e9, 47e9, 8, 2, "fp16")
 
 
 # ---------------------------------------------------------------- invalid input raises ValueError, naming the argument
@@ -328,7 +328,7 @@ def test_moe_experts_and_bytes():
     (lambda: perf.fits(7e9, "fp16", 0), "memory"),
     (lambda: perf.min_devices(7e9, "fp16", float("inf")), "device_memory"),
     (lambda: perf.ridge_point(0, 1), "peak_flops"),
-    (lambda: perf.critical_batch(1, 1, None), "precision"),
+    (lambda: serving.critical_batch(1, 1, None), "precision"),
     (lambda: perf.linear_intensity(0, 1, 1, 2, 2), "n_tokens"),
     (lambda: perf.linear_intensity(1.5, 1, 1, 2, 2), "n_tokens"),
     (lambda: perf.kv_cache_bytes_per_token(32, 0, 128, "fp16"), "n_kv_heads"),
@@ -337,16 +337,16 @@ def test_moe_experts_and_bytes():
     (lambda: perf.speculative_expected_tokens(-0.1, 4), "alpha"),
     (lambda: perf.speculative_expected_tokens(0.5, 0), "gamma"),
     (lambda: perf.speculative_speedup(0.5, 4, -1), "cost_ratio"),
-    (lambda: perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 0, 32, 4096, 3e11, 5e-6), "n_devices"),
-    (lambda: perf.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 3e11, -5e-6), "link_latency"),
+    (lambda: serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 0, 32, 4096, 3e11, 5e-6), "n_devices"),
+    (lambda: serving.tensor_parallel_decode_time(7e9, "fp16", 2e12, 2, 32, 4096, 3e11, -5e-6), "link_latency"),
     (lambda: perf.decode_time(True, "fp16", 2e12), "n_params"),
     (lambda: perf.decode_time("7e9", "fp16", 2e12), "n_params"),
     (lambda: perf.roofline_time(1e9, 1e9, 1e12, 0), "peak_flops"),
     (lambda: perf.check_count("layers", 2.5), "layers"),
-    (lambda: perf.max_sequences(7e9, "fp16", 80e9, 0), "kv_bytes_per_seq"),
-    (lambda: perf.cost_per_million_tokens(-1, 100), "price_per_hour"),
-    (lambda: perf.cost_per_million_tokens(2, 0), "tokens_per_s"),
-    (lambda: perf.moe_experts_touched(8, 2, 0), "batch"),
+    (lambda: serving.max_sequences(7e9, "fp16", 80e9, 0), "kv_bytes_per_seq"),
+    (lambda: serving.cost_per_million_tokens(-1, 100), "price_per_hour"),
+    (lambda: serving.cost_per_million_tokens(2, 0), "tokens_per_s"),
+    (lambda: serving.moe_experts_touched(8, 2, 0), "batch"),
 ])
 def test_invalid_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
@@ -401,17 +401,17 @@ def test_speculative_expected_tokens_bounds(a, g):
 
 @given(b=st.integers(1, 4096))
 def test_batched_throughput_never_falls_with_batch(b):
-    t1 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b)
-    t2 = perf.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b + 1)
+    t1 = serving.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b)
+    t2 = serving.batched_decode_time(7e9, "fp16", 2e12, 312e12, batch=b + 1)
     assert (b + 1) / t2 >= b / t1 - 1e-9
 
 
 def test_tensor_parallel_components_sum():
-    s, c = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6)
+    s, c = serving.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6)
     assert s == pytest.approx(140e9 / (4 * 3.35e12))
     # 160 ring all-reduces of 8192 x 2 B over 4 devices: 6 latency steps + 1.5 x 16384 B / 450 GB/s each
-    ring = perf.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6, algorithm="ring")[1]
+    ring = serving.tensor_parallel_components(70e9, "fp16", 3.35e12, 4, 80, 8192, 450e9, 5e-6, algorithm="ring")[1]
     assert ring == pytest.approx(160 * (6 * 5e-6 + 1.5 * 16384 / 450e9))
     # one-shot (the default): 1 latency + 3 x 16384 B / 450 GB/s each
     assert c == pytest.approx(160 * (5e-6 + 3 * 16384 / 450e9))
-    assert set(perf.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in perf.REFERENCE_SHAPES.values())
+    assert set(serving.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in serving.REFERENCE_SHAPES.values())

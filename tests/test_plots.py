@@ -1,13 +1,12 @@
 """plots: pure builders return figures whose data are the perf numbers; readings of measured records."""
 
 import json
-import sys
 from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
 
-from course_lib import explain, hardware, perf, plots
+from course_lib import explain, perf, plots, serving, specs
 from course_lib.measure import DecodeRecord, PrefillRecord
 
 
@@ -27,13 +26,13 @@ def test_tokens_vs_size_marks_the_model():
 
 
 def test_decode_table_figure_marks_oom():
-    rows = perf.decode_table([hardware.get("A100")], {"70B": 70e9, "7B": 7e9})
+    rows = perf.decode_table([specs.get("A100")], {"70B": 70e9, "7B": 7e9})
     cells = plots.decode_table_figure(rows).data[0].cells.values
     assert "OOM" in cells[1][0] and "OOM" not in cells[1][1]
 
 
 def test_machine_vs_catalog_includes_this_machine():
-    fig = plots.machine_vs_catalog(12.4e9, hardware.catalog())
+    fig = plots.machine_vs_catalog(12.4e9, specs.catalog())
     assert "this machine (measured)" in fig.data[0].y and 12.4 in fig.data[0].x
 
 
@@ -77,7 +76,7 @@ def test_intensity_and_kv_and_batch_figures():
 def test_tensor_parallel_bars_sum_to_the_model():
     fig = plots.tensor_parallel_bars(70e9, "fp16", 3.35e12, 80, 8192, 450e9, 5e-6, max_devices=4)
     total = fig.data[0].y[1] + fig.data[1].y[1]
-    assert total == pytest.approx(perf.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, 2, 80, 8192, 450e9, 5e-6) * 1e3)
+    assert total == pytest.approx(serving.tensor_parallel_decode_time(70e9, "fp16", 3.35e12, 2, 80, 8192, 450e9, 5e-6) * 1e3)
     assert fig.data[1].y[0] == 0  # one device: no communication
 
 
@@ -99,7 +98,7 @@ def test_batching_claim_by_hand():
     with pytest.raises(ValueError, match="batch"):
         explain.batching_claim(rows, batch=8)
     assert "16.0×" in explain.claim_verdict(claim)[0] and "holds only in part" in explain.claim_verdict(claim)[0]
-    recorded = explain.batching_claim(hardware.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
+    recorded = explain.batching_claim(specs.load_reference()["batch_sweep"], batch=32)  # 22.8x, steps 1.40x
     assert explain.claim_verdict(recorded) == ["context 128: 32 sequences gave 22.8× the tokens/s of one, each step 1.40× "
                                              "as long: the claim holds only in part here."]
     assert "does not hold" in explain.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
@@ -259,7 +258,7 @@ def test_explain_prefill_names_the_step_from_gemv_to_gemm_and_noise():
 
 def test_explain_prefill_reads_the_recorded_gpu_sweep():
     # the H200, 7B-class in bf16, each length in a CUDA graph: 4.69 ms at 1 token, 5.36 at 128, 6.76 at 255
-    text = explain.explain_prefill(hardware.load_reference()["prefill_sweep"])
+    text = explain.explain_prefill(specs.load_reference()["prefill_sweep"])
     assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.69 ms" in text
     assert "Then rising, but less than in proportion: from 128 to 255 tokens" in text
     assert "turn at about 156 tokens" in text and "noise" not in text and "GEMV" not in text
@@ -273,13 +272,13 @@ def test_explain_ttft_tpot():
     assert "19× as fast as decode" in text and "= 1.47 s, 88% of it decoding: the answer" in text
     slow = explain.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
     assert "only 1.3× as fast" in slow and "the prompt, not the answer" in slow
-    ref = hardware.load_reference()  # recorded H200: 255 tokens in 6.76 ms; a CUDA-graph step of 4.89 ms
+    ref = specs.load_reference()  # recorded H200: 255 tokens in 6.76 ms; a CUDA-graph step of 4.89 ms
     longest, step = max(ref["prefill_sweep"], key=lambda r: r["prompt_len"]), min(ref["batch_sweep"], key=lambda r: r["batch"])
     assert "184× as fast as decode" in explain.explain_ttft_tpot(longest, step)
 
 
 def test_prefill_flops_matmuls_vs_attention():
-    from course_lib.presets import PRESETS
+    from course_lib.specs import PRESETS
 
     cfg = PRESETS["7b"]
     fig = plots.prefill_flops(cfg, [1024, 32768], "7B")
@@ -329,24 +328,6 @@ def test_guess_verdict_reads_the_three_numbers():
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
 
 
-@pytest.mark.parametrize("env, colab, static", [
-    ({}, False, False), ({"VSCODE_PID": "42"}, False, True), ({"COLAB_RELEASE_TAG": "r"}, False, True),
-    ({}, True, True), ({"COURSE_STATIC": "1"}, False, True), ({"COURSE_STATIC": "0", "VSCODE_PID": "42"}, False, False),
-])
-def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, static):
-    for key in ("COURSE_STATIC", "COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    if colab:
-        monkeypatch.setitem(sys.modules, "google.colab", object())
-    else:
-        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert plots.static_frontend() is static
-    figure = plots.as_widget(plots.speculative_curve(0.8, 0.1))
-    assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static
-
-
 # ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts
 def sweep(times, iqr=0.0, ctx=16, fixed=0.0):
     """CPU-like batch-sweep records at batches 1, 2, 4, ...; the budget models each step exactly,
@@ -367,9 +348,9 @@ def test_batch_knee_interpolates_on_log_batch():
 
 
 def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
-    ref = hardware.load_reference()
+    ref = specs.load_reference()
     prof = ref["profile"]
-    critical = perf.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
+    critical = serving.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
     text = explain.explain_knee(ref["batch_sweep"], 16, critical)
     # recorded: batch 16 -> 1.17x, 32 -> 1.40x: the knee at ~20, far below 1.25 x 154: KV reads grow with the batch
     assert "Measured: 20.4 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
@@ -393,7 +374,7 @@ def test_latency_throughput_and_serving_figures():
     rows = [{"label": "predicted", "context_len": 0, "batch": b, "ms_per_step": ms} for b, ms in ((1, 10.0), (8, 20.0))]
     fig = plots.latency_throughput(rows)
     assert list(fig.data[0].x) == [100.0, 400.0] and list(fig.data[0].y) == [100.0, 50.0]  # b / step, 1 / step
-    moe = plots.moe_figure({"Mixtral 8x7B": perf.MOE_MODELS["Mixtral 8x7B"]})
+    moe = plots.moe_figure({"Mixtral 8x7B": serving.MOE_MODELS["Mixtral 8x7B"]})
     assert moe.data[0].y[0] == pytest.approx(100 * 13 / 47) and moe.data[0].y[-1] > 99  # active -> nearly all
     cap = plots.capacity_figure({"A100": [30, 15]}, {"A100": 153.0}, [4096, 8192])
     assert list(cap.data[0].y) == [30, 15] and list(cap.data[1].y) == [153.0, 153.0]

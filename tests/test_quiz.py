@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import quiz
+from course_lib import checks, quiz
 from course_lib.quiz import AnswerError, grade, parse_number
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,19 +284,19 @@ def test_format_number():
 # ============================================================================ answer keys and ids
 @pytest.mark.parametrize("number", sorted(BANKS))
 def test_answer_key_renders_every_question(number):
-    key = quiz.answer_key(number)
+    key = checks.answer_key(number)
     assert key.startswith(f"# Answer key, quiz {number}: {BANKS[number].title}")
     assert key.count("**Answer:") == len(BANKS[number].questions)
     for q in BANKS[number].questions:
         assert f"`{q.id}`" in key and q.explanation in key and f"skill: {q.skill})" in key
         assert all(f"{q.options[i].text} — **right**" in key for i in q.correct_indices)
-    assert "depends on the learner" not in quiz.answer_key(number, CONTEXT)
+    assert "depends on the learner" not in checks.answer_key(number, CONTEXT)
 
 
 def test_answer_key_numbers_and_measured_formula():
-    assert "**Answer: ≈ 115 tokens/s** (accepted: from 110 to 121 tokens/s)" in quiz.answer_key("01")
+    assert "**Answer: ≈ 115 tokens/s** (accepted: from 110 to 121 tokens/s)" in checks.answer_key("01")
     assert ("perf.ridge_point(peak_flops=your measured `peak_flops`, bandwidth=your measured `bandwidth`)"
-            in quiz.answer_key("03"))
+            in checks.answer_key("03"))
 
 
 def test_notebook_ids_and_their_spellings():

@@ -27,9 +27,9 @@ def test_the_wheel_installs_and_loads_its_data(tmp_path):
     python = env / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
     install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr
-    # hardware needs only the standard library; run it away from the repository, so only the wheel can answer
-    code = ("from course_lib import hardware; ref = hardware.load_reference(); "
-            "print(hardware.__file__); print(hardware.reference_label(ref)); print(len(hardware.catalog()))")
+    # specs needs only the standard library; run it away from the repository, so only the wheel can answer
+    code = ("from course_lib import specs; ref = specs.load_reference(); "
+            "print(specs.__file__); print(specs.reference_label(ref)); print(len(specs.catalog()))")
     out = subprocess.run([python, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     where, label, entries = out.stdout.splitlines()

@@ -1,27 +1,29 @@
 """Widgets: every control to its extremes, the text and the figure follow, nothing raises."""
 
+import sys
 import time
 
+import plotly.graph_objects as go
 import pytest
 
-from course_lib import hardware, widgets
+from course_lib import perf, plots, serving, specs, widgets
 
 
 @pytest.fixture
 def calc():
-    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    me = specs.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
     return widgets.DecodeCalculator(measured=me)
 
 
 def test_describe_decode_worked_number():
-    text, fits = widgets.describe_decode(7e9, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(7e9, "fp16", 2e12, 80e9)
     assert "7.00 ms/token" in text and "142.9 tokens/s" in text and fits
-    text, fits = widgets.describe_decode(70e9, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(70e9, "fp16", 2e12, 80e9)
     assert not fits and "Out of memory" in text and "at least 2" in text
 
 
 def test_describe_decode_bad_input_is_a_message():
-    text, fits = widgets.describe_decode(-1, "fp16", 2e12, 80e9)
+    text, fits = perf.describe_decode(-1, "fp16", 2e12, 80e9)
     assert "Cannot compute" in text and not fits
 
 
@@ -76,13 +78,6 @@ def test_oom_marker(calc):
     assert "fits" in calc.readout.value and calc.figure.data[1].marker.symbol == "circle"
 
 
-def test_reveal_solutions_computes_on_click():
-    box = widgets.reveal_solutions([lambda: "one", lambda: 1 / 0])
-    button, out = box.children
-    assert out.value == ""
-    button.click()
-    assert "one" in out.value and "run the cells above first" in out.value
-
 
 def _drive_to_extremes(controls, readout, figure):
     """Set every slider to both ends and every dropdown to every option; return the texts seen."""
@@ -105,7 +100,7 @@ def _drive_to_extremes(controls, readout, figure):
 
 
 def test_roofline_explorer_moves_the_point():
-    me = hardware.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
+    me = specs.custom(widgets.MEASURED, 12.4e9, 2e9, {"fp32": 5e10})
     r = widgets.RooflineExplorer(measured=me)
     x1 = r.figure.data[1].x[0]
     r.batch.value = 64
@@ -176,7 +171,7 @@ def test_tensor_parallel_explorer_defaults_tp8_beats_tp4_for_70b():
 
 
 def test_tensor_parallel_explorer_on_this_machine():
-    me = hardware.custom(widgets.MEASURED, 10e9, 8e9)
+    me = specs.custom(widgets.MEASURED, 10e9, 8e9)
     t = widgets.TensorParallelExplorer(measured=me, link=(300e-6, 1e9))
     t.device.value = widgets.MEASURED
     assert t.model.value.startswith("toy cpu-m") and t.precision.value == "fp32" and t.algorithm.value == "ring"
@@ -190,14 +185,14 @@ def test_tensor_parallel_explorer_on_this_machine():
 
 
 def test_describe_tensor_parallel_by_hand():
-    h100 = hardware.get("H100-SXM")
-    text = widgets.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
+    h100 = specs.get("H100-SXM")
+    text = serving.describe_tensor_parallel(70e9, "fp16", h100, 8, 80, 8192, 450e9, 6e-6)
     assert "each device holds 17.5 GB" in text and "at least 2 devices" in text
     assert "step 6.22 ms = 5.22 ms streaming + 1 ms in 160 one-shot all-reduces (16%)" in text
     assert "(if one could hold the weights)" in text
-    one = widgets.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
+    one = serving.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
     assert "faster" not in one and "slower" not in one and "0 ms in 64" in one
-    assert "Cannot compute" in widgets.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
+    assert "Cannot compute" in serving.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
 
 
 def test_speculative_explorer():
@@ -220,33 +215,6 @@ def test_slider_snapping_keeps_the_preset(calc):
     assert calc.preset.value == widgets.CUSTOM and "2,138 GB/s" in calc.readout.value
 
 
-def test_guess_hides_the_result_until_committed(monkeypatch):
-    monkeypatch.delenv("COURSE_REVEAL", raising=False)
-    shown = []
-    box = widgets.Guess("How many ms per token?", units="ms")
-    box.reveal(lambda: shown.append(box.value))
-    box.commit("seven", skipped=False)  # not a number: a message, still hidden
-    assert not box.committed and shown == [] and "number" in box.message.value
-    box.commit("-1", skipped=False)
-    assert not box.committed
-    box.commit("7.5", skipped=False)
-    assert box.committed and box.value == 7.5 and shown == [7.5] and box.input.disabled
-    box.reveal(lambda: shown.append("again"))  # after the commit, results show at once
-    assert shown == [7.5, "again"]
-
-
-def test_guess_choices_skip_and_test_mode(monkeypatch):
-    monkeypatch.delenv("COURSE_REVEAL", raising=False)
-    box = widgets.Guess("Which bound?", choices=["memory", "compute"])
-    box.commit(None, skipped=False)
-    assert not box.committed and "Pick one" in box.message.value
-    box.commit(None)  # Skip
-    assert box.committed and box.value is None
-    monkeypatch.setenv("COURSE_REVEAL", "1")
-    assert widgets.Guess("x").committed
-    with pytest.raises(ZeroDivisionError):  # in the test runs a broken reveal fails loudly
-        widgets.Guess("x").reveal(lambda: 1 / 0)
-
 
 @pytest.mark.parametrize("explorer", [widgets.DecodeCalculator, widgets.RooflineExplorer, widgets.TensorParallelExplorer,
                                       widgets.SpeculativeExplorer])
@@ -266,3 +234,21 @@ def test_explorers_always_carry_a_static_chart(monkeypatch, explorer, static):
                                                              widgets.W.FloatSlider)))
     slider.value = slider.max
     assert view.figure.to_json() != before  # the (static or live) figure still follows the controls
+
+
+@pytest.mark.parametrize("env, colab, static", [
+    ({}, False, False), ({"VSCODE_PID": "42"}, False, True), ({"COLAB_RELEASE_TAG": "r"}, False, True),
+    ({}, True, True), ({"COURSE_STATIC": "1"}, False, True), ({"COURSE_STATIC": "0", "VSCODE_PID": "42"}, False, False),
+])
+def test_static_frontend_detects_colab_and_vs_code(monkeypatch, env, colab, static):
+    for key in ("COURSE_STATIC", "COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if colab:
+        monkeypatch.setitem(sys.modules, "google.colab", object())
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert widgets.static_frontend() is static
+    figure = widgets.as_widget(plots.speculative_curve(0.8, 0.1))
+    assert isinstance(figure, go.FigureWidget) is not static and isinstance(figure, go.Figure) is static

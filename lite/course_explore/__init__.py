@@ -5,7 +5,7 @@ has no torch, so the explore notebooks (docs/build_lite.py) read runs recorded o
 labelled as recorded:
 
     a CPU   benchmarks/results/<RECORDED_CPU>        (python -m course_lib bench --json, on a 2-core AMD EPYC VM)
-    a GPU   course_lib/data/reference/nvidia-h200.json (benchmarks/gpu_reference.py, hardware.load_reference())
+    a GPU   course_lib/data/reference/nvidia-h200.json (benchmarks/gpu_reference.py, specs.load_reference())
 
 The record classes (MachineProfile, DecodeRecord) and the functions that read them are the course's own:
 ``_borrow`` compiles just their definitions from course_lib's source, because the modules that hold them import
@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-from course_lib import hardware, perf, widgets
-from course_lib.presets import get_config
+from course_lib import perf, specs, widgets
+from course_lib.specs import get_config
 
 RECORDED_CPU = "amd-epyc-2core_2026-11-29_auto-layout-2.json"
 
@@ -60,7 +60,7 @@ def _borrow(module: str, *names: str) -> ModuleType:
         raise ImportError(f"course_lib/{module}.py no longer defines {sorted(missing)}")
     copy = sys.modules.setdefault(f"{__name__}.{module}", ModuleType(f"{__name__}.{module}"))  # dataclasses looks it up
     copy.__dict__.update(dataclass=dataclass, field=field, fields=fields, asdict=asdict, MiB=1 << 20,
-                         hardware=hardware, perf=perf)
+                         perf=perf, specs=specs)
     future = ast.parse("from __future__ import annotations").body
     exec(compile(ast.Module([*future, *body], []), f"course_lib/{module}.py", "exec"), copy.__dict__)
     return copy
@@ -94,7 +94,7 @@ class Recorded:
     @property
     def label(self) -> str:
         """'GPU: recorded on NVIDIA H200, 2026-11-29, torch 2.11.0+cu130'"""
-        return f"{'CPU' if self.device.type == 'cpu' else 'GPU'}: {hardware.reference_label(self.run)}"
+        return f"{'CPU' if self.device.type == 'cpu' else 'GPU'}: {specs.reference_label(self.run)}"
 
     @property
     def device(self) -> Device:
@@ -111,13 +111,13 @@ class Recorded:
         return self.run.get("provenance", {}).get("gpu_memory_bytes")
 
     @property
-    def hardware(self) -> hardware.Hardware | None:
+    def hardware(self) -> specs.Hardware | None:
         """An entry for the explorers (measured bandwidth and FLOP/s), or None without a recorded memory size."""
         if self.memory is None:
             return None
         p = self.profile
-        return hardware.custom(f"{self.name} (recorded)", p.read_bandwidth, self.memory, p.matmul_flops,
-                               source=hardware.reference_label(self.run))
+        return specs.custom(f"{self.name} (recorded)", p.read_bandwidth, self.memory, p.matmul_flops,
+                               source=specs.reference_label(self.run))
 
     @property
     def decode(self) -> list[DecodeRecord]:
@@ -133,7 +133,7 @@ def machines() -> dict[str, Recorded]:
     cpu = next(p for p in (here / "recorded" / RECORDED_CPU, here.parents[1] / "benchmarks" / "results" / RECORDED_CPU)
                if p.exists())
     return {"cpu": Recorded("cpu", json.loads(cpu.read_text("utf-8")), "fp32"),
-            "gpu": Recorded("gpu", hardware.load_reference(RECORDED_GPU), "bf16")}
+            "gpu": Recorded("gpu", specs.load_reference(RECORDED_GPU), "bf16")}
 
 
 def chosen() -> Recorded:

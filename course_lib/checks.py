@@ -1,4 +1,7 @@
-"""The ipywidgets view of a quiz: display and the learner's progress only (``quiz.grade`` grades).
+"""The learner's checks: predict boxes (``Guess``: commit a guess before a measurement shows), exercise
+solutions behind a button, and quizzes: the ipywidgets view with the learner's progress (``quiz.grade``
+grades), the plain text, and the answer key (``answer_key``: Markdown for instructors, ``python -m
+course_lib quiz``).
 
 ``show_quiz("01", context={"bandwidth": ..., ...})`` in a notebook. Each question has its controls, a
 **Check** button, feedback saying why, and **Show answer** after the first real attempt. **Start again**
@@ -9,17 +12,17 @@ stored on disk. Front ends that cannot render widgets show the quiz as plain tex
 from __future__ import annotations
 
 import html
+import math
+import os
 import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from string import ascii_uppercase as LETTERS
 
 import ipywidgets as W
 
 from . import quiz
-
-__all__ = ["QuestionView", "QuizView", "markdown_to_html", "quiz_text", "quiz_view", "reset_quizzes", "show_quiz"]
 
 _STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘")}  # other statuses: information
 _CSS = f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
@@ -54,6 +57,146 @@ def quiz_text(bank: quiz.Bank, context: Mapping | None = None) -> str:
         lines.append("")
     lines.append("(Checking answers needs the interactive widgets: open the notebook in JupyterLab.)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- predict boxes
+def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
+    """A button that reveals exercise solutions. Each solution is a callable returning text, so
+    its numbers are computed (by course_lib) when revealed, never typed in."""
+    button, out = W.Button(description=label, button_style="info"), W.HTML()
+
+    def show(_):
+        items = []
+        for solution in solutions:
+            try:
+                items.append(html.escape(solution()))
+            except Exception as err:  # e.g. a measurement cell above was not run
+                items.append(f"(run the cells above first: {html.escape(str(err))})")
+        out.value = "<br>".join(items)
+        button.layout.display = "none"
+
+    button.on_click(show)
+    return W.VBox([button, out])
+
+
+class Guess(W.VBox):
+    """A predict box: the learner commits a guess (a number, or one of ``choices``) before a
+    measurement. ``reveal(show)``, called in the measuring cell, returns the place the result
+    appears: ``show()`` runs there only after "Commit" or "Skip", so the answer cannot be seen
+    first. ``value``: the committed guess, None if skipped. With COURSE_REVEAL=1 (the test runs, the static site)
+    results show at once, straight in the cell's output, as if the learner had skipped."""
+
+    def __init__(self, prompt: str, units: str = "", choices=None):
+        self.units, self.value, self.committed, self._pending = units, None, False, []
+        if choices:
+            self.input = W.RadioButtons(options=list(choices), value=None, layout=W.Layout(width="auto"))
+        else:
+            self.input = W.Text(placeholder=f"your guess{f' in {units}' if units else ''}", layout=W.Layout(width="200px"))
+        commit, skip = W.Button(description="Commit my guess", button_style="primary"), W.Button(description="Skip")
+        commit.on_click(lambda _: self.commit(self.input.value, skipped=False))
+        skip.on_click(lambda _: self.commit(None))
+        self._buttons, self.message = (commit, skip), W.HTML()
+        super().__init__([W.HTML(f"<b>Predict:</b> {prompt}"), W.HBox([self.input, commit, skip]), self.message])
+        if _reveal_all():
+            self.commit(None)
+
+    def commit(self, answer, skipped: bool = True) -> None:
+        """Take ``answer`` (None = skip); a missing or bad answer gets a message, never an exception."""
+        if not skipped:
+            if isinstance(self.input, W.RadioButtons):
+                if answer is None:
+                    self.message.value = "<span style='color:#b00'>Pick one of the options first.</span>"
+                    return
+            else:
+                try:
+                    answer = float(str(answer).replace(",", "").strip())
+                    if not math.isfinite(answer) or answer < 0:
+                        raise ValueError
+                except ValueError:
+                    self.message.value = ("<span style='color:#b00'>Please type a number ≥ 0"
+                                          f"{f' (in {self.units})' if self.units else ''}.</span>")
+                    return
+        self.value, self.committed = (None if skipped else answer), True
+        self.input.disabled = True
+        for button in self._buttons:
+            button.disabled = True
+        self.message.value = ("Skipped: no guess." if skipped else
+                              f"Your guess: <b>{html.escape(str(answer))} {html.escape(self.units)}</b>")
+        for show, out in self._pending:
+            out.clear_output()  # the "commit your guess" line
+            _show_in(out, show)
+        self._pending.clear()
+
+    def reveal(self, show: Callable[[], object]) -> W.Output | None:
+        """Where the result appears: ``show()`` (which displays it) runs there now if a guess is
+        committed, else as soon as one is."""
+        if _reveal_all():  # test runs and the static site: straight into the cell, where a static page shows it
+            show()
+            return None
+        out = W.Output()
+        if self.committed:
+            _show_in(out, show)
+        else:
+            self._pending.append((show, out))
+            with out:
+                print("The result is ready: commit your guess (or skip) in the Predict box above to see it.")
+        return out
+
+
+def _reveal_all() -> bool:
+    return os.environ.get("COURSE_REVEAL", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _show_in(out: W.Output, show) -> None:
+    with out:
+        try:
+            show()
+        except Exception as err:  # a widget callback must never kill the kernel
+            print(f"Could not show the result: {err}")
+
+
+# ---------------------------------------------------------------------------- answer keys
+def answer_key(notebook_id, context: Mapping | None = None) -> str:
+    """Every question of a notebook's quiz with its answer and explanation, as Markdown (instructors)."""
+    bank = quiz.load_bank(notebook_id)
+    kinds = {"multiple_choice": "one answer", "many_choice": "one or more answers", "numeric": "numeric"}
+    skills = ", ".join(f"{sum(q.skill == s for q in bank.questions)} {s}" for s in ("compute", "interpret", "transfer"))
+    out = [f"# Answer key, quiz {bank.notebook}: {bank.title}", "", f"Questions by skill: {skills} (compute: apply "
+           "a formula; interpret: read a plot or a measurement; transfer: a new device, design or situation).", ""]
+    for number, q in enumerate(bank.questions, 1):
+        kind = kinds[q.type] + (", measured on the learner's machine" if q.context_keys else "")
+        out += [f"## Q{number} `{q.id}` ({kind}; skill: {q.skill})", "", q.text(context), ""]
+        out += [f"- {letter}) {o.text} — {'**right**' if o.correct else 'wrong'}: {o.feedback}"
+                for letter, o in zip(LETTERS, q.options)] + ([""] if q.options else [])
+        out += [answer_text(q, context), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _describe(spec) -> str:
+    """A value spec as a short formula (the answer key of a measured question): ``f(x=your measured `x`)``."""
+    if isinstance(spec, Mapping):
+        args = spec["args"] if "fn" in spec else {k: v for k, v in spec.items() if k != "hardware"}
+        return f"{spec.get('fn') or spec['hardware']}({', '.join(f'{k}={_describe(v)}' for k, v in args.items())})"
+    if isinstance(spec, str):
+        return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
+    return quiz.format_number(spec, digits=4)
+
+
+def answer_text(q: quiz.Question, context: Mapping | None = None) -> str:
+    """Markdown: the right answer of one question and its explanation (the key, "Show answer")."""
+    if q.type != "numeric":
+        right = "\n".join(f"- {LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
+        return f"**Answer:**\n\n{right}\n\n{q.explanation}"
+    try:
+        expected, width = q.expected(context), quiz.accepted_width(q, q.expected(context))
+    except quiz.MissingContext:  # the formula, for the learner's own measurements
+        scale = quiz.UNITS.get(q.units, 1.0)
+        factor = f" × {quiz.format_number(1 / scale)}" if scale < 1 else f" / {quiz.format_number(scale)}" if scale > 1 else ""
+        return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
+               f"\n\n{q.explanation}"
+    accepted = (f"exactly {quiz.format_number(expected, q.units)}" if width == 0 else
+                f"from {quiz.format_number(expected - width)} to {quiz.format_number(expected + width, q.units)}")
+    return f"**Answer: ≈ {quiz.format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
 
 
 # ---------------------------------------------------------------------------- widgets
@@ -111,7 +254,7 @@ class QuestionView:
         return result
 
     def show_answer(self, _button=None) -> None:
-        text = quiz.answer_text(self.question, self.context)
+        text = answer_text(self.question, self.context)
         self.answer.value = f'<div class="cl-box cl-answer">{markdown_to_html(text)}</div>'
         self.revealed = True
         self._on_change()

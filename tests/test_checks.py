@@ -1,10 +1,11 @@
-"""The quiz view, driven from Python as a learner would: set values, press Check, read the feedback."""
+"""The learner's checks, driven from Python as a learner would: predict boxes and solutions; the quiz view
+(set values, press Check, read the feedback)."""
 
 import ipywidgets as W
 import pytest
 
-from course_lib import quiz
-from course_lib.quiz_widget import QuizView, markdown_to_html, quiz_view, reset_quizzes, show_quiz
+from course_lib import checks, quiz
+from course_lib.checks import QuizView, markdown_to_html, quiz_view, reset_quizzes, show_quiz
 
 CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
            "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4}
@@ -119,3 +120,39 @@ def test_plain_text_fallback_and_show_quiz(monkeypatch):
 def test_markdown_subset():
     assert markdown_to_html("**Answer:**\n\n- A) x < y\n- B) `z`\n\nText & more") == (
         "<p><b>Answer:</b></p><ul><li>A) x &lt; y</li><li>B) <code>z</code></li></ul><p>Text &amp; more</p>")
+
+
+def test_reveal_solutions_computes_on_click():
+    box = checks.reveal_solutions([lambda: "one", lambda: 1 / 0])
+    button, out = box.children
+    assert out.value == ""
+    button.click()
+    assert "one" in out.value and "run the cells above first" in out.value
+
+
+def test_guess_hides_the_result_until_committed(monkeypatch):
+    monkeypatch.delenv("COURSE_REVEAL", raising=False)
+    shown = []
+    box = checks.Guess("How many ms per token?", units="ms")
+    box.reveal(lambda: shown.append(box.value))
+    box.commit("seven", skipped=False)  # not a number: a message, still hidden
+    assert not box.committed and shown == [] and "number" in box.message.value
+    box.commit("-1", skipped=False)
+    assert not box.committed
+    box.commit("7.5", skipped=False)
+    assert box.committed and box.value == 7.5 and shown == [7.5] and box.input.disabled
+    box.reveal(lambda: shown.append("again"))  # after the commit, results show at once
+    assert shown == [7.5, "again"]
+
+
+def test_guess_choices_skip_and_test_mode(monkeypatch):
+    monkeypatch.delenv("COURSE_REVEAL", raising=False)
+    box = checks.Guess("Which bound?", choices=["memory", "compute"])
+    box.commit(None, skipped=False)
+    assert not box.committed and "Pick one" in box.message.value
+    box.commit(None)  # Skip
+    assert box.committed and box.value is None
+    monkeypatch.setenv("COURSE_REVEAL", "1")
+    assert checks.Guess("x").committed
+    with pytest.raises(ZeroDivisionError):  # in the test runs a broken reveal fails loudly
+        checks.Guess("x").reveal(lambda: 1 / 0)
