@@ -127,12 +127,12 @@ class Guess(W.VBox):
             _show_in(out, show)
         self._pending.clear()
 
-    def reveal(self, show: Callable[[], object]) -> W.Output | None:
+    def reveal(self, show: Callable[[], object]) -> W.Output | _Shown:
         """Where the result appears: ``show()`` (which displays it) runs there now if a guess is
         committed, else as soon as one is."""
         if _reveal_all():  # test runs and the static site: straight into the cell, where a static page shows it
             show()
-            return None
+            return _SHOWN
         out = W.Output()
         if self.committed:
             _show_in(out, show)
@@ -141,6 +141,13 @@ class Guess(W.VBox):
             with out:
                 print("The result is ready: commit your guess (or skip) in the Predict box above to see it.")
         return out
+
+
+class _Shown:  # what reveal returns when the result is already in the cell: display() of it shows nothing
+    _repr_html_ = __repr__ = lambda self: ""  # noqa: E731
+
+
+_SHOWN = _Shown()
 
 
 def _reveal_all() -> bool:

@@ -274,7 +274,11 @@ def graphed(fn):
         warnings.simplefilter("ignore")  # a graph of metadata-only ops is empty, and torch says so
         with torch.cuda.graph(g):
             fn()
-    return g.replay
+
+    def replay(_keep=fn):  # holds fn, and so the tensors the graph reads: freed, their memory could be reused
+        g.replay()
+
+    return replay
 
 
 def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Tensor:

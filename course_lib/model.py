@@ -16,12 +16,12 @@ Generation, as small named steps:
 
     prefill            the whole prompt in one pass: fills the KV cache, returns the last logits
     decode_one_token   one new token at position ``pos``: reads the cache, appends its K and V
-    generate           prefill, then decode one token at a time (each input is the last output)
+    generate           prefill, then decode one token at a time (each input is the last output),
+                       greedy or sampled (``sampler``)
     teacher_forced_logits   the training-style pass over a known sequence (no cache)
     machine.make_graphed_decode   one whole decode step captured in a CUDA graph
 
-References: nanoGPT ``model.py`` (A. Karpathy); gpt-fast ``model.py`` and ``generate.py``
-(PyTorch team); the ``torch.cuda.graphs`` documentation.
+References: nanoGPT's ``model.py``, gpt-fast's ``model.py`` and ``generate.py``, PyTorch's CUDA-graph docs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import trange
 
 from .machine import check_memory, check_precision, fast_mode, pick_device, torch_dtype
-from .perf import check_count
+from .perf import check_count, check_non_negative
 from .roofs import best_layout
 from .specs import PRESETS, ToyConfig, get_config, preset_name  # noqa: F401  (re-exported for notebooks)
 
@@ -54,8 +54,7 @@ class KVCache(nn.Module):
 
     def write(self, k: torch.Tensor, v: torch.Tensor, start_pos: int):
         """Store K, V (B, nkv, T, hd) at [start_pos, start_pos+T); return the filled prefix."""
-        B, _, T, _ = k.shape
-        end = start_pos + T
+        B, end = k.shape[0], start_pos + k.shape[2]
         self.k_cache[:B, :, start_pos:end] = k
         self.v_cache[:B, :, start_pos:end] = v
         return self.k_cache[:B, :, :end], self.v_cache[:B, :, :end]  # (B, nkv, end, hd)
@@ -235,9 +234,8 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
     precision = check_precision(device, precision)
     check_count("max_batch", max_batch)
     if device.type == "cuda":
-        # cuDNN's attention builds a new plan for every new KV length: 40-60 ms per decode step
-        # until each length has been seen once (seen with bf16 on an H200, torch 2.11). Decoding
-        # meets a new length every step, so the course uses the flash / efficient kernels.
+        # cuDNN's attention plans each new KV length anew, 40-60 ms a step (bf16, H200, torch 2.11), and
+        # decoding meets a new length every step: the course uses the flash / efficient kernels.
         torch.backends.cuda.enable_cudnn_sdp(False)
     if layout not in ("out_in", "in_out", "auto"):
         raise ValueError(f"layout={layout!r} must be 'out_in', 'in_out' or 'auto'")
@@ -308,25 +306,39 @@ def sample_greedy(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1, keepdim=True)
 
 
-@torch.inference_mode()
-def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, progress: bool = False) -> torch.Tensor:
-    """Greedy generation: the prompt (B, T) followed by ``max_new_tokens`` new tokens, (B, T + new).
+def sampler(temperature: float = 0.0, top_k: int | None = None, seed: int = 0):
+    """``pick(logits (B, vocab)) -> (B, 1)``: greedy at temperature 0, else a seeded draw from the
+    softmax of logits / temperature over the ``top_k`` likeliest tokens."""
+    top_k = None if top_k is None else check_count("top_k", top_k)
+    if check_non_negative("temperature", temperature) == 0:
+        return sample_greedy
+    generator = torch.Generator().manual_seed(seed)
 
-    Raises ValueError if the batch exceeds the model's max_batch or T + max_new_tokens exceeds
-    its max_seq_len. ``progress`` shows a tqdm bar over the decode steps.
-    """
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        scaled = logits.float().cpu() / temperature
+        if top_k and top_k < scaled.shape[-1]:
+            scaled = scaled.masked_fill(scaled < scaled.topk(top_k, dim=-1).values[:, -1:], float("-inf"))
+        return torch.multinomial(scaled.softmax(-1), 1, generator=generator).to(logits.device)
+
+    return pick
+
+
+@torch.inference_mode()
+def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, progress: bool = False,
+             temperature: float = 0.0, top_k: int | None = None, seed: int = 0) -> torch.Tensor:
+    """The prompt (B, T) and ``max_new_tokens`` new tokens, (B, T + new): greedy, or sampled with a
+    ``temperature`` > 0 (``sampler``); ``progress``: a tqdm bar. ValueError if the batch or the
+    length exceeds the model's max_batch or max_seq_len."""
     _check_tokens(model, prompt, "prompt")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 1")
-    check_count("max_new_tokens", max_new_tokens)
+    max_new_tokens, pick = check_count("max_new_tokens", max_new_tokens), sampler(temperature, top_k, seed)
     B, T = prompt.shape
     model.check_fits(B, T + max_new_tokens)
     tokens = torch.empty((B, T + max_new_tokens), dtype=torch.long, device=prompt.device)
     tokens[:, :T] = prompt
-    tokens[:, T:T + 1] = sample_greedy(prefill(model, prompt))
+    tokens[:, T:T + 1] = pick(prefill(model, prompt))
     for pos in trange(T, T + max_new_tokens - 1, disable=not progress, desc="decoding", unit="tok"):
         logits = decode_one_token(model, tokens[:, pos:pos + 1], pos)
-        tokens[:, pos + 1:pos + 2] = sample_greedy(logits)
+        tokens[:, pos + 1:pos + 2] = pick(logits)
     return tokens
 
 

@@ -156,3 +156,12 @@ def test_guess_choices_skip_and_test_mode(monkeypatch):
     assert checks.Guess("x").committed
     with pytest.raises(ZeroDivisionError):  # in the test runs a broken reveal fails loudly
         checks.Guess("x").reveal(lambda: 1 / 0)
+
+
+def test_a_revealed_result_leaves_nothing_more_to_display(monkeypatch):
+    # the notebooks write display(guess.reveal(show)) where the reveal is not a cell's last line: under
+    # COURSE_REVEAL the result is already in the cell, and what reveal returns must display as nothing
+    monkeypatch.setenv("COURSE_REVEAL", "1")
+    shown = []
+    returned = checks.Guess("x").reveal(lambda: shown.append(1))
+    assert shown == [1] and repr(returned) == "" and returned._repr_html_() == ""

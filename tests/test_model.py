@@ -447,3 +447,18 @@ def test_missing_weights_are_a_value_error(monkeypatch, tmp_path):
     monkeypatch.setattr(model_mod, "WEIGHTS", tmp_path)
     with pytest.raises(ValueError, match="weights of preset 'trained' are missing"):
         build_model("trained", device="cpu")
+
+
+def test_sampling_is_seeded_and_greedy_at_temperature_zero(tiny):
+    prompt = gen_tokens(1, 4)
+    greedy = generate(tiny, prompt, max_new_tokens=12)
+    assert torch.equal(generate(tiny, prompt, max_new_tokens=12, temperature=0.0, top_k=5), greedy)
+    first = generate(tiny, prompt, max_new_tokens=12, temperature=1.0, seed=3)
+    assert torch.equal(generate(tiny, prompt, max_new_tokens=12, temperature=1.0, seed=3), first)  # repeatable
+    assert not torch.equal(first, greedy)  # random weights: a draw at temperature 1 leaves the argmax path
+    # top_k=1 keeps only the likeliest token: a draw from it is the greedy choice, whatever the temperature
+    assert torch.equal(generate(tiny, prompt, max_new_tokens=12, temperature=2.0, top_k=1), greedy)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(tiny, prompt, max_new_tokens=3, temperature=-1.0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(tiny, prompt, max_new_tokens=3, temperature=1.0, top_k=0)
