@@ -24,7 +24,7 @@ from tqdm.auto import trange
 
 from . import machine, perf, specs
 from .machine import MiB, fast_mode, graphed, make_graphed_decode, measurement, pick_device, release, time_interleaved
-from .model import build_model, decode_one_token, prefill, teacher_forced_logits
+from .model import build_model, decode_one_token, prefill
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
 from .specs import get_config, preset_name
 
@@ -321,24 +321,6 @@ def prefill_sweep(model, lengths, batch=1, profile=None, fast=None, rounds=None,
              for n, p in prompts.items()}
     times = _interleave(steps, model.device, fast, rounds, progress, calls=3 if fast_mode(fast) else 5)
     return [prefill_record(model, times[n], profile, n, batch) for n in prompts]
-
-
-def parallel_vs_sequential(model, n_tokens: int = 64) -> dict:
-    """Notebook 01's demonstration: the logits of a known sequence computed in one teacher-forced
-    pass, and token by token through the KV cache. Same numbers, very different time: the pass
-    reads each weight once for all positions, the loop once per position."""
-    model.check_fits(1, n_tokens)
-    tokens = _random_tokens(model, 1, n_tokens)
-
-    def one_by_one():
-        return torch.stack([decode_one_token(model, tokens[:, i:i + 1], i) for i in range(n_tokens)], 1)
-
-    together, apart = teacher_forced_logits(model, tokens), one_by_one()
-    t = time_interleaved({"parallel": lambda: teacher_forced_logits(model, tokens), "sequential": one_by_one},
-                         model.device, rounds=3)  # in the same rounds: a slow minute slows both alike
-    return {"n_tokens": n_tokens, "parallel_ms": t["parallel"].median * 1e3, "sequential_ms": t["sequential"].median * 1e3,
-            "max_abs_diff": (together - apart).abs().max().item(),
-            "same_argmax": bool((together.argmax(-1) == apart.argmax(-1)).all())}
 
 
 def recorded_decode(ref: dict, mode: str = "eager") -> list[DecodeRecord]:
