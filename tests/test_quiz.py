@@ -32,7 +32,7 @@ HAND_CHECKED = {
     ("02", "decode-intensity"): 2 * 4096**2 / (2 * 4096**2 + 8192 * 2),      # ≈ 1
     ("02", "kv-bytes-per-token"): 0.5,                                       # 524288 B = 0.5 MiB
     ("02", "prefill-bound-yours"): 2 * 25.2e6 * 256 / 95e9 * 1e3,            # compute-bound: 136 ms
-    ("02", "prefill-rate-yours"): 256 / 0.0421,                              # 6081 tokens/s
+    ("02", "prefill-longer-yours"): 4 * 0.0421 * 1e3,                       # compute-bound: 4x the TTFT, 168 ms
     ("03", "ridge-a100"): 312e12 / 2e12,                                     # 156
     ("03", "ridge-h100"): 989e12 / 3.35e12,                                  # 295
     ("03", "critical-batch-a100"): 156.0,
