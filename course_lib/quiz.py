@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from numbers import Real
 from string import ascii_uppercase as LETTERS
-from typing import NamedTuple
 
 import jsonschema
 
@@ -92,7 +92,7 @@ def format_number(x: float, units: str = "", digits: int = 3) -> str:
 
 
 # ============================================================================ the bank
-Option = NamedTuple("Option", [("text", str), ("correct", bool), ("feedback", str)])
+Option = namedtuple("Option", "text correct feedback")  # str, bool (is it right?), str
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +147,7 @@ def _placeholder(q: Mapping, name: str):
     return q["given"][name] if name in (q.get("given") or {}) else (q.get("answer") or {}).get("args", {})[name]
 
 
-Bank = NamedTuple("Bank", [("notebook", str), ("title", str), ("questions", tuple[Question, ...])])
+Bank = namedtuple("Bank", "notebook title questions")  # "01", its title, a tuple of Questions
 
 
 def _question_problem(q: dict) -> str | None:
