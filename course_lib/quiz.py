@@ -12,23 +12,38 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from numbers import Real
 from string import ascii_uppercase as LETTERS
-from typing import NamedTuple
 
 import jsonschema
 
-from . import perf, serving, specs
+from . import explain, perf, serving, specs
 
-# Functions a bank may call: perf's and serving's public formulas (not perf's table builder), and plain arithmetic.
+
+class MissingContext(LookupError):
+    """A measured question needs a measurement (``err.key``) that the context lacks."""
+    key = property(lambda self: self.args[0])
+
+
+def _recorded_batching(batch: int, quantity: str):
+    """The recorded GPU run's sweep at its shortest context: that context_len, or batching_claim's ``quantity``."""
+    if (ref := specs.load_reference()) is None:
+        raise MissingContext("recorded_run")
+    context_len, claim = min(explain.batching_claim(ref["batch_sweep"], batch).items())
+    return context_len if quantity == "context_len" else claim[quantity]
+
+
+# Functions a bank may call: perf's and serving's formulas (not perf's table builder), arithmetic, the recorded run.
 FUNCTIONS = {f"{module.__name__.rsplit('.', 1)[1]}.{name}": getattr(module, name) for module in (perf, serving)
              for name in module.__all__ if name != "decode_table"}
 FUNCTIONS.update({"math.div": lambda a, b: perf.check_number("a", a) / perf.check_positive("b", b),
                   "math.mul": lambda a, b: perf.check_number("a", a) * perf.check_number("b", b),
-                  "math.sub": lambda a, b: perf.check_number("a", a) - perf.check_number("b", b)})
+                  "math.sub": lambda a, b: perf.check_number("a", a) - perf.check_number("b", b),
+                  "math.round": lambda a: round(perf.check_number("a", a)), "recorded.batching": _recorded_batching})
 # Display unit -> its size in SI. Course functions return SI values; a question asked in one of these
 # units is converted ("ms": seconds / 1e-3). Other units ("tokens/s", "FLOP/byte") are taken as they are.
 UNITS = {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30,
@@ -40,16 +55,11 @@ _UNIT_ALIASES = {"×": ("x", "times"), "tokens/s": ("tok/s", "token/s", "tokens 
                  "ms": ("milliseconds", "millisecond"), "FLOP/byte": ("FLOP/B", "FLOPs/byte"), "GPUs": ("GPU",)}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?::([^{}]+))?\}")  # {name} or {name:unit}
 # A plausible learner's measurements (docs/QUIZ_SCHEMA.md): loading a bank computes measured values with them.
-_SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
-                   "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4}
+_SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32", "ttft": 0.0421,
+                   "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4, "sweep_context": 16,
+                   "step_time_1": 5.2e-3, "step_time_16": 7.9e-3}
 _DATA = resources.files("course_lib").joinpath("data")
 _SCHEMA = jsonschema.Draft202012Validator(json.loads(_DATA.joinpath("quiz.schema.json").read_text("utf-8")))
-
-
-class MissingContext(LookupError):
-    """A measured question needs a measurement (``err.key``) that the context lacks."""
-
-    key = property(lambda self: self.args[0])
 
 
 # ============================================================================ values
@@ -69,7 +79,7 @@ def _resolve(spec, context: Mapping):
         return getattr(device, spec["attr"]) if "attr" in spec else device.peak_flops(spec["peak_flops"])
     if isinstance(spec, Mapping):
         if spec["fn"] not in FUNCTIONS:
-            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.div|mul|sub, perf.NAME, serving.NAME")
+            raise ValueError(f"unknown function {spec['fn']!r}; banks may call math.*, perf.*, serving.*, recorded.*")
         return FUNCTIONS[spec["fn"]](**{k: _resolve(v, context) for k, v in spec["args"].items()})
     return spec
 
@@ -82,10 +92,7 @@ def format_number(x: float, units: str = "", digits: int = 3) -> str:
 
 
 # ============================================================================ the bank
-class Option(NamedTuple):
-    text: str
-    correct: bool
-    feedback: str
+Option = namedtuple("Option", "text correct feedback")  # str, bool (is it right?), str
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,10 +147,7 @@ def _placeholder(q: Mapping, name: str):
     return q["given"][name] if name in (q.get("given") or {}) else (q.get("answer") or {}).get("args", {})[name]
 
 
-class Bank(NamedTuple):
-    notebook: str
-    title: str
-    questions: tuple[Question, ...]
+Bank = namedtuple("Bank", "notebook title questions")  # "01", its title, a tuple of Questions
 
 
 def _question_problem(q: dict) -> str | None:
@@ -197,6 +201,8 @@ def parse_bank(data, source: str = "<bank>") -> Bank:
         message = error.message if len(error.message) < 200 else error.message[:197] + "..."
         rule = error.schema.get("$comment") if isinstance(error.schema, dict) else None  # the rule, in words
         raise ValueError(f"quiz bank {source}: {error.json_path}: {message}" + (f" ({rule})" if rule else ""))
+    if specs.load_reference() is None:  # a course without a recorded GPU run: leave out the questions about it
+        data = {**data, "questions": [q for q in data["questions"] if '"recorded.' not in json.dumps(q)]}
     for i, q in enumerate(data["questions"]):
         twice = q["id"] in [other["id"] for other in data["questions"][:i]]
         if problem := "id: used twice in this bank" if twice else _question_problem(q):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import checks, quiz
+from course_lib import checks, quiz, specs
 from course_lib.quiz import AnswerError, grade, parse_number
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,8 @@ NUMERIC = [(n, q) for n, bank in BANKS.items() for q in bank.questions if q.type
 
 # A plausible learner's measurements (SI units): every key a measured question may ask for.
 CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
-           "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4}
+           "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4,
+           "sweep_context": 16, "step_time_1": 5.2e-3, "step_time_16": 7.9e-3}
 
 # Every numeric answer worked out on paper, in the question's units (measured ones with CONTEXT).
 HAND_CHECKED = {
@@ -32,11 +33,12 @@ HAND_CHECKED = {
     ("02", "decode-intensity"): 2 * 4096**2 / (2 * 4096**2 + 8192 * 2),      # ≈ 1
     ("02", "kv-bytes-per-token"): 0.5,                                       # 524288 B = 0.5 MiB
     ("02", "prefill-bound-yours"): 2 * 25.2e6 * 256 / 95e9 * 1e3,            # compute-bound: 136 ms
-    ("02", "prefill-rate-yours"): 256 / 0.0421,                              # 6081 tokens/s
+    ("02", "prefill-longer-yours"): 4 * 0.0421 * 1e3,                       # compute-bound: 4x the TTFT, 168 ms
     ("03", "ridge-a100"): 312e12 / 2e12,                                     # 156
     ("03", "ridge-h100"): 989e12 / 3.35e12,                                  # 295
     ("03", "critical-batch-a100"): 156.0,
     ("03", "ridge-yours"): 95e9 / 12.4e9,                                    # 7.66
+    ("03", "batch-gain-yours"): 16 * 5.2e-3 / 7.9e-3,                        # 10.5x the tokens/s of batch 1
     ("04", "spec-expected"): (1 - 0.8**5) / 0.2,                             # 3.36
     ("04", "spec-speedup"): (1 - 0.8**5) / 0.2 / 1.4,                        # 2.4
     ("04", "tp-405b"): 10,                                                   # ceil(810 / 85.5) (81,559 MiB)
@@ -53,7 +55,14 @@ HAND_CHECKED_TEXT = {
     ("02", "gqa-heads"): ((14e9 + 2 * 32 * 32 * 128 * 2 * 8192) / (14e9 + 2 * 32 * 8 * 128 * 2 * 8192), ""),  # 1.21
     ("02", "chunked-prefill"): (2 * 7e9 * 30000 / 989e12 * 1e3, "ms"),             # 425 ms of prefill
     ("03", "kv-capacity"): ((85.899e9 - 14e9) / (2 * 32 * 32 * 128 * 2 * 4096), ""),  # 33.5 fit in 81,920 MiB
-    ("03", "w4a16-w8a8"): (989e12 / 3.35e12 * 0.5 / 2, ""),                        # 73.8: W4A16's critical batch
+    ("03", "w4a16-w8a8"): (round(989e12 / 3.35e12 * 0.5 / 2), ""),                 # 74 (73.8): W4A16's critical batch
+    ("00", "stream-1gb-laptop"): (1e9 / 100e9 * 1e3, "ms"),                        # 10 ms
+    ("01", "tps-13b"): (13e9 * 2 / 3e12 * 1e3, "ms"),                              # 8.67 ms per token
+    ("01", "fits-70b"): (2e12 / (70e9 * 2), ""),                                    # 14.3 tokens/s, if it fitted
+    ("01", "tps-70b-int4"): (70e9 * 0.5 / 2e12 * 1e3, "ms"),                        # 17.5 ms per token
+    ("02", "linear-intensity-prefill"): (2 * 512 * 4096**2 / (2 * 4096**2 + 512 * 8192 * 2), ""),  # 410
+    ("03", "ridge-a100"): (312e12 / 1.555e12, ""),                                   # 201: the 40 GB model
+    ("03", "recorded-32"): (32 * 4.8893 / 6.8569, ""),                              # 22.8x: the recorded H200
     ("03", "batch-cost"): (2 / (3.35e12 / 14e9 * 3600 / 1e6), ""),                 # 2.32 dollars per million tokens
 }
 
@@ -80,6 +89,19 @@ def test_numbers_in_the_texts_match_the_hand_worked_values(number, qid):
     texts = [q.text(), q.explanation, *q.feedback.values(), *(t for o in q.options for t in (o.text, o.feedback))]
     assert any(quiz.format_number(value, units) in text for text in texts), quiz.format_number(value, units)
     assert not any("{" in text for text in texts)
+
+
+def test_a_bank_reads_the_recorded_run_and_goes_without_it_when_there_is_none(monkeypatch):
+    ms = {r["batch"]: r["ms_per_step"] for r in specs.load_reference()["batch_sweep"] if r["context_len"] == 128}
+    recorded = quiz.FUNCTIONS["recorded.batching"]  # the record's shortest context is 128 tokens: 4.89 and 6.86 ms
+    assert recorded(32, "throughput_gain") == pytest.approx(32 * 4.8893 / 6.8569, rel=1e-4) == 32 * ms[1] / ms[32]
+    assert recorded(32, "latency_ratio") == pytest.approx(1.4024, rel=1e-4) and recorded(32, "context_len") == 128
+    monkeypatch.setattr(specs, "load_reference", lambda card=None: None)
+    with pytest.raises(quiz.MissingContext):
+        recorded(32, "latency_ratio")
+    ids = [q.id for q in quiz.load_bank("03").questions]
+    assert "recorded-32" not in ids and len(ids) == len(BANKS["03"].questions) - 1
+    assert len(checks.quiz_view("03", CONTEXT).questions) == len(ids)
 
 
 def test_every_numeric_answer_is_hand_checked():
