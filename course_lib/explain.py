@@ -101,6 +101,14 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     if knee is not None and knee < 0.8 * roof:
         past = min((r for r in rows if field(r, "batch") >= knee), key=lambda r: field(r, "batch"))
         grew = {k: v - field(first, "budget").get(k, 0.0) for k, v in field(past, "budget").items()}
+        jumps = {c: (field(g[1], "ms_per_step") / field(g[0], "ms_per_step"), modeled_of(g[1]) / modeled_of(g[0]),
+                     field(g[1], "batch")) for (_, c), g in group_by_context(records).items() if len(g) > 1}
+        if all(m > 1.15 * mod for m, mod, _ in jumps.values()):  # at every context alike: the step itself, not noise
+            return text + (f" This step grew sooner, and at once: from batch 1 to {jumps[ctx][2]} it grew " + ", ".join(
+                f"{m:.2f}× at context {c}" for c, (m, _, _) in sorted(jumps.items())) + ", where the model of the step "
+                f"grows {max(mod for _, mod, _ in jumps.values()):.2f}×. The likely cause is the matmul kernel: one "
+                "sequence runs matrix–vector kernels (GEMV), two or more run matrix–matrix kernels (GEMM), which stream "
+                "the weights at another rate (notebook 02 compares the two).")
         text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {field(past, 'batch')} "
                  f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
         if model is not None and knee < 0.67 * model:

@@ -326,6 +326,9 @@ def test_guess_verdict_reads_the_three_numbers():
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
     assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
+    # a recorded run's bars (notebook 01), and the modeled knee (notebook 03) apart from the roofline's
+    assert list(plots.guess_figure(None, 4.1, 6.3, labels=("modeled step", "recorded on NVIDIA H200")).data[0].x) == [
+        "modeled step", "recorded on NVIDIA H200"]
 
 
 # ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts
@@ -368,6 +371,22 @@ def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     assert "ran faster than the matmul peak" in explain.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
     none = explain.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
     assert "no knee up to batch 8" in none and "That fits" in none and "Your guess: 50" in none
+
+
+def test_explain_knee_names_the_kernel_switch_at_batch_2():
+    # as notebook 03 measured cpu-m (fp32) on the AMD EPYC 2-core machine (critical batch 6.9): the step grew 1.44x
+    # from batch 1 to 2 at both contexts, the model of the step (memory roof, kernel, attention) only 8.77 -> 8.82 ms
+    def amd(ctx, times, attention):
+        return [decode(batch=2 ** i, ms=t, context_len=ctx, budget={"memory roof": 4.0, "kernel below the roof": 4.0,
+                                                                   "attention (KV reads)": a, "other small ops": 0.5})
+                for i, (t, a) in enumerate(zip(times, attention))]
+    records = amd(16, [12.6, 18.1, 18.4, 19.3, 21.5, 26.0], [0.27, 0.32, 0.42, 0.6, 1.0, 1.8]) + amd(
+        144, [13.1, 18.9, 19.3, 20.4, 23.1, 28.9], [0.5, 0.6, 0.8, 1.2, 2.0, 3.6])
+    text = explain.explain_knee(records, 4, 6.93)
+    assert "1.44× at context 16, 1.44× at context 144, where the model of the step grows 1.01×" in text
+    assert "GEMV" in text and "attention reading" not in text
+    records[7] = decode(batch=2, ms=13.5, context_len=144, budget=records[7].budget)  # 1.03x at 144: not the kernel
+    assert "GEMV" not in explain.explain_knee(records, 4, 6.93)
 
 
 def test_latency_throughput_and_serving_figures():
