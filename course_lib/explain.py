@@ -1,18 +1,11 @@
-"""The sentences that read a learner's own results: computed from the records, never typed.
-
-Each function takes numbers (records from measure, dicts of recorded runs, a guess) and returns
-text (Markdown) with a branch for each case that occurs: a guess near or far, a step in cache,
-noisy, bandwidth-, kernel- or launch-bound, a prefill that is flat then linear, a batch knee.
-Pure Python on perf (no torch, no numpy, no plotly), so the browser track runs it too; the tests
-check each branch against recorded profiles of more than one machine. ``field`` reads a record
-or its dict the same way (plots uses it too).
-"""
+"""The sentences that read a learner's own results (measure's records or their dicts, a guess): Markdown
+computed from the numbers, never typed, with a branch for each case that occurs, tested against recorded
+profiles of more than one machine. Pure Python on perf, so the browser track runs it too."""
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections import defaultdict
 
 from . import perf
 
@@ -59,10 +52,8 @@ def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
     low and high move every step by half its IQR, the earliest and latest knee the noise allows.
     None where no batch got there. ``modeled``: the modeled steps instead (no noise)."""
     def cross(batches, times, target):
-        for (b0, t0), (b1, t1) in zip(zip(batches, times), zip(batches[1:], times[1:])):
-            if t1 >= target > t0:
-                return b0 * (b1 / b0) ** ((target - t0) / (t1 - t0))
-        return None
+        return next((b0 * (b1 / b0) ** ((target - t0) / (t1 - t0)) for (b0, t0), (b1, t1)
+                     in zip(zip(batches, times), zip(batches[1:], times[1:])) if t1 >= target > t0), None)
 
     knees = {}
     for (_, ctx), rows in group_by_context(records).items():
@@ -84,11 +75,9 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     (knee, low, high), model = batch_knee(rows, growth)[ctx], batch_knee(rows, growth, modeled=True)[ctx][0]
     top, roof = max(field(r, "batch") for r in rows), growth * critical
     if knee is None or model is None:
-        def said(x):
-            return f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences"
-        text = (f"Measured at context {ctx}: {said(knee)}, the batch at which a step first took {growth:g}× as long "
-                f"as at batch 1. The model of the step: {said(model)}."
-                + (f" Your guess: {guess:g}." if guess is not None else ""))
+        said = [f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences" for x in (knee, model)]
+        text = (f"Measured at context {ctx}: {said[0]}, the batch at which a step first took {growth:g}× as long as at "
+                f"batch 1. The model of the step: {said[1]}." + (f" Your guess: {guess:g}." if guess is not None else ""))
     else:
         text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0]
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
@@ -101,17 +90,23 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     if knee is not None and knee < 0.8 * roof:
         past = min((r for r in rows if field(r, "batch") >= knee), key=lambda r: field(r, "batch"))
         grew = {k: v - field(first, "budget").get(k, 0.0) for k, v in field(past, "budget").items()}
+        jumps = {c: (field(g[1], "ms_per_step") / field(g[0], "ms_per_step"), modeled_of(g[1]) / modeled_of(g[0]),
+                     field(g[1], "batch")) for (_, c), g in group_by_context(records).items() if len(g) > 1}
+        if all(m > 1.15 * mod for m, mod, _ in jumps.values()):  # at every context alike: the step itself, not noise
+            return text + (f" This step grew sooner, and at once: from batch 1 to {jumps[ctx][2]} it grew " + ", ".join(
+                f"{m:.2f}× at context {c}" for c, (m, _, _) in sorted(jumps.items())) + f", the model of the step only "
+                f"{max(v[1] for v in jumps.values()):.2f}×. Likely cause: one sequence runs matrix–vector kernels (GEMV), "
+                "two or more run matrix–matrix kernels (GEMM), which stream the weights at another rate (notebook 02).")
         text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {field(past, 'batch')} "
                  f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
         if model is not None and knee < 0.67 * model:
             text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
                      "batched kernels slower than the measured matmul peak).")
         return text
-    if (knee is None or knee > 1.25 * roof) and fixed >= 0.2:
-        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
-                       "roof, per-op overheads) that do not grow with the batch and hide the growth.")
     if knee is None or knee > 1.25 * roof:
-        return text + " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00."
+        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
+                       "roof, per-op overheads) that do not grow with the batch and hide the growth." if fixed >= 0.2 else
+                       " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00.")
     return text + " This knee lies close to that."
 
 
@@ -122,10 +117,9 @@ def format_value(x: float, units: str) -> str:
 def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms") -> str:
     """One sentence comparing the learner's guess and the formula with the measurement, computed
     from the three numbers (``spread``: the measurement's noise, e.g. its IQR)."""
-    for name, value in (("predicted", predicted), ("measured", measured), ("spread", spread)):
+    for name, value in (("predicted", predicted), ("spread", spread)):
         perf.check_non_negative(name, value)
-    if measured <= 0:
-        raise ValueError("measured must be greater than zero")
+    perf.check_positive("measured", measured)
 
     def off(x: float) -> str:
         ratio = x / measured
@@ -154,10 +148,8 @@ def pick_choice(value: float, choices, edges) -> str:
 
 def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
     """A sentence for a multiple-choice guess: ``reading`` (what was measured), the right option, the guess."""
-    text = f"{reading} The answer: **{answer}**."
-    if guess is None:
-        return text + " (No guess committed: try the next one!)"
-    return text + (" Your guess was right." if guess == answer else f" Your guess was “{guess}”.")
+    tail = " (No guess committed: try the next one!)" if guess is None else f" Your guess was “{guess}”."
+    return f"{reading} The answer: **{answer}**." + (" Your guess was right." if guess == answer else tail)
 
 
 def _ms(x: float) -> str:
@@ -229,11 +221,8 @@ def precision_outcome(time_ratio: float, bytes_ratio: float) -> int:
 def explain_precision(records) -> str:
     """The precision experiment: the same model at two or more precisions. Did halving the
     bytes halve the time? The answer comes from the kernel roofs per precision."""
-    base = next((r for r in records if r.precision == "fp32"), records[0])
-    lines = []
-    for r in records:
-        if r is base:
-            continue
+    base, lines = next((r for r in records if r.precision == "fp32"), records[0]), []
+    for r in (r for r in records if r is not base):
         bytes_ratio, time_ratio = r.weight_bytes / base.weight_bytes, r.ms_per_step / base.ms_per_step
         kernel_ratio, modeled_ratio = base.kernel_bandwidth / r.kernel_bandwidth * bytes_ratio, r.modeled_ms / base.modeled_ms
         verdict = _PRECISION_VERDICTS[precision_outcome(time_ratio, bytes_ratio)]
@@ -247,11 +236,12 @@ def explain_precision(records) -> str:
     return "\n\n".join(lines)
 
 
-def explain_prefill(records) -> str:
+def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
     """What a prefill sweep (records or dicts) says, computed from it: a step from one token to two
     where the library leaves its matrix-vector kernel, a flat stretch (a pass reads the weights
-    once, however many tokens share them), then time in proportion to the prompt (the arithmetic
-    binds), where the roofline puts the turn, and the points that are noise."""
+    once, however many tokens share them) and why it sits above the read (``gemv_bandwidth``: the
+    profile's, B/s per precision), then time in proportion to the prompt (the arithmetic binds),
+    where the roofline puts the turn, and the points that are noise."""
     rows = sorted(records, key=lambda r: field(r, "prompt_len"))
     if len(rows) < 3:
         raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")
@@ -263,14 +253,19 @@ def explain_prefill(records) -> str:
                      "matrix–vector kernels (GEMV), two or more run matrix–matrix kernels (GEMM), which here streamed "
                      f"the weights at {gb[1]:.1f} GB/s against {gb[0]:.1f}.")
         base = 1
-    end = base
-    while end + 1 < len(rows) and ms[end + 1] <= 1.25 * ms[base]:
-        end += 1
+    end = next((i for i in range(base + 1, len(rows)) if ms[i] > 1.25 * ms[base]), len(rows)) - 1  # the flat stretch
     parts.append(f"From {n[base]} to {n[end]} tokens ({n[end] / n[base]:.0f}× as many) the time stayed within 25 % of "
                  f"{_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
                  f"(one read at the streaming rate: {_ms(field(rows[base], 'memory_ms'))})." if end > base else
                  f"No flat stretch: at {n[base + 1]} tokens the time was already {ms[base + 1] / ms[base]:.1f}× that at "
                  f"{n[base]}.")
+    floor, read = ms[base] / field(rows[base], "memory_ms"), field(rows[base], "bytes") / field(rows[base], "memory_ms") / 1e6
+    gemv = (gemv_bandwidth or {}).get(field(rows[base], "precision")) if n[base] == 1 else None
+    if end > base and floor > 1.25:  # the flat part above the read: the kernels' own roof lies below memory's
+        parts.append(f"That floor sits {floor:.1f}× above the read: the pass moved the weights at {read / floor:,.1f} GB/s of "
+                     f"the {read:,.1f} GB/s a plain read reaches, so its kernels, not memory, set it" + (
+                         f": the GEMV timed alone streams at {gemv / 1e9:,.1f} GB/s ({gemv / 1e9 / read:.0%} of the read), "
+                         f"a roof that accounts for {read / floor * 1e9 / gemv:.0%} of the time measured." if gemv else "."))
     grow, more = ms[-1] / ms[-2], n[-1] / n[-2]
     if end < len(rows) - 2 and grow >= 0.8 * more:
         rate = (field(rows[-1], "flops") - field(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
@@ -299,18 +294,29 @@ def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
     """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
     faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
     n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_token")
-    speed, total = n * tpot / ttft, ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
+    speed, share = n * tpot / ttft, 1 - ttft / (total := ttft + perf.check_count("answer_tokens", answer_tokens) * tpot)
     text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
             f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
     text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
              "the prompt's tokens, decode reads them all for every single token. " if speed >= 1.5 else
              f"Prefill got through tokens only {speed:.1f}× as fast as decode here: little gained from sharing "
              "the weight reads (a noisy timing, or fixed costs per pass that dwarf the work?). ")
-    share = 1 - ttft / total
     return text + (f"An answer of {answer_tokens} tokens to this prompt takes {_ms(ttft)} + {answer_tokens} × "
                    f"{_ms(tpot)} = {_ms(total)}, {share:.0%} of it decoding: "
                    + ("the answer, not the question, makes you wait." if share > 0.5 else
                       "here the prompt, not the answer, makes you wait."))
+
+
+def explain_context(records) -> str:
+    """The context sweep: the step's growth from shortest to longest context, against its bytes and the attention term."""
+    (a, z), key = sorted(records, key=lambda r: r.context_len)[::len(records) - 1], "attention (KV reads)"
+    grew, att, ratio = z.ms_per_step - a.ms_per_step, z.budget.get(key, 0) - a.budget.get(key, 0), z.ms_per_step / a.ms_per_step
+    text = (f"From context {a.context_len} to {z.context_len} the step grew {ratio:.2f}× ({_ms(abs(grew))} "
+            f"{'more' if grew >= 0 else 'less'}); the bytes it reads, {z.predicted_ms / a.predicted_ms:.2f}×.")
+    return text + (" The time grew no more than the bytes did." if ratio <= 1.05 * z.predicted_ms / a.predicted_ms else
+                   f" The budget's attention term (its calls timed alone at each context) grew {_ms(att)}, {att / grew:.0%} "
+                   "of that: attention costs more per call than the KV bytes it reads." if att >= 0.5 * grew else
+                   f" The budget's attention term grew only {_ms(att)}: the rest is something it leaves out (or noise: re-run).")
 
 
 def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:
@@ -325,21 +331,19 @@ def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) 
 def batching_claim(records, batch: int = 32) -> dict:
     """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
     records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
-    by_context: dict = defaultdict(dict)
+    by_context: dict = {}
     for r in records:
-        by_context[field(r, "context_len")][field(r, "batch")] = field(r, "ms_per_step")
-    result = {}
-    for ctx, ms in sorted(by_context.items()):
+        by_context.setdefault(field(r, "context_len"), {})[field(r, "batch")] = field(r, "ms_per_step")
+    for ctx, ms in by_context.items():
         if 1 not in ms or batch not in ms:
             raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
-        result[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
-    return result
+    return {ctx: {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
+            for ctx, ms in sorted(by_context.items())}
 
 
 def claim_verdict(claim: dict, batch: int = 32) -> list[str]:
     """A sentence per context on ``batching_claim``'s result: did ``batch`` sequences give nearly
     ``batch``x the tokens/s (within 10 %), at least half of that, or less?"""
-    def verdict(gain):
-        return ("holds" if gain >= 0.9 * batch else "holds only in part" if gain >= 0.5 * batch else "does not hold")
-    return [f"context {ctx}: {batch} sequences gave {c['throughput_gain']:.1f}× the tokens/s of one, each step "
-            f"{c['latency_ratio']:.2f}× as long: the claim {verdict(c['throughput_gain'])} here." for ctx, c in claim.items()]
+    return [f"context {ctx}: {batch} sequences gave {g:.1f}× the tokens/s of one, each step {c['latency_ratio']:.2f}× as "
+            f"long: the claim {'holds' if g >= 0.9 * batch else 'holds only in part' if g >= 0.5 * batch else 'does not hold'}"
+            " here." for ctx, c in claim.items() for g in [c["throughput_gain"]]]

@@ -335,11 +335,11 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     return _layout(fig, label, "", "ms per step", height=400)
 
 
-def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0,
-                 units: str = "ms", title: str = "Your guess, the formula and this machine") -> go.Figure:
-    """Three bars side by side: the learner's guess (if any), the formula's prediction and the
-    measurement, with its spread (e.g. the IQR) as an error bar."""
-    names = (["your guess"] if guess is not None else []) + ["formula", "measured here"]
+def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms",
+                 title: str = "Your guess, the formula and this machine", labels=("formula", "measured here")) -> go.Figure:
+    """Three bars side by side: the learner's guess (if any), the prediction and the measurement (named
+    by ``labels``, e.g. a recorded run's), with its spread (e.g. the IQR) as an error bar."""
+    names = (["your guess"] if guess is not None else []) + list(labels)
     values = ([guess] if guess is not None else []) + [predicted, measured]
     errors = [0.0] * (len(values) - 1) + [spread]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],

@@ -4,9 +4,8 @@ all-reduces and tensor parallelism. Pure formulas on perf's, SI units, no torch.
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
 (until the arithmetic binds at the critical batch), fits as many KV caches as memory allows, and
 splits a model over devices at the cost of all-reduces. Same rules as perf: bad input gets a
-``ValueError`` naming the argument. At the end, the same numbers in words: the tensor-parallel
-explorer's readout, and the reading of a tensor-parallel run (parallel.py's, or a recorded one)
-against these formulas; pure Python too, so the browser track has them.
+``ValueError`` naming the argument. At the end, the same numbers in words (pure Python, for the
+browser track too): the explorer's readout and the reading of a run (parallel.py's, or recorded).
 """
 
 from __future__ import annotations
@@ -291,7 +290,7 @@ def explain_tensor_parallel(r) -> str:
     all-reduces; CPU cores shared or GPUs of their own; noise."""
     n, step, single, comm = _get(r, "world_size"), _get(r, "step_s"), _get(r, "single_device_step_s"), _get(r, "comm_s")
     speedup, (low, high) = single / step, speedup_range(r)
-    share, count = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step")
+    share, count, gloo = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step"), _get(r, "backend") == "gloo"
     text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
             f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
     spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
@@ -316,21 +315,24 @@ def explain_tensor_parallel(r) -> str:
                     f"{split_share:.0%} of the bytes by {n} predicts: " + (
                         "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
                         "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
-                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head, "
-                        "and a busy or shared core slows it."))
-    predicted = formula_step(r)
-    if predicted:
-        link = _get(r, "link")
+                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head"
+                        + (", and a busy or shared core slows it." if gloo else ".")))
+    if predicted := formula_step(r):
+        link, each, fitted = _get(r, "link"), comm / count, predicted[1] / count
+        per = _get(link, "allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
+        late = (f"the {count} all-reduces in the step's chain took {_ms(each)} each, {each / fitted:.1f}× the {_ms(fitted)} "
+                f"of α + m/β. Timed alone in a graph, no rank arrives late there: the link fitted to the sweep's short "
+                f"graphs{per and f' of {per}'} underprices a chain of {count}." if _get(r, "graphs") else
+                f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late.")
         text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
                     f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
                     f"the step's all-reduces at {_ms(predicted[1])}; " + (
-                        f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late." if
-                        comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
+                        late if comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
                         "more than was measured inside the step (the sweep ran at a busier moment)."))
         text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
                     f"predicts {single / sum(predicted):.2f}×.")
     cores = _get(r, "cpu_count")
-    if _get(r, "backend") == "gloo":
+    if gloo:
         text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
                      "them with every other program on the machine: a rank that loses its core for a moment makes the "
                      "others wait in the next all-reduce, and that waiting counts as communication."

@@ -165,7 +165,15 @@ def test_explanation_of_a_win_by_hand():
     ({"step_s": 9.5e-3, "single_device_iqr_s": 3e-3}, ["no clear difference", "Noisy"], ["won", "lost"]),
     # computing took 9 ms against 6: small ops and a shared core; few all-reduces: a small share
     ({"compute_s": 9e-3, "comm_s": 0.5e-3, "comm_share": 0.05, "step_s": 9.5e-3, "timed_step_s": 9.5e-3},
-     ["1.5× the 6.00 ms", "every small op", "a small share", "more than was measured"], []),
+     ["1.5× the 6.00 ms", "every small op", "busy or shared core", "a small share", "more than was measured"], []),
+    # the same on GPUs: the small ops, but no shared core
+    ({"backend": "nccl", "compute_s": 9e-3}, ["1.5× the 6.00 ms", "replicated LM head."], ["busy or shared core"]),
+    # a GPU run in CUDA graphs, communication timed alone: 3.2 ms / 16 = 0.20 ms per all-reduce in the chain against
+    # 2 x 50 us + 2048 B / 1 GB/s = 0.10 ms from the link: the fit underprices the chain, no rank arrived late
+    ({"backend": "nccl", "graphs": True, "comm_s": 3.2e-3, "step_s": 9.2e-3, "timed_step_s": 9.2e-3},
+     ["chain took 0.20 ms each, 2.0× the 0.10 ms of α + m/β", "short graphs underprices a chain of 16"], ["arrived late"]),
+    ({"backend": "nccl", "graphs": True, "comm_s": 3.2e-3, "link": {**LINK, "allreduces_per_graph": 8}},
+     ["short graphs of 8 underprices a chain of 16"], ["arrived late"]),
     ({"compute_s": 3e-3}, ["0.5× the 6.00 ms", "faster cache"], []),
     ({"cpu_count": 8}, ["8 CPU cores: each rank can have one to itself"], ["take all of them"]),
     ({"link": None, "split_share": None}, [], ["α =", "predicts", "dividing the split"]),
@@ -204,8 +212,15 @@ def test_explanation_of_recorded_runs_follows_their_numbers():
         if r.get("link"):  # the formula from the run's own numbers
             predicted = sum(serving.tensor_parallel_split(r["single_device_step_s"], 2, r["allreduces_per_step"],
                                                        r["allreduce_bytes"], r["link"]["bandwidth_Bps"],
-                                                       r["link"]["latency_s"], r["split_share"]))
+                                                       r["link"]["latency_s"], r["split_share"], r["link"]["algorithm"]))
             assert f"predicts {r['single_device_step_s'] / predicted:.2f}×" in text
+            comm = formula_step(r)[1]
+            if r["comm_s"] > 1.5 * comm:  # more inside the all-reduces than the link prices: why, by how they were timed
+                chain = "chain took" in text and f"each, {r['comm_s'] / comm:.1f}× the" in text
+                assert (chain, "arrived late" in text) == ((True, False) if r.get("graphs") else (False, True))
+        assert ("busy or shared core" in text) <= (r["backend"] == "gloo")
+    graphed = [r for r in runs if r.get("graphs") and r.get("link") and r["comm_s"] > 1.5 * formula_step(r)[1]]
+    assert graphed and "took 19 µs each, 1.9× the 10 µs" in explain_tensor_parallel(graphed[0])  # the H200 7b run
 
 
 def test_allreduce_fit_figure_by_hand():

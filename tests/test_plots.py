@@ -1,5 +1,6 @@
 """plots: pure builders return figures whose data are the perf numbers; readings of measured records."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -256,12 +257,46 @@ def test_explain_prefill_names_the_step_from_gemv_to_gemm_and_noise():
         explain.explain_prefill(steep[:2])
 
 
+def test_explain_prefill_says_why_the_flat_part_sits_above_the_read():
+    # as notebook 02 measured cpu-l (bf16) on the AMD EPYC: 13.84 ms for 1 token against one read in 7.60 ms, the
+    # bf16 GEMV streaming at 62 % of the read: 117 MB / 13.84 ms = 8.5 GB/s of 117 MB / 7.60 ms = 15.4 GB/s;
+    # the GEMV's roof, 7.60 / 0.62 = 12.26 ms, is 89 % of 13.84
+    rows = [prefill(n, ms, memory_ms=7.6) for n, ms in ((1, 13.84), (2, 13.9), (4, 14.6), (8, 16.8), (16, 21.2))]
+    text = explain.explain_prefill(rows, {"bf16": 0.62 * 117e6 / 7.6e-3, "fp32": 1.0})
+    assert "That floor sits 1.8× above the read: the pass moved the weights at 8.5 GB/s of the 15.4 GB/s" in text
+    assert "GEMV timed alone streams at 9.5 GB/s (62% of the read), a roof that accounts for 89% of the time" in text
+    assert "GEMV" not in explain.explain_prefill(rows) and "1.8× above the read" in explain.explain_prefill(rows)
+    # the recorded H200: 4.69 ms at 1 token, 2.94 ms for one read (1.6x); its bf16 GEMV streams at 3.65 of 4.39 TB/s
+    ref = specs.load_reference()
+    text = explain.explain_prefill(ref["prefill_sweep"], ref["profile"]["gemv_bandwidth"])
+    assert "That floor sits 1.6× above the read" in text and "(82% of the read), a roof that accounts for 77%" in text
+    # on the roofline (the recorded Intel's sweep above, and a flat part within 25 % of the read): nothing to explain
+    assert "floor" not in explain.explain_prefill([prefill(n, ms) for n, ms in ((1, 4.0), (4, 4.2), (16, 4.5))])
+
+
 def test_explain_prefill_reads_the_recorded_gpu_sweep():
     # the H200, 7B-class in bf16, each length in a CUDA graph: 4.69 ms at 1 token, 5.36 at 128, 6.76 at 255
     text = explain.explain_prefill(specs.load_reference()["prefill_sweep"])
     assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.69 ms" in text
     assert "Then rising, but less than in proportion: from 128 to 255 tokens" in text
     assert "turn at about 156 tokens" in text and "noise" not in text and "GEMV" not in text
+
+
+def test_explain_context_names_attention_per_call():
+    # as notebook 02 measured cpu-l on the AMD EPYC: from context 16 to 500 the step grew 1.28x, its bytes 1.07x (the
+    # KV cache 7 % of them at 500); the budget's attention term grew 0.30 -> 3.50 ms, 3.20 of the 3.64 ms (88 %)
+    def at(ctx, ms, attention):
+        return dataclasses.replace(decode(weight_bytes=117e6, ms=ms, context_len=ctx, budget={
+            "memory roof": 9.36, "attention (KV reads)": attention}), kv_bytes=ctx * 17600.0)
+    records = [at(16, 13.0, 0.3), at(128, 13.9, 1.0), at(500, 16.64, 3.5)]
+    text = explain.explain_context(records)
+    assert "From context 16 to 500 the step grew 1.28× (3.64 ms more); the bytes it reads, 1.07×." in text
+    assert "attention term (its calls timed alone at each context) grew 3.20 ms, 88% of that" in text
+    assert "more per call than the KV bytes" in explain.explain_context(records[::-1])  # in any order
+    records[-1] = at(500, 16.64, 0.8)  # attention grew 0.5 ms of the 3.64: not the budget's attention
+    assert "grew only 0.50 ms: the rest is something it leaves out" in explain.explain_context(records)
+    records[-1] = at(500, 13.8, 0.8)  # 1.06x against 1.07x: as the bytes
+    assert "grew no more than the bytes did" in explain.explain_context(records)
 
 
 def test_explain_ttft_tpot():
@@ -326,6 +361,9 @@ def test_guess_verdict_reads_the_three_numbers():
     fig = plots.guess_figure(5, 4.1, 6.3, 0.2)
     assert list(fig.data[0].x) == ["your guess", "formula", "measured here"]
     assert list(fig.data[0].error_y.array) == [0, 0, 0.2]
+    # a recorded run's bars (notebook 01), and the modeled knee (notebook 03) apart from the roofline's
+    assert list(plots.guess_figure(None, 4.1, 6.3, labels=("modeled step", "recorded on NVIDIA H200")).data[0].x) == [
+        "modeled step", "recorded on NVIDIA H200"]
 
 
 # ---------------------------------------------------------------- notebook 03: the batch knee, serving, experts
@@ -368,6 +406,22 @@ def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     assert "ran faster than the matmul peak" in explain.explain_knee(sweep([10, 10, 10, 11, 15]), 6, 4.0)
     none = explain.explain_knee(sweep([10, 10, 10.5, 11]), 50, 40.0)
     assert "no knee up to batch 8" in none and "That fits" in none and "Your guess: 50" in none
+
+
+def test_explain_knee_names_the_kernel_switch_at_batch_2():
+    # as notebook 03 measured cpu-m (fp32) on the AMD EPYC 2-core machine (critical batch 6.9): the step grew 1.44x
+    # from batch 1 to 2 at both contexts, the model of the step (memory roof, kernel, attention) only 8.77 -> 8.82 ms
+    def amd(ctx, times, attention):
+        return [decode(batch=2 ** i, ms=t, context_len=ctx, budget={"memory roof": 4.0, "kernel below the roof": 4.0,
+                                                                   "attention (KV reads)": a, "other small ops": 0.5})
+                for i, (t, a) in enumerate(zip(times, attention))]
+    records = amd(16, [12.6, 18.1, 18.4, 19.3, 21.5, 26.0], [0.27, 0.32, 0.42, 0.6, 1.0, 1.8]) + amd(
+        144, [13.1, 18.9, 19.3, 20.4, 23.1, 28.9], [0.5, 0.6, 0.8, 1.2, 2.0, 3.6])
+    text = explain.explain_knee(records, 4, 6.93)
+    assert "from batch 1 to 2 it grew 1.44× at context 16, 1.44× at context 144, the model of the step only 1.01×" in text
+    assert "GEMV" in text and "attention reading" not in text
+    records[7] = decode(batch=2, ms=13.5, context_len=144, budget=records[7].budget)  # 1.03x at 144: not the kernel
+    assert "GEMV" not in explain.explain_knee(records, 4, 6.93)
 
 
 def test_latency_throughput_and_serving_figures():
