@@ -117,8 +117,7 @@ def format_value(x: float, units: str) -> str:
 def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms") -> str:
     """One sentence comparing the learner's guess and the formula with the measurement, computed
     from the three numbers (``spread``: the measurement's noise, e.g. its IQR)."""
-    for name, value in (("predicted", predicted), ("spread", spread)):
-        perf.check_non_negative(name, value)
+    perf.check_non_negative("predicted", predicted), perf.check_non_negative("spread", spread)
     perf.check_positive("measured", measured)
 
     def off(x: float) -> str:
@@ -246,13 +245,12 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
     if len(rows) < 3:
         raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")
     n, ms = [field(r, "prompt_len") for r in rows], [field(r, "ms") for r in rows]
-    parts, base = [], 0
-    if n[:2] == [1, 2] and ms[1] > 1.3 * ms[0]:
+    parts, base = [], int(n[:2] == [1, 2] and ms[1] > 1.3 * ms[0])  # base: where the flat stretch starts
+    if base:
         gb = [field(r, "bytes") / t / 1e6 for r, t in zip(rows, ms[:2])]
         parts.append(f"From 1 token to 2 the time jumped {ms[1] / ms[0]:.1f}× for one more token: one token runs "
                      "matrix–vector kernels (GEMV), two or more run matrix–matrix kernels (GEMM), which here streamed "
                      f"the weights at {gb[1]:.1f} GB/s against {gb[0]:.1f}.")
-        base = 1
     end = next((i for i in range(base + 1, len(rows)) if ms[i] > 1.25 * ms[base]), len(rows)) - 1  # the flat stretch
     parts.append(f"From {n[base]} to {n[end]} tokens ({n[end] / n[base]:.0f}× as many) the time stayed within 25 % of "
                  f"{_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
@@ -309,8 +307,11 @@ def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
 
 def explain_context(records) -> str:
     """The context sweep: the step's growth from shortest to longest context, against its bytes and the attention term."""
-    (a, z), key = sorted(records, key=lambda r: r.context_len)[::len(records) - 1], "attention (KV reads)"
-    grew, att, ratio = z.ms_per_step - a.ms_per_step, z.budget.get(key, 0) - a.budget.get(key, 0), z.ms_per_step / a.ms_per_step
+    if len({r.context_len for r in records}) < 2:
+        raise ValueError("explain_context needs records at two or more context lengths")
+    a, z = (f(records, key=lambda r: r.context_len) for f in (min, max))
+    att = z.budget.get("attention (KV reads)", 0) - a.budget.get("attention (KV reads)", 0)
+    grew, ratio = z.ms_per_step - a.ms_per_step, z.ms_per_step / a.ms_per_step
     text = (f"From context {a.context_len} to {z.context_len} the step grew {ratio:.2f}× ({_ms(abs(grew))} "
             f"{'more' if grew >= 0 else 'less'}); the bytes it reads, {z.predicted_ms / a.predicted_ms:.2f}×.")
     return text + (" The time grew no more than the bytes did." if ratio <= 1.05 * z.predicted_ms / a.predicted_ms else

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import plotly.graph_objects as go
 import pytest
@@ -438,3 +439,9 @@ def test_batch_sweep_figure_draws_the_iqr():
     fig = plots.batch_sweep_figure(sweep([10, 20], iqr=0.1), [])
     assert list(fig.data[0].error_y.array) == pytest.approx([0.5, 1.0])  # half the IQR, in ms
     assert list(fig.data[1].error_y.array) == pytest.approx([5.0, 5.0])  # and in tokens/s: 100 x 0.05, 100 x 0.05
+
+
+def test_explain_context_needs_two_contexts():
+    one = SimpleNamespace(context_len=128, ms_per_step=2.0, predicted_ms=1.0, budget={})
+    with pytest.raises(ValueError, match="two or more context lengths"):
+        explain.explain_context([one, one])
