@@ -225,7 +225,8 @@ def as_record(run: dict, dtype: str) -> dict:
             "first_divergence": run["first_divergence"], "margin_at_divergence": run["margin_at_divergence"],
             "link": {"world_size": 2, "backend": "nccl", "algorithm": "one-shot",
                      "message_bytes": run["link"]["message_bytes"], "seconds": run["link"]["seconds"],
-                     "iqr_s": run["link"]["iqr_s"], "latency_s": one_shot["alpha_s"],
+                     "iqr_s": run["link"]["iqr_s"], "allreduces_per_graph": run["link"]["allreduces_per_graph"],
+                     "latency_s": one_shot["alpha_s"],
                      "bandwidth_Bps": one_shot["beta_Bps"]}}
 
 

@@ -79,7 +79,8 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
         text = (f"Measured at context {ctx}: {said[0]}, the batch at which a step first took {growth:g}× as long as at "
                 f"batch 1. The model of the step: {said[1]}." + (f" Your guess: {guess:g}." if guess is not None else ""))
     else:
-        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0]
+        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0] \
+            .replace("The formula said", "The model of the step said")
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
     first = min(rows, key=lambda r: field(r, "batch"))
@@ -175,25 +176,25 @@ def biggest_gap(r) -> str:
 
 
 def explain_decode(r) -> str:
-    """What one decode record says, in a sentence or three computed from its numbers, with a
-    branch for each case that occurs: in cache, noisy, bandwidth-, kernel- or launch-bound, and
-    a residual the budget does not explain."""
+    """What one decode record says, computed from its numbers, with a branch for each case that occurs:
+    in cache, noisy, bandwidth-, kernel- or launch-bound, and a residual the budget does not explain."""
     b, gaps = _budget(r)
     roof = b["memory roof"]
     head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
-            f"{r.ms_per_step / roof:.1f}× the memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
+            f"{r.ms_per_step / roof:.1f}× the weights' memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
             f"at {r.bandwidth / 1e9:.1f} GB/s).")
     if r.fits_in_cache:
-        return head + (" Its weights fit in this machine's cache, so they need not come from memory at all: "
-                       "the memory line does not bind it, and neither does this budget.")
-    per_op = b["other small ops"] / max(r.n_ops, 1) * 1e3
-    parts = {f"the batch-1 matmul kernel streaming at {r.kernel_bandwidth / 1e9:.1f} of {r.bandwidth / 1e9:.1f} GB/s":
+        return head + " Its weights fit in this machine's cache: the memory line does not bind it, nor does this budget."
+    per_op, k, bw = b["other small ops"] / max(r.n_ops, 1) * 1e3, r.kernel_bandwidth / 1e9, r.bandwidth / 1e9
+    parts = {"the batch-1 matmul kernel streaming " + (f"at {k:.1f} of {bw:.1f} GB/s" if k <= bw else
+                                                       f"faster than the plain read ({k:.1f} against {bw:.1f} GB/s)"):
              b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
              "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
              "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
     overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
-    kind = ("**bandwidth-bound**: close to what memory delivers" if r.modeled_ms <= 1.25 * roof else
+    kind = ("**bandwidth-bound**: close to what memory delivers" if max(r.modeled_ms, r.ms_per_step) <= 1.25 * roof else
+            "over the memory line by more than the costs this budget prices" if r.modeled_ms <= 1.25 * roof else
             "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
             "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
             {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
@@ -236,11 +237,10 @@ def explain_precision(records) -> str:
 
 
 def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
-    """What a prefill sweep (records or dicts) says, computed from it: a step from one token to two
-    where the library leaves its matrix-vector kernel, a flat stretch (a pass reads the weights
-    once, however many tokens share them) and why it sits above the read (``gemv_bandwidth``: the
-    profile's, B/s per precision), then time in proportion to the prompt (the arithmetic binds),
-    where the roofline puts the turn, and the points that are noise."""
+    """What a prefill sweep (records or dicts) says: a step from one token to two where the library leaves
+    its matrix-vector kernel, a flat stretch (a pass reads the weights once, however many tokens share
+    them) and why it sits above the read (``gemv_bandwidth``: the profile's, B/s per precision), then time
+    in proportion to the prompt (the arithmetic binds), where the roofline puts the turn, and noise."""
     rows = sorted(records, key=lambda r: field(r, "prompt_len"))
     if len(rows) < 3:
         raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")

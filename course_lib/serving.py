@@ -321,13 +321,13 @@ def explain_tensor_parallel(r) -> str:
         link, each, fitted = _get(r, "link"), comm / count, predicted[1] / count
         per = _get(link, "allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
         late = (f"the {count} all-reduces in the step's chain took {_ms(each)} each, {each / fitted:.1f}× the {_ms(fitted)} "
-                f"of α + m/β. Timed alone in a graph, no rank arrives late there: the link fitted to the sweep's short "
-                f"graphs{per and f' of {per}'} underprices a chain of {count}." if _get(r, "graphs") else
+                f"of α + m/β. They were timed alone in a graph, where no rank arrives late: the link fitted to the "
+                f"sweep's short graphs{per and f' of {per}'} underprices a chain of {count}." if _get(r, "graphs") else
                 f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late.")
         text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
                     f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
                     f"the step's all-reduces at {_ms(predicted[1])}; " + (
-                        late if comm > 1.5 * predicted[1] else "about what was measured." if comm >= 0.67 * predicted[1] else
+                        late if each > 1.25 * fitted else f"about the {_ms(comm)} measured." if each >= 0.8 * fitted else
                         "more than was measured inside the step (the sweep ran at a busier moment)."))
         text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
                     f"predicts {single / sum(predicted):.2f}×.")

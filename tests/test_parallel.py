@@ -151,7 +151,7 @@ def test_explanation_of_a_win_by_hand():
     assert compute == pytest.approx(6e-3) and comm == pytest.approx(16 * 102.048e-6)
     text = explain_tensor_parallel(r)
     for part in ("**1.33×**", "**won**", "1.29×", "1.50 ms (20%)", "a large share", "1.0× the 6.00 ms",
-                 "scaled as the bytes do", "α = 50 µs, β = 1.00 GB/s", "1.63 ms; about what was measured",
+                 "scaled as the bytes do", "α = 50 µs, β = 1.00 GB/s", "1.63 ms; about the 1.50 ms measured",
                  "predicts 1.31×", "2 CPU cores, so the 2 ranks", "same memory"):
         assert part in text, part
     assert "Noisy" not in text and "lost" not in text

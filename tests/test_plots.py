@@ -124,7 +124,7 @@ def test_budget_waterfall_goes_from_the_roof_to_the_measurement():
 
 @pytest.mark.parametrize("rec, words", [
     (decode("cpu-l", 235e6, 16.0, budget=budget(8.0, kernel=6.0, ops=0.5, attention=0.3), iqr=0.02),
-     ["2.0× the memory line", "kernel-bound", "streaming at 10.0 of 12.5 GB/s (+6.00 ms)", "modeled 14.80 ms", "+8%"]),
+     ["2.0× the weights' memory line", "kernel-bound", "streaming at 10.0 of 12.5 GB/s (+6.00 ms)", "modeled 14.80 ms", "+8%"]),
     (decode("cpu-l", 235e6, 10.0, budget=budget(8.0, kernel=0.8, ops=0.2), iqr=0.02),
      ["bandwidth-bound", "+11%"]),
     (decode("gpu-s", 23e6, 2.0, budget=budget(0.01, ops=1.9), iqr=0.02), ["launch-bound", "10 ops at 190.0 µs each"]),
@@ -174,12 +174,12 @@ READINGS = [
     ("benchmarks/results/amd-epyc-2core_2026-11-29.json", "cpu-l", "eager", ["**kernel-bound**", "of 27.0 GB/s"]),
     # a 2-core Intel Xeon VM, 2026-11-27 (version 1's records: a two-term budget that misses a third)
     ("benchmarks/results/cpu-2core_2026-11-27.json", "cpu-s", "eager", ["fit in this machine's cache"]),
-    ("benchmarks/results/cpu-2core_2026-11-27.json", "cpu-l", "eager", ["**bandwidth-bound**", "32% unexplained"]),
+    ("benchmarks/results/cpu-2core_2026-11-27.json", "cpu-l", "eager", ["more than the costs this budget", "32% unexplained"]),
     # the recorded H200, 2026-11-29
     ("course_lib/data/reference/nvidia-h200.json", "gpu-1b", "eager", ["**launch-bound**", "waiting for the CPU"]),
     ("course_lib/data/reference/nvidia-h200.json", "7b", "eager", ["slowed most by fixed costs per op"]),
     ("course_lib/data/reference/nvidia-h200.json", "gpu-m", "cuda-graph", ["attention", "(+22%)", "unexplained"]),
-    ("course_lib/data/reference/nvidia-h200.json", "7b", "cuda-graph", ["1.6× the memory line", "(+6%)"]),
+    ("course_lib/data/reference/nvidia-h200.json", "7b", "cuda-graph", ["1.6× the weights' memory line", "(+6%)"]),
 ]
 
 
