@@ -7,7 +7,8 @@
 Default mode: measured in the same interleaved rounds (ratios to gemv_only, not absolute times, are the result):
   gemv_only     the step's weight GEMVs alone (the same matrices, batch 1), one CUDA graph ("(in_out)": the
                 same matrices stored (in, out), as build_model(layout="in_out") does)
-  course        the course's decode step (machine.make_graphed_decode): attention over all max_seq_len slots
+  course        the course's decode step (machine.make_graphed_decode): before issue 17 (the results of 2026-11-29)
+                attention over all max_seq_len slots; since, filled + one_write + cudnn are ported into it
   variants      the step changed one idea at a time, cumulatively (classes below, written to move into
                 course_lib/model.py), at each --positions:
                   filled       attention over the filled cache slots only: one graph per bucket of cache
@@ -57,35 +58,30 @@ TOLERANCE = {torch.float32: 1e-4, torch.float16: 0.05, torch.bfloat16: 0.1}  # m
 
 
 # ----------------------------------------------------------------------------- the variants (model.py candidates)
-class FusedKVCache(nn.Module):
-    """K and V of one layer in one buffer (max_batch, 2 * n_kv_heads, max_seq_len, head_dim), K in the first
-    n_kv_heads rows: the fused QKV output's K and V rows are one view, stored by one index_copy_."""
+class SplitKVCache(nn.Module):
+    """The course's KV cache before issue 17: K and V of one layer in two buffers (max_batch, n_kv_heads, max_seq_len,
+    head_dim), each stored by its own write. (FusedKVCache, one buffer and one write, is now model.KVCache.)"""
 
     def __init__(self, max_batch: int, n_kv_heads: int, max_seq_len: int, head_dim: int, dtype, device=None):
         super().__init__()
-        self.n_kv_heads = n_kv_heads
-        shape = (max_batch, 2 * n_kv_heads, max_seq_len, head_dim)
-        self.register_buffer("kv_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        shape = (max_batch, n_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
-    @property
-    def k_cache(self) -> torch.Tensor:  # views named as KVCache's buffers (ToyGPT.init_weights zeroes them)
-        return self.kv_cache[:, :self.n_kv_heads]
+    def write(self, k: torch.Tensor, v: torch.Tensor, start_pos: int | torch.Tensor, n_keys: int | None = None):
+        """Store K, V (B, nkv, T, hd) at [start_pos, start_pos+T) or at ``start_pos`` (a tensor of positions, then
+        returning the first ``n_keys`` slots); return the filled prefix."""
+        B, T = k.shape[0], k.shape[2]
+        if isinstance(start_pos, torch.Tensor):
+            self.k_cache[:B].index_copy_(2, start_pos, k)
+            self.v_cache[:B].index_copy_(2, start_pos, v)
+            return self.k_cache[:B, :, :n_keys], self.v_cache[:B, :, :n_keys]
+        self.k_cache[:B, :, start_pos:start_pos + T] = k
+        self.v_cache[:B, :, start_pos:start_pos + T] = v
+        return self.k_cache[:B, :, :start_pos + T], self.v_cache[:B, :, :start_pos + T]
 
-    @property
-    def v_cache(self) -> torch.Tensor:
-        return self.kv_cache[:, self.n_kv_heads:]
 
-    def write(self, kv: torch.Tensor, start_pos: int) -> torch.Tensor:
-        """Store KV (B, 2 nkv, T, hd) at [start_pos, start_pos+T); return the filled prefix."""
-        B, _, T, _ = kv.shape
-        self.kv_cache[:B, :, start_pos:start_pos + T] = kv
-        return self.kv_cache[:B, :, :start_pos + T]
-
-    def write_static(self, kv: torch.Tensor, positions: torch.Tensor, n_keys: int) -> torch.Tensor:
-        """Store KV (B, 2 nkv, T, hd) at ``positions`` (a tensor); return the first ``n_keys`` slots."""
-        B = kv.shape[0]
-        self.kv_cache[:B].index_copy_(2, positions, kv)
-        return self.kv_cache[:B, :, :n_keys]
+FusedKVCache = model.KVCache  # the one_write variant, ported into the course (issue 17)
 
 
 def in_out_weight(linear: nn.Module) -> torch.Tensor:
@@ -95,7 +91,7 @@ def in_out_weight(linear: nn.Module) -> torch.Tensor:
 
 class FastAttention(model.Attention):
     """model.Attention, plus: the static path attends over the first ``mask.shape[-1]`` cache slots only; with a
-    FusedKVCache one write stores K and V; ``attention`` "matmul" (baddbmm, softmax, bmm) or "sdpa";
+    FusedKVCache one write stores K and V (SplitKVCache: two); ``attention`` "matmul" (baddbmm, softmax, bmm) or "sdpa";
     ``residual``: add the output projection into this tensor within the GEMM (addmm_) and return it."""
 
     attention = "sdpa"
@@ -107,18 +103,13 @@ class FastAttention(model.Attention):
         n_keys = mask.shape[-1] if mask is not None else None  # static path: the bucket's cache length
         if isinstance(self.cache, FusedKVCache):
             q, kv = qkv.split((nh, 2 * nkv), dim=1)  # kv (B, 2 nkv, T, hd): K rows then V rows
-            if isinstance(cache_pos, torch.Tensor):
-                kv = self.cache.write_static(kv, cache_pos, n_keys)
-            elif cache_pos is not None:
-                kv = self.cache.write(kv, cache_pos)
+            if cache_pos is not None:
+                kv = self.cache.write(kv, cache_pos, n_keys)
             k, v = kv.split(nkv, dim=1)
         else:
             q, k, v = qkv.split((nh, nkv, nkv), dim=1)
-            if isinstance(cache_pos, torch.Tensor):
-                k, v = self.cache.write_static(k, v, cache_pos)
-                k, v = k[:, :, :n_keys], v[:, :, :n_keys]
-            elif cache_pos is not None:
-                k, v = self.cache.write(k, v, cache_pos)
+            if cache_pos is not None:
+                k, v = self.cache.write(k, v, cache_pos, n_keys)
         if self.attention == "matmul":
             y = matmul_attention(q, k, v, mask)
         else:
@@ -204,9 +195,9 @@ def make_variant(toy: model.ToyGPT, variant: Variant) -> FastGPT:
         block.__class__, block.addmm = FastBlock, variant.addmm
         att = block.attention
         att.__class__, att.attention = FastAttention, "matmul" if variant.attention == "matmul" else "sdpa"
-        if variant.one_write:
+        if not variant.one_write:  # the deep copy has its own model.KVCache (one buffer): the old two instead
             old = att.cache.k_cache
-            att.cache = FusedKVCache(old.shape[0], old.shape[1], old.shape[2], old.shape[3], old.dtype, old.device)
+            att.cache = SplitKVCache(old.shape[0], old.shape[1], old.shape[2], old.shape[3], old.dtype, old.device)
     return fast
 
 

@@ -5,7 +5,7 @@
     time_fn            THE timing harness: warm up, synchronise, median and IQR per call
     time_interleaved   several callables timed in alternating rounds (fair on a noisy machine)
     random_tensor      benchmark inputs: random values, never zeros
-    graphed            work captured in a CUDA graph; make_graphed_decode: a whole decode step
+    graphed            work captured in a CUDA graph; make_graphed_decode: a decode step per cache bucket
 
 Every measurement in the course goes through ``time_fn`` or ``time_interleaved`` (roofs.py
 measures the machine's roofs with them, measure.py times the toy model). Fast mode
@@ -14,6 +14,7 @@ measures the machine's roofs with them, measure.py times the toy model). Fast mo
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import math
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.benchmark import Measurement, Timer
 from torch.utils.benchmark.utils.common import TaskSpec
 
@@ -72,12 +74,10 @@ def device_name(device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple silicon GPU (MPS)"
-    try:
+    with contextlib.suppress(OSError):  # not Linux
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:  # not Linux
-        pass
     return platform.processor() or platform.machine() or "CPU"
 
 
@@ -199,10 +199,8 @@ def release(device) -> None:
     elif kind == "mps":
         torch.mps.empty_cache()
     else:  # glibc keeps freed tensors of a few MB in its heap; give them back (Binder has 2 GB in all)
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
-            pass
 
 
 # ----------------------------------------------------------------------------- the timing harness
@@ -264,11 +262,15 @@ def measurement(times: list[float], name: str = "fn") -> Measurement:
     return Measurement(1, list(times), TaskSpec(stmt=name, setup="", num_threads=torch.get_num_threads()))
 
 
-def graphed(fn):
-    """``fn`` captured in a CUDA graph (after a warm-up call, as the documentation advises): its replay,
-    which runs the same kernels without Python or launches in between."""
-    fn()
-    torch.cuda.synchronize()
+def graphed(fn, warmup: int = 1):
+    """``fn`` captured in a CUDA graph after ``warmup`` calls on a side stream (as the documentation advises):
+    its replay, which runs the same kernels without Python or launches in between."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a graph of metadata-only ops is empty, and torch says so
@@ -293,41 +295,52 @@ def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Ten
     return x.view(shape)
 
 
+def graph_bucket(pos: int, max_seq_len: int) -> int:
+    """The cache slots a graphed decode step at ``pos`` attends over: the smallest power of two from 128
+    above pos, capped at max_seq_len (a graph's shapes are fixed; past 128 it reads < 2x the filled slots)."""
+    return min(max_seq_len, max(128, 1 << pos.bit_length()))
+
+
+def graph_attention():
+    """Attention kernels for CUDA graphs, cuDNN's first where it runs (16-bit, recent GPUs): it plans each
+    new shape anew (build_model turns it off for eager decode), and a graph's shape is planned once, at capture."""
+    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH], set_priority=True)
+
+
 def make_graphed_decode(model, batch: int = 1) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """Capture one whole decode step of a ``model.ToyGPT`` in a CUDA graph; return ``decode(token (batch, 1), pos) ->
+    """Capture one whole decode step of a ``model.ToyGPT`` in CUDA graphs; return ``decode(token (batch, 1), pos) ->
     logits (batch, vocab)``, a drop-in for ``decode_one_token`` at this batch size.
 
-    The step runs on the static-cache path (attention over all max_seq_len slots under a mask),
-    so its shapes never change and one graph serves every position: each call copies the token
-    and position into static input buffers and replays the recorded kernels. The returned
+    The step runs on the static-cache path: fixed shapes, attention over a fixed number of cache slots
+    under a mask. One graph per bucket of lengths (``graph_bucket``: 128, 256, ..., max_seq_len), all
+    captured now, not at first use: capture then stays out of timed steps, and each graph holds only
+    its activations (weights and cache are shared; the presets have at most 3 buckets). Each call copies
+    the token and position into static input buffers and replays the graph of pos's bucket. The returned
     logits are a static buffer that the next call overwrites (clone them to keep them).
 
-    Build the graph before prefilling: warm-up and capture write K and V at cache position 0.
+    Build the graphs before prefilling: warm-up and capture write K and V at cache position 0.
     """
-    device = model.device
+    device, S = model.device, model.config.max_seq_len
     if device.type != "cuda":
         raise ValueError(f"CUDA graphs need a CUDA device; this model is on {device.type}")
     model.check_fits(batch, 1)
     static_token = torch.zeros((batch, 1), dtype=torch.long, device=device)
     static_pos = torch.zeros((), dtype=torch.long, device=device)
-
-    with torch.inference_mode():
-        side = torch.cuda.Stream(device)  # warm up off the default stream, as the docs advise
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                model(static_token, static_pos, static_kv=True)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_logits = model(static_token, static_pos, static_kv=True)[:, -1]  # (batch, vocab)
+    replays, logits = {}, {}
+    with torch.inference_mode(), graph_attention():
+        for n in sorted({graph_bucket(pos, S) for pos in range(S)}):
+            def step(n=n):  # the captured call's logits stay: the buffer each replay of this bucket overwrites
+                logits[n] = model(static_token, static_pos, static_kv=True, n_keys=n)[:, -1]  # (batch, vocab)
+            replays[n] = graphed(step, warmup=3)
 
     def decode(token: torch.Tensor, pos: int) -> torch.Tensor:
-        if not 0 <= pos < model.config.max_seq_len:  # out of range would be a device-side assert
-            raise ValueError(f"pos={pos} must be in [0, max_seq_len={model.config.max_seq_len})")
+        if not 0 <= pos < S:  # out of range would be a device-side assert
+            raise ValueError(f"pos={pos} must be in [0, max_seq_len={S})")
         static_token.copy_(token)
         static_pos.fill_(pos)
-        graph.replay()
-        return static_logits
+        n = graph_bucket(pos, S)
+        replays[n]()
+        return logits[n]
 
     return decode

@@ -7,7 +7,7 @@
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
 positions attention reads (the eager step reads the filled prefix, ``context_len + 1``
-positions; the CUDA-graph step reads the whole static cache under a mask). The modeled side of
+positions; the CUDA-graph step its bucket, machine.graph_bucket, under a mask). The modeled side of
 a decode record is the gap budget (perf.decode_budget) from this machine's roofs (roofs.py);
 the check beside it, timing the step's own parts with hooks, is benchmarks/breakdown.py.
 Records are small dataclasses: ``dataclasses.asdict(record)`` gives JSON.
@@ -158,14 +158,11 @@ def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) 
             counts[_KINDS.get(getattr(func, "__name__", ""), "other")] += 1
             return func(*args, **(kwargs or {}))
 
-    def module_call(module, args):
-        counts["module"] += 1
-
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(module_call)
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, args: counts.update(["module"]))
     position = torch.tensor(context_len, device=model.device) if graph else context_len  # a tensor in the graph step
     try:
         with torch.inference_mode(), Calls():
-            model(token, position, static_kv=graph)
+            model(token, position, static_kv=graph, n_keys=_kv_positions(model.config, context_len, graph))
     finally:
         hook.remove()
     return dict(counts)
@@ -175,6 +172,11 @@ def _random_tokens(model, batch: int, length: int, seed: int = 0) -> torch.Tenso
     """Random token ids of shape (batch, length) on the model's device (the same on every device)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(0, model.config.vocab_size, (batch, length), generator=gen).to(model.device)
+
+
+def _kv_positions(config, context_len: int, graph: bool) -> int:
+    """Cache slots a decode step after ``context_len`` tokens reads: the filled ones and its own, or its graph's bucket."""
+    return machine.graph_bucket(context_len, config.max_seq_len) if graph else context_len + 1
 
 
 def _context_len(config, context_len: int | None) -> int:
@@ -198,7 +200,7 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
                   graph: bool = False) -> DecodeRecord:
     """The record of a timed decode step: bytes and FLOPs as the step runs them, its budget from the profile's roofs."""
     cfg, context_len, precision = model.config, _context_len(model.config, context_len), machine.precision_of(model)
-    kv_positions = cfg.max_seq_len if graph else context_len + 1  # the graph step reads every slot
+    kv_positions = _kv_positions(cfg, context_len, graph)
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
     weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
     device, threads = model.device.type, torch.get_num_threads()
@@ -250,8 +252,8 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
     for p, q in pairs:  # measure each model's roofs first: their buffers and the models never share memory
         cfg = get_config(p)
         layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast)  # measures both layouts' kernel roofs
-        kv_positions = cfg.max_seq_len if graph else _context_len(cfg, context_len) + 1
-        small_op_costs(device.type, q, cfg, batch, kv_positions, graph, threads, profile.fast)
+        small_op_costs(device.type, q, cfg, batch, _kv_positions(cfg, _context_len(cfg, context_len), graph), graph,
+                       threads, profile.fast)
 
     def build(p, q):
         return build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q])

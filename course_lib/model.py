@@ -7,10 +7,10 @@ the same shape, but nonsense text; "trained" and "trained-draft" load weights tr
 own text, one byte per token (``encode``, ``decode``). No positional encoding (RoPE would add a few
 elementwise ops per layer, changing neither the bytes streamed nor the matmul FLOPs).
 
-Each layer owns a static, preallocated KV cache (max_batch, n_kv_heads, max_seq_len, head_dim)
-for K and for V. ``forward(tokens, start_pos)`` writes the new tokens' K and V at
-[start_pos, start_pos + T) and attends over the filled prefix; ``static_kv=True`` attends over
-the whole cache under a mask instead, so every step has the same shapes (CUDA graphs).
+Each layer owns a static, preallocated KV cache, K and V in one buffer (max_batch, 2 * n_kv_heads,
+max_seq_len, head_dim). ``forward(tokens, start_pos)`` writes the new tokens' K and V at
+[start_pos, start_pos + T) and attends over the filled prefix; ``static_kv=True`` attends over the
+first ``n_keys`` slots under a mask instead, so shapes depend on ``n_keys`` only (CUDA graphs).
 
 Generation, as small named steps:
 
@@ -44,28 +44,28 @@ TRAINED = ("trained", "trained-draft")
 
 # ----------------------------------------------------------------------------- the network
 class KVCache(nn.Module):
-    """Static K and V buffers for one layer, each (max_batch, n_kv_heads, max_seq_len, head_dim)."""
+    """Static K and V of one layer in ONE buffer ``kv_cache`` (max_batch, 2 * n_kv_heads, max_seq_len, head_dim),
+    K in the first n_kv_heads rows: the fused QKV output's K and V rows are one slice, so one write
+    per step stores both. ``k_cache`` and ``v_cache`` are views of the two halves."""
 
     def __init__(self, max_batch: int, n_kv_heads: int, max_seq_len: int, head_dim: int, dtype: torch.dtype):
         super().__init__()
-        shape = (max_batch, n_kv_heads, max_seq_len, head_dim)
-        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+        self.n_kv_heads, shape = n_kv_heads, (max_batch, 2 * n_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("kv_cache", torch.zeros(shape, dtype=dtype), persistent=False)
 
-    def write(self, k: torch.Tensor, v: torch.Tensor, start_pos: int):
-        """Store K, V (B, nkv, T, hd) at [start_pos, start_pos+T); return the filled prefix."""
-        B, end = k.shape[0], start_pos + k.shape[2]
-        self.k_cache[:B, :, start_pos:end] = k
-        self.v_cache[:B, :, start_pos:end] = v
-        return self.k_cache[:B, :, :end], self.v_cache[:B, :, :end]  # (B, nkv, end, hd)
+    k_cache = property(lambda self: self.kv_cache[:, :self.n_kv_heads])  # (max_batch, nkv, S, hd), a view
+    v_cache = property(lambda self: self.kv_cache[:, self.n_kv_heads:])
 
-    def write_static(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor):
-        """Store K, V (B, nkv, T, hd) at ``positions`` (a tensor, so a CUDA graph can replay the
-        write at any step); return the whole cache."""
-        B = k.shape[0]
-        self.k_cache[:B].index_copy_(2, positions, k)
-        self.v_cache[:B].index_copy_(2, positions, v)
-        return self.k_cache[:B], self.v_cache[:B]  # (B, nkv, max_seq_len, hd)
+    def write(self, kv: torch.Tensor, start_pos: int | torch.Tensor, n_keys: int | None = None) -> torch.Tensor:
+        """Store KV (B, 2 nkv, T, hd) at [start_pos, start_pos+T), return the filled prefix; or, with ``start_pos``
+        a tensor of positions (static path: a CUDA graph replays the write at any step), store it there by
+        one index_copy_ and return the first ``n_keys`` slots."""
+        B, T = kv.shape[0], kv.shape[2]
+        if isinstance(start_pos, torch.Tensor):
+            self.kv_cache[:B].index_copy_(2, start_pos, kv)
+            return self.kv_cache[:B, :, :n_keys]  # (B, 2 nkv, n_keys, hd)
+        self.kv_cache[:B, :, start_pos:start_pos + T] = kv
+        return self.kv_cache[:B, :, :start_pos + T]  # (B, 2 nkv, start_pos + T, hd)
 
 
 class Attention(nn.Module):
@@ -87,12 +87,10 @@ class Attention(nn.Module):
         # one view + one transpose + one split (3 ops) instead of a split, 3 views and 3
         # transposes: on a CPU every op costs ~4-10 us of dispatch, as much as streaming 50 kB
         qkv = self.wqkv(x).view(B, T, self.n_heads + 2 * self.n_kv_heads, self.head_dim).transpose(1, 2)
-        # q (B, nh, T, hd), k and v (B, nkv, T, hd)
-        q, k, v = qkv.split((self.n_heads, self.n_kv_heads, self.n_kv_heads), dim=1)
-        if isinstance(cache_pos, torch.Tensor):
-            k, v = self.cache.write_static(k, v, cache_pos)  # (B, nkv, S, hd)
-        elif cache_pos is not None:
-            k, v = self.cache.write(k, v, cache_pos)  # (B, nkv, start_pos + T, hd)
+        q, kv = qkv.split((self.n_heads, 2 * self.n_kv_heads), dim=1)  # q (B, nh, T, hd), kv (B, 2 nkv, T, hd)
+        if cache_pos is not None:  # the static path reads as many slots as its mask has keys
+            kv = self.cache.write(kv, cache_pos, None if mask is None else mask.shape[-1])
+        k, v = kv.split(self.n_kv_heads, dim=1)  # K rows, then V rows
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            enable_gqa=self.n_kv_heads != self.n_heads)  # (B, nh, T, hd)
         # (B, nh, 1, hd) is already laid out as (B, 1, nh * hd): one reshape (a view); T > 1 needs the transpose
@@ -146,13 +144,8 @@ class ToyGPT(nn.Module):
         self.final_norm = nn.RMSNorm(config.d_model, eps=config.norm_eps, dtype=dtype)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False, dtype=dtype)
 
-    @property
-    def device(self) -> torch.device:
-        return self.final_norm.weight.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.final_norm.weight.dtype
+    device = property(lambda self: self.final_norm.weight.device)  # a torch.device
+    dtype = property(lambda self: self.final_norm.weight.dtype)  # a torch.dtype
 
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
@@ -168,8 +161,7 @@ class ToyGPT(nn.Module):
                 std = self.config.d_model ** -0.5 if name == "lm_head.weight" else 0.02
                 param.normal_(0.0, std, generator=generator)
         for layer in self.layers:
-            layer.attention.cache.k_cache.zero_()
-            layer.attention.cache.v_cache.zero_()
+            layer.attention.cache.kv_cache.zero_()
 
     def check_fits(self, batch: int, length: int) -> None:
         """ValueError unless ``batch`` sequences of ``length`` tokens fit the static cache."""
@@ -180,15 +172,17 @@ class ToyGPT(nn.Module):
             raise ValueError(f"sequence length {length} exceeds max_seq_len={self.config.max_seq_len}; "
                              f"use a shorter prompt, fewer new tokens or a larger max_seq_len")
 
-    def forward(self, tokens: torch.Tensor, start_pos: int | torch.Tensor, static_kv: bool = False):
+    def forward(self, tokens: torch.Tensor, start_pos: int | torch.Tensor, static_kv: bool = False,
+                n_keys: int | None = None):
         """Logits (B, T, vocab) for tokens (B, T) at positions [start_pos, start_pos + T), writing
-        their K and V into the cache. With ``static_kv`` (CUDA graphs), ``start_pos`` may be a
-        tensor and attention runs over the whole cache under a mask, so shapes never change."""
+        their K and V into the cache. With ``static_kv`` (CUDA graphs), ``start_pos`` may be a tensor and
+        attention runs over cache slots [0, n_keys) (default: all max_seq_len) under a mask: shapes set by n_keys."""
         B, T = tokens.shape
         if static_kv:
-            self.check_fits(B, T)
+            n_keys = self.config.max_seq_len if n_keys is None else n_keys
+            self.check_fits(B, max(T, n_keys))
             q_pos = start_pos + torch.arange(T, device=tokens.device)  # (T,)
-            return self._run(tokens, _causal_mask(q_pos, self.config.max_seq_len, self.dtype), q_pos)
+            return self._run(tokens, _causal_mask(q_pos, n_keys, self.dtype), q_pos)
         if isinstance(start_pos, bool) or not isinstance(start_pos, int) or start_pos < 0:
             raise ValueError(f"start_pos={start_pos!r} must be a whole number >= 0 (a tensor only with static_kv)")
         self.check_fits(B, start_pos + T)
@@ -234,8 +228,9 @@ def build_model(config_or_preset: ToyConfig | str, device=None, precision: str =
     precision = check_precision(device, precision)
     check_count("max_batch", max_batch)
     if device.type == "cuda":
-        # cuDNN's attention plans each new KV length anew, 40-60 ms a step (bf16, H200, torch 2.11), and
-        # decoding meets a new length every step: the course uses the flash / efficient kernels.
+        # cuDNN's attention plans each new KV length anew, 40-60 ms a step (bf16, H200, torch 2.11), and eager
+        # decoding meets a new length every step: flash / efficient kernels here (CUDA graphs, whose shapes are
+        # fixed, turn cuDNN back on at capture: machine.make_graphed_decode).
         torch.backends.cuda.enable_cudnn_sdp(False)
     if layout not in ("out_in", "in_out", "auto"):
         raise ValueError(f"layout={layout!r} must be 'out_in', 'in_out' or 'auto'")

@@ -82,10 +82,7 @@ def gemv_bandwidth(device, precision: str = "fp32", shapes=None, nbytes: int | N
 
     def chain():
         for w in mats:
-            if layout == "in_out":
-                xs[w.shape[0]] @ w
-            else:
-                F.linear(xs[w.shape[1]], w)
+            xs[w.shape[0]] @ w if layout == "in_out" else F.linear(xs[w.shape[1]], w)
 
     with torch.inference_mode():
         return _rate(machine.graphed(chain) if device.type == "cuda" else chain, device, fast, total)
@@ -144,31 +141,29 @@ def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool
         return machine.random_tensor(shape, dtype, device, seed)
 
     x, y, hidden = rand(batch, 1, d, seed=1), rand(batch, 1, d, seed=2), rand(batch, 1, config.d_ff, seed=3)
-    q, new = rand(batch, h, 1, hd, seed=6), rand(batch, kvh, 1, hd, seed=7)
-    # one K and V cache per layer, visited in turn, so that attention reads a cold cache each time
-    # (as many layers as fit in a quarter of a bandwidth buffer, and at least two)
-    cache_shape = (batch, kvh, config.max_seq_len, hd)
-    per_layer = 2 * math.prod(cache_shape) * dtype.itemsize
-    layers = max(2, min(config.n_layers, _buffer_bytes(device, True) // 4 // per_layer))
-    caches = [(rand(*cache_shape, seed=2 * i + 20), rand(*cache_shape, seed=2 * i + 21)) for i in range(layers)]
-    mask = torch.zeros(1, config.max_seq_len, dtype=dtype, device=device)  # the CUDA-graph step's additive mask
+    q, new = rand(batch, h, 1, hd, seed=6), rand(batch, 2 * kvh, 1, hd, seed=7)
+    # one K-and-V cache per layer (model.KVCache), visited in turn, so that attention reads a cold cache
+    # each time (as many layers as fit in a quarter of a bandwidth buffer, and at least two)
+    cache_shape = (batch, 2 * kvh, config.max_seq_len, hd)
+    layers = max(2, min(config.n_layers, _buffer_bytes(device, True) // 4 // (math.prod(cache_shape) * dtype.itemsize)))
+    caches = [rand(*cache_shape, seed=i + 20) for i in range(layers)]
+    # the eager step reads its n filled slots; the CUDA-graph step its bucket of n slots, under an additive mask
+    mask = torch.zeros(1, n, dtype=dtype, device=device) if graph else None
 
     def attention():
-        k, v = caches[0]
+        k, v = caches[0][:, :, :n].split(kvh, dim=1)
         caches.append(caches.pop(0))  # the next call reads the next layer's cache
-        if graph:  # the static-cache step attends over every slot, under a mask
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kvh != h)
-        return F.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n], enable_gqa=kvh != h)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kvh != h)
 
-    k_cache, pos = caches[0][0], torch.tensor([n - 1], device=device)
+    kv_cache, pos = caches[0], torch.tensor([n - 1], device=device)
 
-    def cache_write():  # the eager step's k_cache[:, :, position] = new
-        k_cache[:batch, :, n - 1:n] = new
+    def cache_write():  # the eager step's kv_cache[:, :, position] = new
+        kv_cache[:batch, :, n - 1:n] = new
 
     norm, identity = torch.nn.RMSNorm(d, dtype=dtype, device=device), torch.nn.Identity()
     w = rand(8, d, seed=9)  # a matrix too small to stream: what remains is the call
     return {"attention": attention, "rms_norm": lambda: norm(x), "gelu": lambda: F.gelu(hidden),
-            "add_": lambda: y.add_(x), "index_copy_": lambda: k_cache.index_copy_(2, pos, new),
+            "add_": lambda: y.add_(x), "index_copy_": lambda: kv_cache.index_copy_(2, pos, new),
             "__setitem__": cache_write, "view": lambda: x.view(batch, 1, h, hd), "other": lambda: x.mul(2.0),
             "module": lambda: identity(x), "linear": lambda: F.linear(x, w)}
 
@@ -185,7 +180,8 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
         del ops["linear"]  # the kernel roof's chain already paid for each matrix call
     with torch.inference_mode():
         if graph and device.type == "cuda":
-            costs = {kind: _replayed_cost(op, device) for kind, op in ops.items()}
+            with machine.graph_attention():  # the kernels make_graphed_decode captures
+                costs = {kind: _replayed_cost(op, device) for kind, op in ops.items()}
         else:
             costs = _costs_between_streams(ops, device, fast)
     machine.release(device)

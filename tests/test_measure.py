@@ -16,10 +16,10 @@ def tiny():
 def test_count_ops_by_kind(tiny):
     counts = measure.count_ops(tiny, 1, 8)
     layers = tiny.config.n_layers
-    # per layer: two norms, one GELU, two residual adds, one attention call, two cache writes;
+    # per layer: two norms, one GELU, two residual adds, one attention call, one cache write (K and V: one buffer);
     # plus the final norm; matrix products are left to the kernel roof
     assert counts["rms_norm"] == 2 * layers + 1 and counts["gelu"] == layers and counts["add_"] == 2 * layers
-    assert counts["attention"] == layers and counts["__setitem__"] == 2 * layers
+    assert counts["attention"] == layers and counts["__setitem__"] == layers
     assert counts["linear"] == 4 * layers + 1  # Q/K/V, output, up, down; the LM head
     flipped = measure.count_ops(model.build_model(tiny.config, max_batch=2, layout="in_out"), 1, 8)
     assert flipped == counts  # x @ W counts as the same matrix call
@@ -27,10 +27,16 @@ def test_count_ops_by_kind(tiny):
     # attention and its two matrices, and the two MLP matrices
     assert counts["module"] == 4 + 8 * layers
     graph = measure.count_ops(tiny, 1, 8, graph=True)
-    assert graph["index_copy_"] == 2 * layers and "__setitem__" not in graph  # the static cache's writes
+    assert graph["index_copy_"] == layers and "__setitem__" not in graph  # the static cache's writes
     one, four = (measure.count_ops(model.build_model(dataclasses.replace(tiny.config, n_layers=n)), 1, 8)
                  for n in (1, 4))
     assert all(four[k] - counts[k] == 2 * (counts[k] - one[k]) for k in counts)  # every layer makes the same calls
+
+
+def test_a_graph_step_reads_its_bucket_of_the_cache():
+    cfg = model.get_config("gpu-m")  # 512 slots: graphs over 128, 256 and 512
+    assert [measure._kv_positions(cfg, c, True) for c in (0, 127, 128, 300, 511)] == [128, 128, 256, 512, 512]
+    assert [measure._kv_positions(cfg, c, False) for c in (0, 127, 300)] == [1, 128, 301]  # eager: the filled slots
 
 
 def test_time_decode_record_by_hand(tiny, fake_machine):

@@ -47,7 +47,7 @@ def meta_model(config, precision="fp32", max_batch=1):
 
 
 def cache_buffers(model):
-    return [b for name, b in model.named_buffers() if name.endswith(("k_cache", "v_cache"))]
+    return [b for name, b in model.named_buffers() if name.endswith("kv_cache")]  # K and V of a layer: one buffer
 
 
 def nbytes(tensors):
@@ -72,7 +72,7 @@ def test_preset_bytes_match_perf_exactly(name, precision):
     streamed = [p for n, p in model.named_parameters() if n != "embedding.weight"]
     assert nbytes(streamed) == config.weight_bytes(precision)
     caches = cache_buffers(model)
-    assert len(caches) == 2 * config.n_layers
+    assert len(caches) == config.n_layers  # one buffer each: K and V
     per_token = perf.kv_cache_bytes_per_token(config.n_layers, config.n_kv_heads, config.head_dim, precision)
     assert nbytes(caches) / config.max_seq_len / 2 == per_token
     assert nbytes(caches) == config.kv_cache_bytes(2, precision)
@@ -167,6 +167,33 @@ def test_static_kv_path_matches_full_recompute():
         steps = [model(seq[:, :8], torch.tensor(0), static_kv=True)[:, -1:]]
         steps += [model(seq[:, p:p + 1], torch.tensor(p), static_kv=True) for p in range(8, 30)]
     torch.testing.assert_close(torch.cat(steps, 1), model.forward_no_cache(seq)[:, 7:], **TOLERANCE["fp32"])
+
+
+def test_static_path_over_a_bucket_of_slots_matches_the_whole_cache():
+    # a graph's bucket: the cache and mask sliced to n_keys slots give the full static path's logits, at positions
+    # in every bucket of a 300-slot cache (128, 256, 300); one slot short of pos + 1 changes them
+    config = dataclasses.replace(PRESETS["tiny"], max_seq_len=300)
+    model, seq = build_model(config, device="cpu"), tokens(1, 300)
+    with torch.inference_mode():
+        model(seq, 0)  # K and V in every slot: slots a step must not read hold real values
+        for pos, bucket in {0: 128, 100: 128, 127: 128, 128: 256, 200: 256, 255: 256, 256: 300, 299: 300}.items():
+            assert machine.graph_bucket(pos, 300) == bucket
+            token, at = seq[:, pos:pos + 1], torch.tensor(pos)
+            full = model(token, at, static_kv=True)
+            torch.testing.assert_close(model(token, at, static_kv=True, n_keys=bucket), full, **TOLERANCE["fp32"])
+        assert not torch.allclose(model(token, at, static_kv=True, n_keys=299), full, **TOLERANCE["fp32"])
+        with pytest.raises(ValueError, match="max_seq_len=300"):
+            model(token, at, static_kv=True, n_keys=301)
+
+
+def test_one_cache_buffer_holds_k_and_v():
+    model = build_model("tiny", device="cpu")
+    cache = model.layers[0].attention.cache
+    prefill(model, tokens(1, 5))
+    nkv = model.config.n_kv_heads
+    assert cache.kv_cache.shape == (1, 2 * nkv, 64, model.config.head_dim)
+    assert cache.k_cache.data_ptr() == cache.kv_cache.data_ptr() and torch.equal(cache.v_cache, cache.kv_cache[:, nkv:])
+    assert cache.k_cache[:, :, :5].abs().sum() > 0 and cache.v_cache[:, :, 5:].abs().sum() == 0
 
 
 def test_forward_rejects_too_long_or_too_wide_input():
@@ -344,14 +371,17 @@ def test_graphed_decode_needs_cuda(tiny):
                                             ("bf16", {"rtol": 2e-2, "atol": 6e-2})])
 @pytest.mark.parametrize("batch", [1, 2])
 def test_graphed_decode_matches_eager_decode(precision, tol, batch):
-    eager = build_model("tiny", device="cuda", precision=precision, max_batch=batch)
-    graphed = build_model("tiny", device="cuda", precision=precision, max_batch=batch)  # same seed
+    # a 300-slot cache: one graph per bucket (128, 256, 300, the last not a power of two), decoded through all three;
+    # bf16 graphs run cuDNN's attention where it is available, eager decode the flash / efficient kernels
+    config = dataclasses.replace(PRESETS["tiny"], max_seq_len=300)
+    eager = build_model(config, device="cuda", precision=precision, max_batch=batch)
+    graphed = build_model(config, device="cuda", precision=precision, max_batch=batch)  # same seed
     decode = make_graphed_decode(graphed, batch=batch)  # before prefill: capture writes position 0
-    seq = gen_tokens(batch, 40, device="cuda")
-    want = decode_logits(eager, seq, 8)
-    torch.testing.assert_close(decode_logits(graphed, seq, 8, decode=decode), want, **tol)
-    with pytest.raises(ValueError, match="pos=64"):
-        decode(seq[:, :1], 64)
+    seq = gen_tokens(batch, 300, device="cuda")
+    want = decode_logits(eager, seq, 100)
+    torch.testing.assert_close(decode_logits(graphed, seq, 100, decode=decode), want, **tol)
+    with pytest.raises(ValueError, match="pos=300"):
+        decode(seq[:, :1], 300)
 
 
 @needs_cuda
