@@ -265,7 +265,7 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
                          f": the GEMV timed alone streams at {gemv / 1e9:,.1f} GB/s ({gemv / 1e9 / read:.0%} of the read), "
                          f"a roof that accounts for {read / floor * 1e9 / gemv:.0%} of the time measured." if gemv else "."))
     grow, more = ms[-1] / ms[-2], n[-1] / n[-2]
-    if end < len(rows) - 2 and grow >= 0.8 * more:
+    if end < len(rows) - 2 and grow - 1 >= 0.8 * (more - 1):  # the extra time about in proportion to the extra tokens
         rate = (field(rows[-1], "flops") - field(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
         parts.append(f"Then **linear**: from {n[-2]} to {n[-1]} tokens ({more:.1f}× as many) the time grew {grow:.1f}×, "
                      f"about in proportion: each extra token costs {_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
