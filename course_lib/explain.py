@@ -129,8 +129,8 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
             return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
         return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
-    text = f"Measured: {format_value(measured, units)}" + (f" (± {spread:.2g} {units} of noise)" if spread else "") + ". "
-    text += f"The formula said {format_value(predicted, units)}, {off(predicted)}."
+    text = f"Measured: {format_value(measured, units)}" + (f" (± {format_value(spread, units)} of noise)" if spread else "")
+    text += f". The formula said {format_value(predicted, units)}, {off(predicted)}."
     if guess is None:
         return text + " (No guess committed: try the next one!)"
     text += f" Your guess, {format_value(guess, units)}, was {off(guess)}"

@@ -258,9 +258,9 @@ class MachineProfile:
                   for p, rate in self.gemv_bandwidth.items()]
         lines += [f"  matmul {p:>5}:                {rate / 1e12:8.3f} TFLOP/s" for p, rate in self.matmul_flops.items()]
         where = "between cold weight streams" if self.device_type == "cpu" else "eager launch"
-        lines.append(f"  per small op (an RMSNorm):     {self.op_cost * 1e6:8.2f} us ({where})")
+        lines.append(f"  per small op (an RMSNorm):     {self.op_cost * 1e6:8.2f} µs ({where})")
         if self.op_cost_graph is not None:
-            lines.append(f"  per-kernel in a CUDA graph:    {self.op_cost_graph * 1e6:8.2f} us")
+            lines.append(f"  per-kernel in a CUDA graph:    {self.op_cost_graph * 1e6:8.2f} µs")
         lines.append(f"  cache (smaller working sets may beat memory): {self.cache_bytes / MiB:.0f} MiB")
         return "\n".join(lines)
 
