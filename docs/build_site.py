@@ -38,6 +38,8 @@ REPO_URL = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_
 SLUG = REPO_URL.removeprefix("https://github.com/")
 # what plotly's HTML output loads from CDNs; the pages load their own copies in the <head> instead
 CDN_SCRIPT = re.compile(r'<script[^>]*src="https://(?:cdn\.plot\.ly|cdnjs\.cloudflare\.com)/[^"]*"[^>]*>\s*</script>')
+PROGRESS_BAR = re.compile(r"\d+%\|")  # a tqdm bar's text: on a page it would stand frozen at its saved state
+NO_GUESS = " (No guess committed: try the next one!)"  # a verdict's nudge: a page has no box to commit a guess in
 PLOTLY_DIV = re.compile(r'<div [^>]*class="plotly-graph-div"')
 
 
@@ -122,14 +124,23 @@ def label(info: dict | None) -> str:
 
 def for_the_page(nb):
     """A copy of ``nb`` for its page: the build label as its second cell, no CDN scripts in the outputs (the
-    page loads plotly.js and MathJax itself), and a sentence for widgets with no static form (buttons)."""
+    page loads plotly.js and MathJax itself), a sentence for widgets with no static form (buttons), and
+    neither progress bars nor "no guess committed" nudges (a page has no live bar and no box to commit in)."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(
         f"**About the outputs on this page:** they were computed {label(nb.metadata.get('course_site'))}. Your "
         "machine will give its own numbers: launch the notebook (links at the top) to measure them.", id="site-label"))
     for cell in nb.cells:
+        cell["outputs"] = [out for out in cell.get("outputs", []) if not (
+            "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+            and PROGRESS_BAR.search("".join(out["data"].get("text/plain", ""))))]
         for out in cell.get("outputs", []):
             data = out.get("data", {})
+            for key in ("text/markdown", "text/plain"):
+                if key in data:
+                    data[key] = "".join(data[key]).replace(NO_GUESS, "")
+            if "text" in out:
+                out["text"] = "".join(out["text"]).replace(NO_GUESS, "")
             if "text/html" in data:
                 data["text/html"] = CDN_SCRIPT.sub("", "".join(data["text/html"]))
             elif "application/vnd.jupyter.widget-view+json" in data:

@@ -86,3 +86,23 @@ def test_the_label_says_what_is_unknown():
     text = build_site.label({"date": "2026-01-02", "fast": False, "device": "cuda (H100)", "cores": 8,
                              "system": "Linux x86_64", "torch": "2.13.0"})
     assert "full mode" in text and "cuda (H100), 8 CPU cores" in text
+
+
+def test_a_page_drops_progress_bars_and_guess_nudges():
+    import nbformat
+
+    bar = nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2, "version_minor": 0},
+        "text/plain": "decode sweep, interleaved rounds:   0%|          | 0/3 [00:00<?, ?it/s]"})
+    box = nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "y", "version_major": 2, "version_minor": 0},
+        "text/plain": "VBox(children=(...))"})
+    verdict = nbformat.v4.new_output("display_data", data={
+        "text/markdown": "Measured: 5 ms. The formula said 4 ms, 20% below it. (No guess committed: try the next one!)",
+        "text/plain": "<IPython.core.display.Markdown object>"})
+    printed = nbformat.v4.new_output("stream", name="stdout", text="The answer: **x**. (No guess committed: try the next one!)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[bar, box, verdict, printed])])
+    outs = build_site.for_the_page(nb).cells[0].outputs
+    assert len(outs) == 3 and "launch the notebook" in outs[0]["data"]["text/plain"]  # the control stays, the bar goes
+    assert outs[1]["data"]["text/markdown"] == "Measured: 5 ms. The formula said 4 ms, 20% below it."
+    assert outs[2]["text"] == "The answer: **x**.\n"
