@@ -10,20 +10,14 @@ under CI=true, where that is a failure.
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
-import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from browsers import chromium, require_browser, serve
 from test_lite import NAMES, built_lite
-from test_notebooks_in_browser import _require_browser
-from test_site_in_browser import _Quiet
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RUN_TIMEOUT = 180  # seconds for one notebook: Pyodide's start and "run all"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,28 +44,17 @@ STATE_JS = """() => {
 
 @pytest.fixture(scope="module")
 def server():
-    _require_browser()
+    require_browser()
     out, _ = built_lite()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(out) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # every host but this machine is unresolvable, for the page, its workers and its service worker alike
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"])
-        yield chromium
-        chromium.close()
+    # every host but this machine is unresolvable, for the page, its workers and its service worker alike
+    with chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1") as b:
+        yield b
 
 
 @pytest.fixture

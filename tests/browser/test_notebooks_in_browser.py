@@ -20,27 +20,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browsers import chromium, require_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "course-browser-test"
 RUN_TIMEOUT = 300  # seconds for one notebook's "run all"
 
 pytestmark = pytest.mark.browser
-
-
-def _require_browser():
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed (pip install -r requirements-dev.txt)"
-    else:
-        reason = None if CHROMIUM else "no system Chromium (apt-get install chromium)"
-    if reason and os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser tests must run under CI=true: {reason}")
-    if reason:
-        pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -52,7 +39,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab():
     """A JupyterLab server on a free port with a token; notebooks render without windowing."""
-    _require_browser()
+    require_browser()
     home = Path(tempfile.mkdtemp(prefix="course-lab-"))
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -95,14 +82,8 @@ def lab():
 
 @pytest.fixture(scope="module")
 def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync", "--disable-quic"])
-        yield chromium
-        chromium.close()
+    with chromium("--disable-quic") as b:
+        yield b
 
 
 NOTEBOOK_STATE_JS = """() => {

@@ -7,58 +7,28 @@ are skipped, except under CI=true, where that is a failure.
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from browsers import chromium, require_browser, serve
 from test_site import NAMES, built_site
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # failures are reported by the tests, not by a line per request
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed (pip install -r requirements-dev.txt)"
-    else:
-        reason = None if CHROMIUM else "no system Chromium (apt-get install chromium)"
-    if reason and os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser tests must run under CI=true: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_browser()
     out, charts = built_site()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", charts
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(out) as url:
+        yield url, charts
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        yield chromium
-        chromium.close()
+    with chromium() as b:
+        yield b
 
 
 def _open(browser, url: str):
