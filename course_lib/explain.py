@@ -79,8 +79,8 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
         text = (f"Measured at context {ctx}: {said[0]}, the batch at which a step first took {growth:g}× as long as at "
                 f"batch 1. The model of the step: {said[1]}." + (f" Your guess: {guess:g}." if guess is not None else ""))
     else:
-        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences").split(" (No guess")[0] \
-            .replace("The formula said", "The model of the step said")
+        text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences",
+                             "The model of the step").split(" (No guess")[0]
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
     first = min(rows, key=lambda r: field(r, "batch"))
@@ -115,9 +115,9 @@ def format_value(x: float, units: str) -> str:
     return f"{x:.3g}{'' if units == '×' else ' '}{units}"
 
 
-def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms") -> str:
-    """One sentence comparing the learner's guess and the formula with the measurement, computed
-    from the three numbers (``spread``: the measurement's noise, e.g. its IQR)."""
+def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms",
+                  source: str = "The formula") -> str:
+    """One sentence: the learner's guess and the prediction (``source``) against the measurement (``spread``: its noise)."""
     perf.check_non_negative("predicted", predicted), perf.check_non_negative("spread", spread)
     perf.check_positive("measured", measured)
 
@@ -130,7 +130,7 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
         return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
     text = f"Measured: {format_value(measured, units)}" + (f" (± {format_value(spread, units)} of noise)" if spread else "")
-    text += f". The formula said {format_value(predicted, units)}, {off(predicted)}."
+    text += f". {source} said {format_value(predicted, units)}, {off(predicted)}."
     if guess is None:
         return text + " (No guess committed: try the next one!)"
     text += f" Your guess, {format_value(guess, units)}, was {off(guess)}"
