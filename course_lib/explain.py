@@ -162,11 +162,11 @@ def _flops(x: float) -> str:
 
 def _budget(r) -> tuple[dict, dict]:
     """A decode record's budget terms (ms), and its gaps above the roof grouped as GAPS."""
-    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge",
-                                           "attention (KV reads)", "other small ops", "waiting for launches")}
+    b = {k: r.budget.get(k, 0.0) for k in ("memory roof", "kernel below the roof", "compute past the ridge", "other small ops",
+                                           "attention (KV reads)", "waiting for launches", "calling the graph")}
     b["other small ops"] += r.budget.get("per-op overhead", 0.0)  # how recorded runs of version 1 name it
-    return b, {"kernel": b["kernel below the roof"], "overhead": b["other small ops"] + b["waiting for launches"],
-               "attention": b["attention (KV reads)"], "compute": b["compute past the ridge"]}
+    return b, {"overhead": b["other small ops"] + b["waiting for launches"] + b["calling the graph"], "kernel":
+               b["kernel below the roof"], "attention": b["attention (KV reads)"], "compute": b["compute past the ridge"]}
 
 
 def biggest_gap(r) -> str:
@@ -190,12 +190,14 @@ def explain_decode(r) -> str:
                                                        f"faster than the plain read ({k:.1f} against {bw:.1f} GB/s)"):
              b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
              "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
-             "the GPU waiting for the CPU to launch ops": b["waiting for launches"]}
+             "the GPU waiting for the CPU to launch ops": b["waiting for launches"],
+             "calling the graph (copying the token in, the replay, the wait)": b["calling the graph"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
     overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
     kind = ("**bandwidth-bound**: close to what memory delivers" if max(r.modeled_ms, r.ms_per_step) <= 1.25 * roof else
             "over the memory line by more than the costs this budget prices" if r.modeled_ms <= 1.25 * roof else
-            "**launch-bound**: fixed costs per op outweigh moving the bytes" if biggest == "overhead" and overhead > roof else
+            ("**launch-bound**: fixed costs per op outweigh moving the bytes" if r.mode != "cuda-graph" else "held back most"
+             " by fixed costs per kernel and graph call, not by moving bytes") if biggest == "overhead" and overhead > roof else
             "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
             {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
              "overhead": "slowed most by fixed costs per op (dispatch, launches, small kernels)",
@@ -237,10 +239,9 @@ def explain_precision(records) -> str:
 
 
 def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
-    """What a prefill sweep (records or dicts) says: a step from one token to two where the library leaves
-    its matrix-vector kernel, a flat stretch (a pass reads the weights once, however many tokens share
-    them) and why it sits above the read (``gemv_bandwidth``: the profile's, B/s per precision), then time
-    in proportion to the prompt (the arithmetic binds), where the roofline puts the turn, and noise."""
+    """What a prefill sweep (records or dicts) says: a step from one token to two where the library leaves its GEMV
+    kernel, a flat stretch (a pass reads the weights once, however many tokens share them) and why it sits above the
+    read (``gemv_bandwidth``: the profile's, B/s per precision), then time in proportion to the prompt, the turn, noise."""
     rows = sorted(records, key=lambda r: field(r, "prompt_len"))
     if len(rows) < 3:
         raise ValueError(f"records: a prefill sweep needs at least three prompt lengths, got {len(rows)}")
@@ -321,8 +322,7 @@ def explain_context(records) -> str:
 
 
 def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:
-    """Neighbouring points where more work took less time (a longer prompt, a bigger batch, a
-    longer context faster by more than ``tolerance``): noise to be named and re-run, not a finding."""
+    """Neighbouring points where more work (prompt, batch, context) took less time by over ``tolerance``: noise, not a finding."""
     rows = sorted(records, key=lambda r: field(r, x))
     return [f"{x} {field(a, x)} → {field(b, x)}: {field(a, y):.3g} → {field(b, y):.3g} ms, faster with more work: "
             "that is noise (a busy machine, a cache effect), not a property of the model; re-run the cell."

@@ -2,7 +2,7 @@
 
     decode_sweep     a decode step per preset and precision, in interleaved rounds (a slow minute
                      hits every point alike); batch_sweep, context_sweep and prefill_sweep likewise
-    time_decode      one decode step (a sweep of one point); time_prefill: one prompt in one pass
+    time_decode      one decode step (a sweep of one point)
 
 Every record counts bytes and FLOPs the way the step is timed: weights are every parameter
 except the embedding table (a lookup reads one row), LM head included; KV bytes are the cache
@@ -210,8 +210,8 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     eager_gpu = device == "cuda" and not graph  # the GPU runs each op (as in a graph) while the CPU issues later ones
     costs = small_op_costs(*shape, graph or eager_gpu, threads, profile.fast)
     launches = small_op_costs(*shape, False, threads, profile.fast) if eager_gpu else None
-    budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts, costs,
-                                profile.matmul_flops.get(precision), launches)
+    budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts | ({"graph call": 1} if graph else {}),
+                                costs, profile.matmul_flops.get(precision), launches)
     datasheet = specs.match(profile.device_name)
     return DecodeRecord(
         preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
@@ -287,11 +287,6 @@ def time_decode(model, batch: int = 1, context_len: int | None = None, graph: bo
                 profile: MachineProfile | None = None, fast: bool | None = None, rounds: int | None = None) -> DecodeRecord:
     """One decode step after ``context_len`` cached tokens (default: 128, or half the cache): a batch_sweep of one point."""
     return batch_sweep(model, [batch], context_len, profile, fast, rounds, progress=False, graph=graph)[0]
-
-
-def time_prefill(model, prompt_len: int, batch=1, profile=None, fast=None, rounds=None) -> PrefillRecord:
-    """One prefill of a random (batch, prompt_len) prompt, timed as a sweep of one length."""
-    return prefill_sweep(model, [prompt_len], batch, profile, fast, rounds, progress=False)[0]
 
 
 def batch_sweep(model, batches, context_len: int | None = None, profile=None, fast=None, rounds=None,

@@ -152,6 +152,8 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
     attention (KV reads)    calls :math:`\times` the cost of one attention call at this context
     other small ops         :math:`\sum_k n_k t_k` over norms, GELU, adds, cache writes, views,
                             module calls: each kind's count times its measured cost
+    calling the graph       a CUDA-graph step only (kind ``"graph call"``): copying the inputs
+                            in, the replay and the wait, beyond the kernels
     ======================  ==============================================================
 
     ``op_counts`` and ``op_costs`` map a kind of op to its count per step and its seconds per call.
@@ -170,11 +172,13 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
                 for k, n in op_counts.items()}
 
     ops = priced(op_costs)
+    attention, call = ops.pop("attention", 0.0), ops.pop("graph call", None)
     budget = {"memory roof": w / check_positive("stream_bandwidth", stream_bandwidth),
               "kernel below the roof": kernel - w / stream_bandwidth,
               "compute past the ridge": max(0.0, compute - kernel),
-              "attention (KV reads)": ops.pop("attention", 0.0),
-              "other small ops": sum(ops.values())}
+              "attention (KV reads)": attention, "other small ops": sum(ops.values())}
+    if call is not None:
+        budget["calling the graph"] = call
     if launch_costs is not None:
         budget["waiting for launches"] = max(0.0, sum(priced(launch_costs).values()) - sum(budget.values()))
     return budget
@@ -255,10 +259,12 @@ def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> f
 
 # ----------------------------------------------------------------------------- speculative decoding
 def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
-    a = check_number("alpha", alpha)
+    a, g = check_number("alpha", alpha), check_count("gamma", gamma)
     if not 0.0 <= a < 1.0:
         raise ValueError(f"alpha={alpha!r} must be in [0, 1): it is the chance a draft token is accepted")
-    return a, check_count("gamma", gamma)
+    if g > 1000:  # also keeps gamma * cost_ratio finite
+        raise ValueError(f"gamma={gamma!r}: a draft of more than 1000 tokens per step is not meaningful")
+    return a, g
 
 
 def speculative_expected_tokens(alpha, gamma) -> float:

@@ -171,9 +171,9 @@ def _small_ops(config, dtype, device, batch: int, kv_positions: int, graph: bool
 @lru_cache(maxsize=64)
 def small_op_costs(device_type: str, precision: str, config, batch: int, kv_positions: int, graph: bool,
                    threads: int, fast: bool) -> dict[str, float]:
-    """Seconds per call of each kind of small op of a decode step (``_small_ops``): eager, between
-    cold weight streams as in the step; in a CUDA graph, replayed. Measured once per process (the
-    arguments are the cache key; pass torch.get_num_threads())."""
+    """Seconds per call of each kind of small op of a decode step (``_small_ops``), each between cold weight streams
+    as in the step (in a CUDA graph with ``graph``, plus "graph call": calling a graphed step, beyond its kernels).
+    Measured once per process (the arguments are the cache key; pass torch.get_num_threads())."""
     device, dtype = machine.pick_device(device_type), machine.torch_dtype(precision)
     ops = _small_ops(config, dtype, device, batch, kv_positions, graph)
     if device.type == "cpu" or graph:
@@ -181,19 +181,20 @@ def small_op_costs(device_type: str, precision: str, config, batch: int, kv_posi
     with torch.inference_mode():
         if graph and device.type == "cuda":
             with machine.graph_attention():  # the kernels make_graphed_decode captures
-                costs = {kind: _replayed_cost(op, device) for kind, op in ops.items()}
+                costs = _costs_between_streams(ops, device, fast, graph=True) | {"graph call": _call_cost(ops["other"], device)}
         else:
             costs = _costs_between_streams(ops, device, fast)
     machine.release(device)
     return {"linear": 0.0, **costs}
 
 
-def _costs_between_streams(ops: dict, device, fast: bool) -> dict[str, float]:
-    """Each op runs twice after each of 16 cold 8 MiB GEMVs on the CPU, as in the step, where each
-    weight matrix (on a GPU: the model's Python between launches) has just evicted the CPU's
-    caches. Cost: the median of (with - without) over interleaved rounds, per call."""
-    mats = machine.random_tensor((16, 2048, 1024), torch.float32, "cpu").unbind(0)
-    x = machine.random_tensor((1, 1024), torch.float32, "cpu")
+def _costs_between_streams(ops: dict, device, fast: bool, graph: bool = False) -> dict[str, float]:
+    """Each op runs twice after each of 16 cold 8 MiB GEMVs, as in the step, where each weight has just evicted
+    the caches (a norm's weight, K and V come from memory). With ``graph``, each run is one CUDA graph.
+    Cost: the median of (with - without) over interleaved rounds, per call."""
+    where = device if graph else "cpu"  # eager: the CPU streams while the GPU's queue holds the op
+    mats = machine.random_tensor((16, 2048, 1024), torch.float32, where).unbind(0)
+    x = machine.random_tensor((1, 1024), torch.float32, where)
 
     def after_streams(op):
         def run():
@@ -201,25 +202,27 @@ def _costs_between_streams(ops: dict, device, fast: bool) -> dict[str, float]:
                 F.linear(x, w)
                 op()
                 op()
-        return run
+        return machine.graphed(run) if graph else run
 
     runs = {kind: after_streams(op) for kind, op in {"none": lambda: None, **ops}.items()}
-    t = machine.time_interleaved(runs, device, rounds=5 if fast else 9, calls=2)
+    t = machine.time_interleaved(runs, device, rounds=5 if fast else 9, calls=2 if device.type == "cpu" else 10)
     return {kind: max(statistics.median(a - b for a, b in zip(t[kind].times, t["none"].times)), 0.0) / (2 * len(mats))
             for kind in ops}
 
 
-def _replayed_cost(op, device, n: int = 50) -> float:
-    """Seconds per call of ``op`` called ``n`` times in one CUDA graph, replayed."""
-    def many():
-        for _ in range(n):
-            op()
-
-    return machine.time_fn(machine.graphed(many), device, 0.2).median / n
+def _call_cost(op, device) -> float:
+    """Seconds a call of a graphed step costs beyond its kernels, timed call by call as steps are: copy
+    token and position in and replay (as make_graphed_decode's ``decode``), ``op`` the whole graph, less
+    ``op``'s cost in a graph of 50."""
+    token, static_token, pos = (torch.ones((1, 1), dtype=torch.long, device=device) for _ in range(3))
+    one, many = machine.graphed(op), machine.graphed(lambda: [op() for _ in range(50)])
+    call = lambda: (static_token.copy_(token), pos.fill_(5), one())  # noqa: E731
+    t = machine.time_interleaved({"call": call, "many": many}, device, rounds=5, calls=20)
+    return max(t["call"].median - t["many"].median / 50, 0.0)
 
 
 # ----------------------------------------------------------------------------- the profile
-SCHEMA = 5  # 5: kernel roofs on the toy's shapes; small-op costs as a decode step makes them
+SCHEMA = 6  # 5: kernel roofs on the toy's shapes; small-op costs as a decode step makes them; 6: in graphs too
 
 
 @dataclass
@@ -237,7 +240,7 @@ class MachineProfile:
     gemv_bandwidth: dict[str, float]  # precision -> the decode op's kernel roof, bytes / s
     matmul_flops: dict[str, float]    # precision -> dense matmul FLOP/s
     op_cost: float                    # s per small op (an RMSNorm of REFERENCE_PRESET), as small_op_costs prices it
-    op_cost_graph: float | None = None  # CUDA: the same op replayed from a CUDA graph
+    op_cost_graph: float | None = None  # CUDA: the same op between cold streams in a CUDA graph
     cache_bytes: float = 0.0          # working sets below this may run from cache
     schema: int = SCHEMA
 

@@ -264,22 +264,17 @@ def match(device_name: str) -> Hardware | None:
 
 
 # ----------------------------------------------------------------------------- recorded runs
-def reference_cards() -> list[str]:
-    """Names of the recorded cards, e.g. ['nvidia-h200']."""
-    folder = resources.files("course_lib").joinpath("data/reference")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
 @lru_cache(maxsize=8)
 def load_reference(card: str | None = None) -> dict | None:
-    """The recorded run of ``card`` (default: the first one), or None if there is none."""
-    names = reference_cards()
+    """The recorded run of ``card`` (e.g. "nvidia-h200"; default: the first one), or None if there is none."""
+    folder = resources.files("course_lib").joinpath("data/reference")
+    names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
     if not names:
         return None
     card = names[0] if card is None else card
     if card not in names:
         raise ValueError(f"card={card!r} has no recorded run; recorded: {', '.join(names)}")
-    return json.loads(resources.files("course_lib").joinpath(f"data/reference/{card}.json").read_text())
+    return json.loads(folder.joinpath(f"{card}.json").read_text())
 
 
 def reference_label(ref: dict) -> str:

@@ -80,13 +80,13 @@ def test_bad_arguments(tiny, fake_machine):
     with pytest.raises(ValueError, match="context_len"):
         measure.time_decode(tiny, context_len=-1, profile=fake_machine)
     with pytest.raises(ValueError, match="prompt_len"):
-        measure.time_prefill(tiny, 0, profile=fake_machine)
+        measure.prefill_sweep(tiny, [0], profile=fake_machine)
     with pytest.raises(ValueError, match="max_seq_len"):
-        measure.time_prefill(tiny, tiny.config.max_seq_len + 1, profile=fake_machine)
+        measure.prefill_sweep(tiny, [tiny.config.max_seq_len + 1], profile=fake_machine)
 
 
-def test_time_prefill_record(tiny, fake_machine):
-    r = measure.time_prefill(tiny, 16, profile=fake_machine, fast=True, rounds=1)
+def test_prefill_record(tiny, fake_machine):
+    [r] = measure.prefill_sweep(tiny, [16], profile=fake_machine, fast=True, rounds=1, progress=False)
     cfg = tiny.config
     assert r.flops == cfg.forward_flops(16)
     assert r.bytes == cfg.weight_bytes("fp32") + 16 * cfg.kv_bytes_per_token("fp32")  # K and V written once

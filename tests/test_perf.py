@@ -269,6 +269,10 @@ def test_decode_budget_by_hand():
     assert eager["waiting for launches"] == pytest.approx(10e-3 - 1e-3 - 1e-3)
     fast_cpu = perf.decode_budget(1e9, 0, 1e12, 1e12, {"other": 10}, {"other": 1e-6}, None, {"other": 10e-6})
     assert fast_cpu["waiting for launches"] == 0.0  # issuing 0.1 ms hides under 1 ms of GPU work
+    # a CUDA-graph step: one call at 40 us is its own term, last; 10 norms at 2 us stay "other small ops"
+    graph = perf.decode_budget(1e9, 0, 1e12, 1e12, {"rms_norm": 10, "graph call": 1}, {"rms_norm": 2e-6, "graph call": 40e-6})
+    assert list(graph)[-2:] == ["other small ops", "calling the graph"] and graph["calling the graph"] == pytest.approx(40e-6)
+    assert graph["other small ops"] == pytest.approx(20e-6) and "calling the graph" not in eager
 
 
 def test_roofline_time_takes_the_binding_roof():

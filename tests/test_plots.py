@@ -100,8 +100,9 @@ def test_batching_claim_by_hand():
     with pytest.raises(ValueError, match="batch"):
         explain.batching_claim(rows, batch=8)
     assert "16.0×" in explain.claim_verdict(claim)[0] and "holds only in part" in explain.claim_verdict(claim)[0]
-    recorded = explain.batching_claim(specs.load_reference()["batch_sweep"], batch=32)  # 32 x 4.712 / 5.909 = 25.5x
-    assert explain.claim_verdict(recorded) == ["context 128: 32 sequences gave 25.5× the tokens/s of one, each step 1.25× "
+    # the recorded H200: 32 x 4.657 / 5.817 = 25.6x, 5.817 / 4.657 = 1.25x
+    recorded = explain.batching_claim(specs.load_reference()["batch_sweep"], batch=32)
+    assert explain.claim_verdict(recorded) == ["context 128: 32 sequences gave 25.6× the tokens/s of one, each step 1.25× "
                                              "as long: the claim holds only in part here."]
     assert "does not hold" in explain.claim_verdict({16: {"throughput_gain": 4.0, "latency_ratio": 8.0}})[0]
     assert "claim holds here" in explain.claim_verdict({16: {"throughput_gain": 31.0, "latency_ratio": 1.03}})[0]
@@ -177,9 +178,9 @@ READINGS = [
     ("benchmarks/results/cpu-2core_2026-11-27.json", "cpu-l", "eager", ["more than the costs this budget", "32% unexplained"]),
     # the recorded H200, 2026-11-29
     ("course_lib/data/reference/nvidia-h200.json", "gpu-1b", "eager", ["**launch-bound**", "waiting for the CPU"]),
-    ("course_lib/data/reference/nvidia-h200.json", "7b", "eager", ["**launch-bound**", "(+6.34 ms)"]),
-    ("course_lib/data/reference/nvidia-h200.json", "gpu-m", "cuda-graph", ["**kernel-bound**", "(+25%)", "unexplained"]),
-    ("course_lib/data/reference/nvidia-h200.json", "7b", "cuda-graph", ["1.6× the weights' memory line", "(+7%)"]),
+    ("course_lib/data/reference/nvidia-h200.json", "7b", "eager", ["**launch-bound**", "(+7.72 ms)", "(-11%)"]),
+    ("course_lib/data/reference/nvidia-h200.json", "gpu-m", "cuda-graph", ["**kernel-bound**", "calling the graph", "(+15%)"]),
+    ("course_lib/data/reference/nvidia-h200.json", "7b", "cuda-graph", ["1.6× the weights' memory line", "(+6%)"]),
 ]
 
 
@@ -193,12 +194,14 @@ def test_readings_of_recorded_machines(path, preset, mode, words):
 
 def test_budgets_explain_the_recorded_runs():
     # where the gap budget stands on the recorded runs (presets whose weights fit in a cache are out of its scope):
-    # out-of-cache CPU presets within 10 %; on the H200 7b within 10 % in both modes, the rest within 26 %
-    # (gpu-1b +16 % and gpu-m +25 % in CUDA graphs: issue 17's aim of 15 % is not met)
+    # out-of-cache CPU presets within 10 %; on the H200 in CUDA graphs within 15.5 % (issue 17's aim, 15 %: gpu-m
+    # +15.3 % in the shipped run, +10 % and +8 % in two others that day, benchmarks/results/h200_gpu_reference_*);
+    # eager on the H200 within 25 % (launch-bound: the host CPU's speed at issuing ops sets it; 7b gave -22 %,
+    # +23 % and -11 % on three hosts the same day)
     amd, h200 = recorded(READINGS[0][0]), recorded(READINGS[-1][0])
     for r in [*amd.values(), *h200.values()]:
         if not r.fits_in_cache:
-            assert abs(r.residual) <= (0.10 if r.device == "cpu" or r.preset == "7b" else 0.26), (r.preset, r.mode)
+            assert abs(r.residual) <= (0.10 if r.device == "cpu" else 0.155 if r.mode == "cuda-graph" else 0.25), r
 
 
 def prefill(n, ms, iqr=0.01, weights=117e6, flops_per_token=1.17e8, memory_ms=3.7, peak=2.06e11):
@@ -266,20 +269,20 @@ def test_explain_prefill_says_why_the_flat_part_sits_above_the_read():
     assert "That floor sits 1.8× above the read: the pass moved the weights at 8.5 GB/s of the 15.4 GB/s" in text
     assert "GEMV timed alone streams at 9.5 GB/s (62% of the read), a roof that accounts for 89% of the time" in text
     assert "GEMV" not in explain.explain_prefill(rows) and "1.8× above the read" in explain.explain_prefill(rows)
-    # the recorded H200: 4.82 ms at 1 token, 2.99 ms for one read (1.6x); its bf16 GEMV streams at 3.58 of 4.39 TB/s
-    # (81 %), a roof of 2.99 / 0.81 = 3.67 ms: 76 % of 4.82
+    # the recorded H200: 4.75 ms at 1 token, 2.94 ms for one read (1.6x); its bf16 GEMV streams at 3.65 of 4.47 TB/s
+    # (82 %), a roof of 2.94 / 0.817 = 3.60 ms: 76 % of 4.75
     ref = specs.load_reference()
     text = explain.explain_prefill(ref["prefill_sweep"], ref["profile"]["gemv_bandwidth"])
-    assert "That floor sits 1.6× above the read" in text and "(81% of the read), a roof that accounts for 76%" in text
+    assert "That floor sits 1.6× above the read" in text and "(82% of the read), a roof that accounts for 76%" in text
     # on the roofline (the recorded Intel's sweep above, and a flat part within 25 % of the read): nothing to explain
     assert "floor" not in explain.explain_prefill([prefill(n, ms) for n, ms in ((1, 4.0), (4, 4.2), (16, 4.5))])
 
 
 def test_explain_prefill_reads_the_recorded_gpu_sweep():
-    # the H200, 7B-class in bf16, each length in a CUDA graph: 4.82 ms at 1 token, 5.47 at 128, 6.51 at 192, 6.99 at
-    # 255: from 192 to 255 tokens (1.33x as many) only 1.07x the time, not yet in proportion
+    # the H200, 7B-class in bf16, each length in a CUDA graph: 4.75 ms at 1 token, 5.46 at 128, 6.49 at 192, 6.80 at
+    # 255: from 192 to 255 tokens (1.33x as many) only 1.05x the time, not yet in proportion
     text = explain.explain_prefill(specs.load_reference()["prefill_sweep"])
-    assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.82 ms" in text
+    assert "From 1 to 128 tokens (128× as many) the time stayed within 25 % of 4.75 ms" in text
     assert "Then rising, but less than in proportion: from 128 to 255 tokens" in text and "**linear**" not in text
     assert "turn at about 154 tokens" in text and "noise" not in text and "GEMV" not in text
 
@@ -309,9 +312,9 @@ def test_explain_ttft_tpot():
     assert "19× as fast as decode" in text and "= 1.47 s, 88% of it decoding: the answer" in text
     slow = explain.explain_ttft_tpot(prefill(4, 40.0), step, answer_tokens=1)  # 4 x 13 / 40 = 1.3x
     assert "only 1.3× as fast" in slow and "the prompt, not the answer" in slow
-    ref = specs.load_reference()  # recorded H200: 255 tokens in 6.99 ms; a CUDA-graph step of 4.71 ms: 255 x 4.71 / 6.99
+    ref = specs.load_reference()  # recorded H200: 255 tokens in 6.8048 ms, a CUDA-graph step of 4.6566 ms: 174.499x
     longest, step = max(ref["prefill_sweep"], key=lambda r: r["prompt_len"]), min(ref["batch_sweep"], key=lambda r: r["batch"])
-    assert "172× as fast as decode" in explain.explain_ttft_tpot(longest, step)
+    assert "174× as fast as decode" in explain.explain_ttft_tpot(longest, step)
 
 
 def test_prefill_flops_matmuls_vs_attention():
@@ -392,9 +395,10 @@ def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     prof = ref["profile"]
     critical = serving.critical_batch(prof["matmul_flops"]["bf16"], prof["read_bandwidth"], "bf16")  # 154
     text = explain.explain_knee(ref["batch_sweep"], 16, critical)
-    # recorded: batch 16 -> 5.298 / 4.712 = 1.12x, 32 -> 5.909 / 4.712 = 1.25x: the knee at ~31, far below 1.25 x 154
-    assert "Measured: 31.3 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
-    assert "up to batch 32 is attention reading each sequence's own KV cache" in text and "than that model" not in text
+    # recorded: 1.25 x 4.6566 = 5.8208 ms is crossed between batch 32 (5.8170) and 64 (6.8611):
+    # 32 x 2 ** ((5.8208 - 5.8170) / (6.8611 - 5.8170)) = 32.1, far below 1.25 x 154
+    assert "Measured: 32.1 sequences" in text and "Your guess, 16 sequences" in text and "grew sooner" in text
+    assert "up to batch 64 is attention reading each sequence's own KV cache" in text and "than that model" not in text
     ops = [decode(batch=2 ** i, ms=t, budget={"memory roof": 9.0, "other small ops": 1.0 + 0.5 * i}, context_len=16)
            for i, t in enumerate([10, 11, 14, 16])]  # measured: 2 x 2**(1.5 / 3) = 2.83; modeled (10 ... 11.5): none
     text = explain.explain_knee(ops, None, 40.0)
