@@ -103,15 +103,8 @@ def _estimate(args, parser) -> int:
             bandwidth, memory, device = hw.bandwidth, hw.memory, hw.name
         else:
             bandwidth, memory, device = args.bandwidth, args.memory, "custom"
-        t = perf.decode_time(args.params, args.precision, bandwidth, kv_bytes=args.kv_bytes)
-        result = {
-            "device": device, "n_params": args.params, "precision": args.precision.lower(),
-            "bandwidth": bandwidth, "memory": memory,
-            "weight_bytes": perf.weight_bytes(args.params, args.precision),
-            "kv_bytes": args.kv_bytes, "ms_per_token": t * 1e3, "tokens_per_s": 1 / t,
-            "fits": None if memory is None else perf.fits(args.params, args.precision, memory, args.kv_bytes),
-            "min_devices": None if memory is None else perf.min_devices(args.params, args.precision, memory),
-        }
+        result = {"device": device, "bandwidth": bandwidth, "memory": memory,
+                  **perf.decode_estimate(args.params, args.precision, bandwidth, memory, args.kv_bytes)}
     except ValueError as err:
         parser.error(_name_flag(str(err)))
     if args.json:

@@ -101,20 +101,19 @@ def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> 
 
 
 # ----------------------------------------------------------------------------- decode, batch 1
-def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
-    r"""Seconds per token at batch 1, bandwidth-bound:
-    :math:`t = (P b + \text{kv\_bytes}) / B + \text{overhead}`.
+def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0) -> float:
+    r"""Seconds per token at batch 1, bandwidth-bound: :math:`t = (P b + \text{kv\_bytes}) / B`.
 
-    ``kv_bytes`` is the KV cache read per step (context x bytes per token); ``overhead`` is a
-    fixed time per step (e.g. kernel launches). A lower bound: real runs are slower.
+    ``kv_bytes`` is the KV cache read per step (context x bytes per token). A lower bound: real
+    runs are slower (decode_budget says by how much and why).
     """
     moved = weight_bytes(n_params, precision) + check_non_negative("kv_bytes", kv_bytes)
-    return moved / check_positive("bandwidth", bandwidth) + check_non_negative("overhead", overhead)
+    return moved / check_positive("bandwidth", bandwidth)
 
 
-def tokens_per_second(n_params, precision: str, bandwidth, kv_bytes=0.0, overhead=0.0) -> float:
+def tokens_per_second(n_params, precision: str, bandwidth) -> float:
     """Upper bound on batch-1 tokens per second: ``1 / decode_time(...)``."""
-    return 1.0 / decode_time(n_params, precision, bandwidth, kv_bytes, overhead)
+    return 1.0 / decode_time(n_params, precision, bandwidth)
 
 
 def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
@@ -124,9 +123,9 @@ def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
                                                      * bytes_per_param(precision))
 
 
-def size_curve(precision: str, bandwidth: float, n_min=1e8, n_max=1e12, points=60):
-    """(sizes, tokens/s) of the batch-1 bound across model sizes, log-spaced, as arrays of floats."""
-    sizes = [n_min * (n_max / n_min) ** (i / (points - 1)) for i in range(points)]  # no numpy: it runs in Pyodide too
+def size_curve(precision: str, bandwidth: float):
+    """(sizes, tokens/s) of the batch-1 bound from 1e8 to 1e12 parameters, 60 log-spaced points, as arrays of floats."""
+    sizes = [1e8 * 1e4 ** (i / 59) for i in range(60)]  # no numpy: it runs in Pyodide too
     return array("d", sizes), array("d", [tokens_per_second(n, precision, bandwidth) for n in sizes])
 
 
@@ -282,24 +281,22 @@ def speculative_speedup(alpha, gamma, cost_ratio) -> float:
 
 
 # ----------------------------------------------------------------------------- the models x GPUs table
-def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
-    """The "models x GPUs" table as records: for every model size and device, the batch-1
-    bandwidth bound (ms/token, tokens/s), the weights' bytes and whether they fit.
+def decode_estimate(n_params, precision: str, bandwidth, memory=None, kv_bytes=0.0) -> dict:
+    """One model on one device at batch 1: the weights' bytes, the bound (ms/token, tokens/s) and,
+    given ``memory``, whether the weights and cache fit and on how many such devices at least."""
+    t = decode_time(n_params, precision, bandwidth, kv_bytes)
+    return {"n_params": float(n_params), "precision": normalize_precision(precision),
+            "weight_bytes": weight_bytes(n_params, precision), "kv_bytes": kv_bytes,
+            "ms_per_token": t * 1e3, "tokens_per_s": 1.0 / t,
+            "fits": None if memory is None else fits(n_params, precision, memory, kv_bytes),
+            "min_devices": None if memory is None else min_devices(n_params, precision, memory)}
 
-    ``hardware_list`` holds objects with ``name``, ``bandwidth`` and ``memory`` (specs.Hardware).
-    """
-    rows = []
-    for label, n_params in (MODEL_SIZES if model_sizes is None else model_sizes).items():
-        for hw in hardware_list:
-            t = decode_time(n_params, precision, hw.bandwidth)
-            rows.append({
-                "model": label, "n_params": float(n_params), "hardware": hw.name,
-                "precision": normalize_precision(precision), "weight_bytes": weight_bytes(n_params, precision),
-                "ms_per_token": t * 1e3, "tokens_per_s": 1.0 / t,
-                "fits": fits(n_params, precision, hw.memory),
-                "min_devices": min_devices(n_params, precision, hw.memory),
-            })
-    return rows
+
+def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
+    """The "models x GPUs" table: a ``decode_estimate`` for every model size (default MODEL_SIZES)
+    and device (objects with ``name``, ``bandwidth`` and ``memory``, e.g. specs.Hardware)."""
+    return [{"model": label, "hardware": hw.name, **decode_estimate(n_params, precision, hw.bandwidth, hw.memory)}
+            for label, n_params in (model_sizes or MODEL_SIZES).items() for hw in hardware_list]
 
 
 # ----------------------------------------------------------------------------- in words (the calculators' readouts)
@@ -311,26 +308,24 @@ def error_html(err: Exception) -> str:
 def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
     """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
     try:
-        wbytes = weight_bytes(n_params, precision)
-        t = decode_time(n_params, precision, bandwidth)
-        fit = True if memory is None else fits(n_params, precision, memory)
+        e = decode_estimate(n_params, precision, bandwidth, memory)
     except ValueError as err:
         return error_html(err), False
+    gb = e["weight_bytes"] / 1e9
     lines = [
         f"<b>{n_params / 1e9:,.2f} B parameters</b> × {bytes_per_param(precision):g} B "
-        f"({precision}) = <b>{wbytes / 1e9:,.1f} GB</b> of weights to stream per token",
-        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{t * 1e3:,.2f} ms/token</b> → "
-        f"<b>{1 / t:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
+        f"({precision}) = <b>{gb:,.1f} GB</b> of weights to stream per token",
+        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{e['ms_per_token']:,.2f} ms/token</b> → "
+        f"<b>{e['tokens_per_s']:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
         "roughly 50–70 % of this)",
     ]
     if memory is not None:
-        if fit:
-            lines.append(f"✅ fits: {wbytes / 1e9:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
+        if e["fits"]:
+            lines.append(f"✅ fits: {gb:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
                          "(the KV cache and activations need room too)")
         else:
-            need = min_devices(n_params, precision, memory)
             int4 = weight_bytes(n_params, "int4") / 1e9
-            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {wbytes / 1e9:,.1f} GB of weights do not fit "
-                         f"in {memory / 1e9:,.0f} GB. You would need at least {need} such devices, or quantisation "
-                         f"(int4: {int4:,.1f} GB).")
-    return "<br>".join(lines), fit
+            lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {gb:,.1f} GB of weights do not fit in "
+                         f"{memory / 1e9:,.0f} GB. You would need at least {e['min_devices']} such devices, or "
+                         f"quantisation (int4: {int4:,.1f} GB).")
+    return "<br>".join(lines), memory is None or e["fits"]

@@ -73,9 +73,18 @@ def test_bytes_per_param_table():
     assert perf.bytes_per_param("BF16") == 2
 
 
-def test_decode_time_with_kv_and_overhead():
-    # (14e9 + 1e9) / 2e12 + 1e-3 = 8.5 ms
-    assert perf.decode_time(7e9, "fp16", 2e12, kv_bytes=1e9, overhead=1e-3) == pytest.approx(8.5e-3)
+def test_decode_time_with_kv():
+    # (14e9 + 1e9) / 2e12 = 7.5 ms
+    assert perf.decode_time(7e9, "fp16", 2e12, kv_bytes=1e9) == pytest.approx(7.5e-3)
+
+
+def test_decode_estimate_by_hand():
+    # 70B fp16 = 140 GB + 10 GB of cache on 80 GB: 75 ms/token, does not fit, ceil(140 / 80) = 2 devices for the weights
+    e = perf.decode_estimate(70e9, "FP16", 2e12, 80e9, kv_bytes=10e9)
+    assert e["precision"] == "fp16" and e["weight_bytes"] == 140e9 and e["ms_per_token"] == pytest.approx(75.0)
+    assert e["tokens_per_s"] == pytest.approx(1 / 75e-3) and e["fits"] is False and e["min_devices"] == 2
+    assert perf.decode_estimate(7e9, "fp16", 2e12, 80e9, kv_bytes=60e9)["fits"] is True  # 74 GB <= 80 GB
+    assert perf.decode_estimate(7e9, "fp16", 2e12)["fits"] is None  # no memory given: no verdict
 
 
 def test_params_for_speed_inverts_the_bound():
