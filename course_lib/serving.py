@@ -1,16 +1,16 @@
-r"""Many users and many devices: batching, KV-cache capacity, cost, mixture of experts,
-all-reduces and tensor parallelism. Pure formulas on perf's, SI units, no torch.
+r"""Many users and many devices: batching, KV-cache capacity, cost, mixture of experts, all-reduces
+and tensor parallelism. Pure Python on perf's formulas (no torch: the browser track has it too), SI units.
 
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
 (until the arithmetic binds at the critical batch), fits as many KV caches as memory allows, and
-splits a model over devices at the cost of all-reduces. Same rules as perf: bad input gets a
-``ValueError`` naming the argument. At the end, the same numbers in words (pure Python, for the
-browser track too): the explorer's readout and the reading of a run (parallel.py's, or recorded).
+splits a model over devices at the cost of all-reduces. Bad input gets a ``ValueError`` naming the
+argument. At the end, the same numbers in words: the explorer's readout and the reading of a run.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from . import perf
 from .perf import check_count, check_non_negative, check_number, check_positive, weight_bytes
@@ -58,10 +58,9 @@ def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) ->
     return 2.0 * check_positive("n_params", n_params) * b / moved
 
 
-def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1,
-                        kv_bytes_per_seq=0.0, overhead=0.0) -> float:
+def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1, kv_bytes_per_seq=0.0) -> float:
     r"""Seconds per decode step for ``batch`` sequences (roofline):
-    :math:`\max(2 P b / \text{peak},\ (P b_\text{param} + b \cdot \text{kv}) / B) + \text{overhead}`.
+    :math:`\max(2 P b / \text{peak},\ (P b_\text{param} + b \cdot \text{kv}) / B)`.
 
     Tokens/s is ``batch / batched_decode_time(...)``: it rises ~linearly with the batch while
     the step is memory-bound and flattens once it is compute-bound.
@@ -69,7 +68,7 @@ def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1
     b = check_count("batch", batch)
     moved = weight_bytes(n_params, precision) + b * check_non_negative("kv_bytes_per_seq", kv_bytes_per_seq)
     flops = 2.0 * check_positive("n_params", n_params) * b
-    return perf.roofline_time(moved, flops, bandwidth, peak_flops) + check_non_negative("overhead", overhead)
+    return perf.roofline_time(moved, flops, bandwidth, peak_flops)
 
 
 def max_sequences(n_params, precision: str, memory, kv_bytes_per_seq) -> int:
@@ -180,28 +179,27 @@ def fit_allreduce(message_bytes, seconds, n_devices, algorithm: str = "ring") ->
 
 
 def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                               link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> tuple[float, float]:
+                               link_bandwidth, link_latency, algorithm: str = "one-shot") -> tuple[float, float]:
     """(streaming seconds, communication seconds) of one tensor-parallel decode step; their sum
     is ``tensor_parallel_decode_time``."""
     n = check_count("n_devices", n_devices)
     layers, d = check_count("n_layers", n_layers), check_count("d_model", d_model)
     stream = weight_bytes(n_params, precision) / (n * check_positive("bandwidth", bandwidth))
-    message = check_count("batch", batch) * d * activation_bytes(precision)
-    return stream, 2 * layers * allreduce_time(message, n, link_bandwidth, link_latency, algorithm)
+    return stream, 2 * layers * allreduce_time(d * activation_bytes(precision), n, link_bandwidth, link_latency, algorithm)
 
 
 def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
-                                link_bandwidth, link_latency, batch=1, algorithm: str = "one-shot") -> float:
-    r"""Batch-1 (or ``batch``) decode step with Megatron-style tensor parallelism over N devices:
+                                link_bandwidth, link_latency, algorithm: str = "one-shot") -> float:
+    r"""Batch-1 decode step with Megatron-style tensor parallelism over N devices:
 
-    .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(\text{batch} \cdot d \cdot b_a)
+    .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(d \cdot b_a)
 
     Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden state
     (after attention and after the MLP). Decode's messages are small: the default is the one-shot
     all-reduce NVSwitch servers use for them; ``algorithm="ring"`` is the pessimistic case.
     """
     return sum(tensor_parallel_components(n_params, precision, bandwidth, n_devices, n_layers, d_model,
-                                          link_bandwidth, link_latency, batch, algorithm))
+                                          link_bandwidth, link_latency, algorithm))
 
 
 def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, link_bandwidth, link_latency,
@@ -212,10 +210,8 @@ def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, l
     single, share = check_positive("single_step", single_step), check_number("split_share", split_share)
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"split_share={split_share!r} must be between 0 and 1")
-    n = check_count("n_devices", n_devices)
-    comm = check_count("n_allreduces", n_allreduces, 0) * allreduce_time(message_bytes, n, link_bandwidth, link_latency,
-                                                                         algorithm)
-    return single * (1.0 - share + share / n), comm
+    n, count = check_count("n_devices", n_devices), check_count("n_allreduces", n_allreduces, 0)
+    return single * (1.0 - share + share / n), count * allreduce_time(message_bytes, n, link_bandwidth, link_latency, algorithm)
 
 
 def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link_bandwidth, link_latency,
@@ -259,24 +255,27 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
 NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
 
 
-def _get(r, key: str):  # a field of a TensorParallelResult or of a recorded dict (older ones lack some)
-    return r.get(key) if isinstance(r, dict) else getattr(r, key, None)
+def _fields(run) -> dict:
+    """A TensorParallelResult as a dict; a recorded run's dict as it is (older ones lack some keys)."""
+    return run if isinstance(run, dict) else asdict(run)
 
 
 def speedup_range(r) -> tuple[float, float]:
     """The speed-up's spread: the least and most favourable reading of the two medians ± half their IQRs."""
-    single, step = _get(r, "single_device_step_s"), _get(r, "step_s")
-    s_half, t_half = (_get(r, "single_device_iqr_s") or 0.0) / 2, (_get(r, "step_iqr_s") or 0.0) / 2
+    r = _fields(r)
+    single, step = r["single_device_step_s"], r["step_s"]
+    s_half, t_half = (r.get("single_device_iqr_s") or 0.0) / 2, (r.get("step_iqr_s") or 0.0) / 2
     return max(single - s_half, 0.0) / (step + t_half), (single + s_half) / max(step - t_half, 1e-12)
 
 
 def formula_step(r) -> tuple[float, float] | None:
     """(compute, communication) seconds that ``tensor_parallel_split`` predicts from the run's
     own one-device step and fitted link; None without a link."""
-    link = _get(r, "link")
-    return tensor_parallel_split(_get(r, "single_device_step_s"), _get(r, "world_size"), _get(r, "allreduces_per_step"),
-                               _get(r, "allreduce_bytes"), _get(link, "bandwidth_Bps"), _get(link, "latency_s"),
-                               _get(r, "split_share") or 1.0, _get(link, "algorithm")) if link else None
+    r = _fields(r)
+    if not (link := r.get("link")):
+        return None
+    return tensor_parallel_split(r["single_device_step_s"], r["world_size"], r["allreduces_per_step"], r["allreduce_bytes"],
+                                 link["bandwidth_Bps"], link["latency_s"], r.get("split_share") or 1.0, link["algorithm"])
 
 
 def _ms(x: float) -> str:
@@ -288,13 +287,14 @@ def explain_tensor_parallel(r) -> str:
     each case that occurs: faster, no clear difference or slower; communication's share; the
     computing part against 1/N of the bytes; the link's price against the time inside the
     all-reduces; CPU cores shared or GPUs of their own; noise."""
-    n, step, single, comm = _get(r, "world_size"), _get(r, "step_s"), _get(r, "single_device_step_s"), _get(r, "comm_s")
-    speedup, (low, high) = single / step, speedup_range(r)
-    share, count, gloo = _get(r, "comm_share") or comm / step, _get(r, "allreduces_per_step"), _get(r, "backend") == "gloo"
-    text = [f"**{n} ranks ({_get(r, 'backend')}), {_get(r, 'preset')}**: a decode step took {_ms(step)} split and "
-            f"{_ms(single)} in one process: a speed-up of **{speedup:.2f}×**."]
-    spread = "the quartiles" if _get(r, "step_iqr_s") is not None else "the medians (no spread was recorded)"
-    if _get(r, "backend") == "nccl" and _get(r, "timed_step_s") is None:  # runs of version 1: only a clocked step
+    r = _fields(r)
+    n, step, single, comm = r["world_size"], r["step_s"], r["single_device_step_s"], r["comm_s"]
+    share, count, gloo = r.get("comm_share") or comm / step, r["allreduces_per_step"], r["backend"] == "gloo"
+    low, high = speedup_range(r)
+    text = [f"**{n} ranks ({r['backend']}), {r['preset']}**: a decode step took {_ms(step)} split and "
+            f"{_ms(single)} in one process: a speed-up of **{single / step:.2f}×**."]
+    spread = "the quartiles" if r.get("step_iqr_s") is not None else "the medians (no spread was recorded)"
+    if r["backend"] == "nccl" and r.get("timed_step_s") is None:  # runs of version 1: only a clocked step
         text.append("That split step was timed with clocks around every all-reduce, which synchronise the GPU and slow "
                     "the step itself: its speed says little, its share of communication more.")
     elif low > 1:
@@ -305,33 +305,32 @@ def explain_tensor_parallel(r) -> str:
     else:
         text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
     text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
-                f"{_get(r, 'allreduce_bytes')} bytes: " + ("communication **dominates**." if share >= 0.5 else
-                                                           "a large share." if share >= 0.2 else "a small share."))
-    split_share, compute = _get(r, "split_share"), _get(r, "compute_s")
-    if split_share:
+                f"{r['allreduce_bytes']} bytes: " + ("communication **dominates**." if share >= 0.5 else
+                                                     "a large share." if share >= 0.2 else "a small share."))
+    if split_share := r.get("split_share"):
         ideal = single * (1 - split_share + split_share / n)
-        ratio = compute / ideal
-        text.append(f"The computing part took {_ms(compute)}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
+        ratio = r["compute_s"] / ideal
+        text.append(f"The computing part took {_ms(r['compute_s'])}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
                     f"{split_share:.0%} of the bytes by {n} predicts: " + (
                         "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
                         "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
                         "each rank still runs every small op (norms, attention, additions) and the replicated LM head"
                         + (", and a busy or shared core slows it." if gloo else ".")))
     if predicted := formula_step(r):
-        link, each, fitted = _get(r, "link"), comm / count, predicted[1] / count
-        per = _get(link, "allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
+        link, each, fitted = r["link"], comm / count, predicted[1] / count
+        per = link.get("allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
         late = (f"the {count} all-reduces in the step's chain took {_ms(each)} each, {each / fitted:.1f}× the {_ms(fitted)} "
                 f"of α + m/β. They were timed alone in a graph, where no rank arrives late: the link fitted to the "
-                f"sweep's short graphs{per and f' of {per}'} underprices a chain of {count}." if _get(r, "graphs") else
+                f"sweep's short graphs{per and f' of {per}'} underprices a chain of {count}." if r.get("graphs") else
                 f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late.")
-        text.append(f"The link, fitted to all-reduces of {len(_get(link, 'message_bytes'))} sizes ({_get(link, 'algorithm')} "
-                    f"model): α = {_ms(_get(link, 'latency_s'))}, β = {_get(link, 'bandwidth_Bps') / 1e9:.2f} GB/s. It prices "
+        text.append(f"The link, fitted to all-reduces of {len(link['message_bytes'])} sizes ({link['algorithm']} "
+                    f"model): α = {_ms(link['latency_s'])}, β = {link['bandwidth_Bps'] / 1e9:.2f} GB/s. It prices "
                     f"the step's all-reduces at {_ms(predicted[1])}; " + (
                         late if each > 1.25 * fitted else f"about the {_ms(comm)} measured." if each >= 0.8 * fitted else
                         "more than was measured inside the step (the sweep ran at a busier moment)."))
         text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
                     f"predicts {single / sum(predicted):.2f}×.")
-    cores = _get(r, "cpu_count")
+    cores = r.get("cpu_count")
     if gloo:
         text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
                      "them with every other program on the machine: a rank that loses its core for a moment makes the "
@@ -341,10 +340,10 @@ def explain_tensor_parallel(r) -> str:
                       "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
     else:
         text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
-        if (_get(r, "timed_step_s") or step) > 1.1 * step:
+        if (r.get("timed_step_s") or step) > 1.1 * step:
             text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
-                        f"{_ms(_get(r, 'timed_step_s'))}: the share above is of that slower step.")
-    if max((_get(r, "step_iqr_s") or 0) / step, (_get(r, "single_device_iqr_s") or 0) / single) > NOISY:
+                        f"{_ms(r['timed_step_s'])}: the share above is of that slower step.")
+    if max((r.get("step_iqr_s") or 0) / step, (r.get("single_device_iqr_s") or 0) / single) > NOISY:
         text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
                     "was busy?); re-run before drawing conclusions.")
     return " ".join(text)
