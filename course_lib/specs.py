@@ -60,19 +60,16 @@ class ToyConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
-    def matmul_params(self) -> int:
-        """Parameters in the matrices a forward pass multiplies with: every layer's projections
-        and MLP, plus the LM head (no embedding table, no norm weights)."""
-        d, hd = self.d_model, self.head_dim
-        qkv = d * (self.n_heads + 2 * self.n_kv_heads) * hd
-        per_layer = qkv + self.n_heads * hd * d + 2 * d * self.d_ff
-        return self.n_layers * per_layer + d * self.vocab_size
-
     def matrix_shapes(self) -> list[tuple[int, int]]:
-        """(out, in) of every weight matrix one decode step multiplies with, in step order."""
+        """(out, in) of every weight matrix one decode step multiplies with, in step order: each
+        layer's fused QKV, output projection, MLP up and down; then the LM head."""
         d, qkv = self.d_model, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
         layer = [(qkv, d), (d, self.n_heads * self.head_dim), (self.d_ff, d), (d, self.d_ff)]
         return layer * self.n_layers + [(self.vocab_size, d)]
+
+    def matmul_params(self) -> int:
+        """Parameters in those matrices (no embedding table, no norm weights)."""
+        return sum(rows * cols for rows, cols in self.matrix_shapes())
 
     def n_params(self, embedding: bool = True) -> int:
         """Exact parameter count: matrices, two RMSNorm weights per layer, the final norm, and
@@ -112,13 +109,13 @@ class ToyConfig:
 
     def decode_components(self, precision: str, context_len: int = 0) -> dict[str, float]:
         """Bytes read by one batch-1 decode step, by component, in the order the step runs."""
-        b, d, hd, layers = bytes_per_param(precision), self.d_model, self.head_dim, self.n_layers
+        b, d, layers = bytes_per_param(precision), self.d_model, self.n_layers
+        qkv, out, up, down = (rows * cols for rows, cols in self.matrix_shapes()[:4])  # the first layer's matrices
         return {
             "embedding lookup (one row)": d * b,
-            "attention projections (Q, K, V, output)":
-                layers * (d * (self.n_heads + 2 * self.n_kv_heads) * hd + self.n_heads * hd * d) * b,
+            "attention projections (Q, K, V, output)": layers * (qkv + out) * b,
             "KV cache reads": check_count("context_len", context_len, 0) * self.kv_bytes_per_token(precision),
-            "MLP (up and down)": layers * 2 * d * self.d_ff * b,
+            "MLP (up and down)": layers * (up + down) * b,
             "norms": (2 * layers + 1) * d * b,
             "LM head (vocabulary projection)": d * self.vocab_size * b,
         }
@@ -278,8 +275,6 @@ def load_reference(card: str | None = None) -> dict | None:
 
 
 def reference_label(ref: dict) -> str:
-    """'recorded on NVIDIA H200, 2026-11-27, torch 2.11' for titles and captions."""
-    prov, prof = ref.get("provenance", {}), ref.get("profile", {})
-    date = str(prof.get("date") or prov.get("date", ""))[:10]
-    name = prof.get("device_name") or prov.get("device_name", "a GPU")
-    return f"recorded on {name}, {date}, torch {prof.get('torch_version', '?')}"
+    """'recorded on NVIDIA H200, 2026-11-27, torch 2.11' for titles and captions (from the run's machine profile)."""
+    profile = ref["profile"]
+    return f"recorded on {profile['device_name']}, {profile['date'][:10]}, torch {profile['torch_version']}"
