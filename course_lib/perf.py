@@ -54,6 +54,7 @@ def check_number(name: str, value) -> float:
 
 
 def check_positive(name: str, value) -> float:
+    """``value`` as a float greater than zero; ValueError naming ``name`` otherwise."""
     value = check_number(name, value)
     if value <= 0:
         raise ValueError(f"{name}={value!r} must be greater than zero")
@@ -61,6 +62,7 @@ def check_positive(name: str, value) -> float:
 
 
 def check_non_negative(name: str, value) -> float:
+    """``value`` as a float, zero or more; ValueError naming ``name`` otherwise."""
     value = check_number(name, value)
     if value < 0:
         raise ValueError(f"{name}={value!r} must be zero or more")
@@ -226,13 +228,10 @@ def attainable_flops(intensity, peak_flops, bandwidth) -> float:
                check_positive("intensity", intensity) * check_positive("bandwidth", bandwidth))
 
 
-INTENSITY_RANGE = (0.1, 1e4)
-
-
 def roofline_xy(peak_flops: float, bandwidth: float):
-    """(intensities, attainable FLOP/s) of one roofline over INTENSITY_RANGE: on log-log axes it
-    is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
-    lo, hi = INTENSITY_RANGE
+    """(intensities, attainable FLOP/s) of one roofline from 0.1 to 10,000 FLOP/byte: on log-log axes
+    it is exactly two straight pieces, so three points (the ends and the ridge) draw it."""
+    lo, hi = 0.1, 1e4
     ridge = min(max(ridge_point(peak_flops, bandwidth), lo), hi)
     xs = [lo, ridge, hi]
     return xs, [attainable_flops(x, peak_flops, bandwidth) for x in xs]
