@@ -6,11 +6,9 @@
     python -m course_lib bench [--device cpu|cuda|mps] [--json out.json] [--fast] [--presets a,b]
     python -m course_lib quiz --answers 01
 
-`check` is the learner's pre-flight (versions, device, free memory, JupyterLab extensions);
-`bench` measures this machine's roofs and times batch-1 decode of the toy presets against
-perf's predictions. Research tools (thread choice, paired checks, the GPU recorder) live in
-the repository's benchmarks/ folder, not here.
-
+`check` is the learner's pre-flight (versions, device, free memory, JupyterLab extensions); `bench`
+measures this machine's roofs and times batch-1 decode of the toy presets against perf's predictions.
+Research tools (thread choice, paired checks, the GPU recorder) are in the repository's benchmarks/.
 Bad arguments exit with status 2 and a message naming the argument.
 """
 
@@ -40,11 +38,12 @@ DEFAULT_PRECISION = {"cpu": "fp32", "cuda": "bf16", "mps": "fp16"}
 # ----------------------------------------------------------------------------- check
 @dataclass(frozen=True)
 class Check:
+    """One line of the pre-flight report, and how to fix it if it failed."""
+
     name: str
     ok: bool
     detail: str
     fix: str = ""
-    required: bool = True
 
 
 def run_checks() -> list[Check]:
@@ -68,7 +67,7 @@ def run_checks() -> list[Check]:
                             "close other programs: the notebooks need about 1.5 GB"))
         if device.type == "cpu":
             checks.append(Check("GPU", True, "none found: the course runs on the CPU (fine; notebooks also show "
-                                "recorded GPU reference runs)", required=False))
+                                "recorded GPU reference runs)"))
     try:
         from jupyter_core.paths import jupyter_path
 
@@ -85,10 +84,10 @@ def run_checks() -> list[Check]:
 
 
 def report(checks: list[Check]) -> tuple[str, int]:
-    """The printed report and the exit status (0 only when every required check passed)."""
+    """The printed report and the exit status (0 only when every check passed)."""
     lines = ["Course pre-flight: 'Why is LLM inference so slow?'", ""]
-    lines += [f"  [{'ok  ' if c.ok else 'FAIL' if c.required else 'note'}] {c.name:<40} {c.detail}" for c in checks]
-    problems = [c for c in checks if not c.ok and c.required]
+    lines += [f"  [{'ok  ' if c.ok else 'FAIL'}] {c.name:<40} {c.detail}" for c in checks]
+    problems = [c for c in checks if not c.ok]
     if problems:
         lines += ["", f"Verdict: NOT READY - {len(problems)} problem(s) to fix:"]
         return "\n".join(lines + [f"  - {c.name}: {c.fix}" for c in problems]), 1
@@ -137,13 +136,10 @@ def format_table(records) -> str:
     """The bench table as text: one row per decode record (a pure function)."""
     head = (f"{'preset':<8} {'mode':<10} {'prec':<5} {'layout':<6} {'weights MB':>10} {'ms/token':>9} {'IQR':>6} {'bound ms':>9} "
             f"{'modeled ms':>10} {'error':>6} {'MBU':>5} {'of kernel':>9} {'in cache':>8}")
-    lines = [head, "-" * len(head)]
-    for r in records:
-        lines.append(f"{r.preset:<8} {r.mode:<10} {r.precision:<5} {r.layout:<6} {r.weight_bytes / 1e6:>10.1f} "
-                     f"{r.ms_per_token:>9.3f} "
-                     f"{r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} {r.modeled_ms:>10.3f} {r.residual:>+6.0%} "
-                     f"{r.mbu:>5.0%} {r.mbu_kernel:>9.0%} {'yes' if r.fits_in_cache else 'no':>8}")
-    return "\n".join(lines)
+    rows = [f"{r.preset:<8} {r.mode:<10} {r.precision:<5} {r.layout:<6} {r.weight_bytes / 1e6:>10.1f} {r.ms_per_token:>9.3f} "
+            f"{r.iqr_ms / r.ms_per_step:>6.1%} {r.predicted_ms:>9.3f} {r.modeled_ms:>10.3f} {r.residual:>+6.0%} "
+            f"{r.mbu:>5.0%} {r.mbu_kernel:>9.0%} {'yes' if r.fits_in_cache else 'no':>8}" for r in records]
+    return "\n".join([head, "-" * len(head), *rows])
 
 
 def format_budget(r) -> str:
@@ -158,7 +154,8 @@ def format_budget(r) -> str:
 
 
 def _bench(args, parser) -> int:
-    from . import machine, measure, roofs, specs
+    from . import machine, measure, roofs
+
     try:
         device = machine.pick_device(args.device)
         names = [p.strip() for p in (args.presets or DEFAULT_PRESETS[device.type]).split(",") if p.strip()]
@@ -168,15 +165,16 @@ def _bench(args, parser) -> int:
         machine.use_threads(args.threads)
     except ValueError as err:
         parser.error(str(err))
-    profile = roofs.get_profile(device, remeasure=True, fast=args.fast, progress=not args.no_progress)
+    progress, graphs = not args.no_progress, [False, True] if device.type == "cuda" and not args.no_graph else [False]
+    profile = roofs.get_profile(device, remeasure=True, fast=args.fast, progress=progress)
     print(profile.summary())
     records, skipped = [], {}
-    for graph in [False] + ([True] if device.type == "cuda" and not args.no_graph else []):
-        for preset in names:
+    for graph in graphs:
+        for preset in names:  # one at a time: a preset that does not fit is skipped, not the whole run
             try:
                 records += measure.decode_sweep([preset], device, precision, context_len=args.context, graph=graph,
-                                                profile=profile, fast=args.fast, progress=not args.no_progress)
-            except ValueError as err:  # does not fit in memory, ...
+                                                profile=profile, fast=args.fast, progress=progress)
+            except ValueError as err:
                 skipped[preset] = str(err)
     print("\n" + format_table(records))
     for mode in sorted({r.mode for r in records}):  # the largest preset of each mode, term by term
