@@ -295,7 +295,8 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
     """The "models x GPUs" table: a ``decode_estimate`` for every model size (default MODEL_SIZES)
     and device (objects with ``name``, ``bandwidth`` and ``memory``, e.g. specs.Hardware)."""
     return [{"model": label, "hardware": hw.name, **decode_estimate(n_params, precision, hw.bandwidth, hw.memory)}
-            for label, n_params in (model_sizes or MODEL_SIZES).items() for hw in hardware_list]
+            for label, n_params in (MODEL_SIZES if model_sizes is None else model_sizes).items()
+            for hw in hardware_list]
 
 
 # ----------------------------------------------------------------------------- in words (the calculators' readouts)
@@ -307,24 +308,24 @@ def error_html(err: Exception) -> str:
 def describe_decode(n_params: float, precision: str, bandwidth: float, memory: float | None) -> tuple[str, bool]:
     """HTML summary of the batch-1 bound and whether the weights fit; (text, fits)."""
     try:
-        e = decode_estimate(n_params, precision, bandwidth, memory)
+        estimate = decode_estimate(n_params, precision, bandwidth, memory)
     except ValueError as err:
         return error_html(err), False
-    gb = e["weight_bytes"] / 1e9
+    gb = estimate["weight_bytes"] / 1e9
     lines = [
         f"<b>{n_params / 1e9:,.2f} B parameters</b> × {bytes_per_param(precision):g} B "
         f"({precision}) = <b>{gb:,.1f} GB</b> of weights to stream per token",
-        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{e['ms_per_token']:,.2f} ms/token</b> → "
-        f"<b>{e['tokens_per_s']:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
+        f"at {bandwidth / 1e9:,.0f} GB/s → <b>{estimate['ms_per_token']:,.2f} ms/token</b> → "
+        f"<b>{estimate['tokens_per_s']:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "
         "roughly 50–70 % of this)",
     ]
     if memory is not None:
-        if e["fits"]:
+        if estimate["fits"]:
             lines.append(f"✅ fits: {gb:,.1f} GB of weights in {memory / 1e9:,.0f} GB "
                          "(the KV cache and activations need room too)")
         else:
             int4 = weight_bytes(n_params, "int4") / 1e9
             lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {gb:,.1f} GB of weights do not fit in "
-                         f"{memory / 1e9:,.0f} GB. You would need at least {e['min_devices']} such devices, or "
+                         f"{memory / 1e9:,.0f} GB. You would need at least {estimate['min_devices']} such devices, or "
                          f"quantisation (int4: {int4:,.1f} GB).")
-    return "<br>".join(lines), memory is None or e["fits"]
+    return "<br>".join(lines), memory is None or estimate["fits"]
