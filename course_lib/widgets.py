@@ -1,7 +1,7 @@
 """Interactive controls: sliders and dropdowns -> perf -> a FigureWidget updated in place.
 
 Callbacks here do arithmetic only (perf and serving formulas), never measurements, so they answer
-in well under 50 ms at any setting. Their text comes from pure functions beside the formulas
+in well under 50 ms at any setting. The longer readouts are pure functions beside their formulas
 (``perf.describe_decode``, ``serving.describe_tensor_parallel``) that the tests call directly; bad
 values end up as a friendly message, never as an exception.
 """
