@@ -112,9 +112,9 @@ class Guess(W.VBox):
 
     def _close(self, message: str) -> None:
         """Lock the box, say what was committed and show the results that waited for it."""
-        self.committed, self.message.value, self.input.disabled = True, message, True
-        for button in self._buttons:
-            button.disabled = True
+        self.committed, self.message.value = True, message
+        for control in (self.input, *self._buttons):
+            control.disabled = True
         for show, out in self._pending:
             out.clear_output()  # the "commit your guess" line
             _show_in(out, show)
