@@ -1,18 +1,15 @@
 """The learner's checks: predict boxes (``Guess``: commit a guess before a measurement shows), exercise
-solutions behind a button, and quizzes: the ipywidgets view with the learner's progress (``quiz.grade``
-grades), the plain text, and the answer key (``answer_key``: Markdown for instructors, ``python -m
-course_lib quiz``).
+solutions behind a button, and the quizzes ``quiz`` grades: their ipywidgets view, their plain text (for
+front ends without widgets) and answer keys (``answer_key``: Markdown for instructors, ``python -m course_lib quiz``).
 
-``show_quiz("01", context={"bandwidth": ..., ...})`` in a notebook. Each question has its controls, a
-**Check** button, feedback saying why, and **Show answer** after the first real attempt. **Start again**
-clears one quiz, ``reset_quizzes()`` every quiz in the kernel (between workshop groups). Nothing is
-stored on disk. Front ends that cannot render widgets show the quiz as plain text.
+``show_quiz("01", context={"bandwidth": ..., ...})`` in a notebook: per question its controls, **Check**,
+feedback saying why, and **Show answer** after the first real attempt. **Start again** clears one quiz,
+``reset_quizzes()`` every quiz in the kernel (between workshop groups). Nothing is stored on disk.
 """
 
 from __future__ import annotations
 
 import html
-import math
 import os
 import re
 import weakref
@@ -60,10 +57,10 @@ def quiz_text(bank: quiz.Bank, context: Mapping | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------- predict boxes
-def reveal_solutions(solutions, label="Show solutions") -> W.Widget:
+def reveal_solutions(solutions) -> W.Widget:
     """A button that reveals exercise solutions. Each solution is a callable returning text, so
     its numbers are computed (by course_lib) when revealed, never typed in."""
-    button, out = W.Button(description=label, button_style="info"), W.HTML()
+    button, out = W.Button(description="Show solutions", button_style="info"), W.HTML()
 
     def show(_):
         items = []
@@ -93,39 +90,46 @@ class Guess(W.VBox):
         else:
             self.input = W.Text(placeholder=f"your guess{f' in {units}' if units else ''}", layout=W.Layout(width="200px"))
         commit, skip = W.Button(description="Commit my guess", button_style="primary"), W.Button(description="Skip")
-        commit.on_click(lambda _: self.commit(self.input.value, skipped=False))
-        skip.on_click(lambda _: self.commit(None))
+        commit.on_click(lambda _: self.commit(self.input.value))
+        skip.on_click(lambda _: self.skip())
         self._buttons, self.message = (commit, skip), W.HTML()
         super().__init__([W.HTML(f"<b>Predict:</b> {prompt}"), W.HBox([self.input, commit, skip]), self.message])
         if _reveal_all():
-            self.commit(None)
+            self.skip()
 
-    def commit(self, answer, skipped: bool = True) -> None:
-        """Take ``answer`` (None = skip); a missing or bad answer gets a message, never an exception."""
-        if not skipped:
-            if isinstance(self.input, W.RadioButtons):
-                if answer is None:
-                    self.message.value = "<span style='color:#b00'>Pick one of the options first.</span>"
-                    return
-            else:
-                try:
-                    answer = float(str(answer).replace(",", "").strip())
-                    if not math.isfinite(answer) or answer < 0:
-                        raise ValueError
-                except ValueError:
-                    self.message.value = ("<span style='color:#b00'>Please type a number ≥ 0"
-                                          f"{f' (in {self.units})' if self.units else ''}.</span>")
-                    return
-        self.value, self.committed = (None if skipped else answer), True
-        self.input.disabled = True
-        for button in self._buttons:
-            button.disabled = True
-        self.message.value = ("Skipped: no guess." if skipped else
-                              f"Your guess: <b>{html.escape(str(answer))} {html.escape(self.units)}</b>")
+    def commit(self, answer) -> None:
+        """Take ``answer`` as the guess; a missing or bad one gets a message, never an exception."""
+        try:
+            self.value = self._read(answer)
+        except ValueError as err:  # quiz.AnswerError too: it says what to type instead
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
+            return
+        self._close(f"Your guess: <b>{html.escape(str(self.value))} {html.escape(self.units)}</b>")
+
+    def skip(self) -> None:
+        """Go on without a guess (``value`` stays None)."""
+        self._close("Skipped: no guess.")
+
+    def _close(self, message: str) -> None:
+        """Lock the box, say what was committed and show the results that waited for it."""
+        self.committed, self.message.value = True, message
+        for control in (self.input, *self._buttons):
+            control.disabled = True
         for show, out in self._pending:
             out.clear_output()  # the "commit your guess" line
             _show_in(out, show)
         self._pending.clear()
+
+    def _read(self, answer):
+        """The guess to commit: a choice, or a number ≥ 0 read as the quizzes read one (no commas)."""
+        if isinstance(self.input, W.RadioButtons):
+            if answer is None:
+                raise ValueError("Pick one of the options first.")
+            return answer
+        number = quiz.parse_number(answer, self.units)
+        if number < 0:
+            raise ValueError("A guess here is never negative: type a number ≥ 0.")
+        return number
 
     def reveal(self, show: Callable[[], object]) -> W.Output | _Shown:
         """Where the result appears: ``show()`` (which displays it) runs there now if a guess is
@@ -195,12 +199,13 @@ def answer_text(q: quiz.Question, context: Mapping | None = None) -> str:
         right = "\n".join(f"- {LETTERS[i]}) {q.options[i].text}" for i in q.correct_indices)
         return f"**Answer:**\n\n{right}\n\n{q.explanation}"
     try:
-        expected, width = q.expected(context), quiz.accepted_width(q, q.expected(context))
+        expected = q.expected(context)
     except quiz.MissingContext:  # the formula, for the learner's own measurements
         scale = quiz.UNITS.get(q.units, 1.0)
         factor = f" × {quiz.format_number(1 / scale)}" if scale < 1 else f" / {quiz.format_number(scale)}" if scale > 1 else ""
         return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
                f"\n\n{q.explanation}"
+    width = quiz.accepted_width(q, expected)
     accepted = (f"exactly {quiz.format_number(expected, q.units)}" if width == 0 else
                 f"from {quiz.format_number(expected - width)} to {quiz.format_number(expected + width, q.units)}")
     return f"**Answer: ≈ {quiz.format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
@@ -211,23 +216,22 @@ class QuestionView:
     """One question's controls and the learner's progress on it. ``input`` (RadioButtons, a list of
     Checkboxes or a Text box) and the buttons are public, so tests can drive them as a learner would."""
 
-    def __init__(self, question: quiz.Question, number: int, context: Mapping | None = None, on_change=None):
-        self.question, self.context, self._on_change = question, context, on_change or (lambda: None)
+    def __init__(self, question: quiz.Question, number: int, context: Mapping | None, on_change: Callable[[], None]):
+        self.question, self.context, self._on_change = question, context, on_change
         self.result: quiz.Result | None = None  # the latest real attempt
         self.revealed = False
-        q = question
-        self.prompt = W.HTML(markdown_to_html(f"**Q{number}.** {q.text(context)}"))
-        if q.type == "multiple_choice":
-            self.input = W.RadioButtons(options=[(o.text, i) for i, o in enumerate(q.options)], value=None,
+        self.prompt = W.HTML(markdown_to_html(f"**Q{number}.** {question.text(context)}"))
+        if question.type == "multiple_choice":
+            self.input = W.RadioButtons(options=[(o.text, i) for i, o in enumerate(question.options)], value=None,
                                         layout=W.Layout(width="auto"))
             control = self.input
-        elif q.type == "many_choice":
+        elif question.type == "many_choice":
             self.input = [W.Checkbox(value=False, description=o.text, indent=False, layout=W.Layout(width="auto"))
-                          for o in q.options]
+                          for o in question.options]
             control = W.VBox(self.input)
         else:
             self.input = W.Text(value="", placeholder="a number, e.g. 115 or 1.4e2", layout=W.Layout(width="16em"))
-            control = W.HBox([self.input, W.HTML(f"&nbsp;{html.escape(q.units)}")])
+            control = W.HBox([self.input, W.HTML(f"&nbsp;{html.escape(question.units)}")])
         self.check_button = W.Button(description="Check", button_style="primary", tooltip="Grade your answer")
         self.show_button = W.Button(description="Show answer", tooltip="Reveal the answer and why",
                                     layout=W.Layout(display="none"))
@@ -248,6 +252,7 @@ class QuestionView:
         return "<p><i>This question uses your own measurements.</i></p>" if keys else ""
 
     def check(self, _button=None) -> quiz.Result:
+        """Grade the answer in the controls and show why (the **Check** button)."""
         many = self.question.type == "many_choice"
         answer = [i for i, box in enumerate(self.input) if box.value] if many else self.input.value
         result = quiz.grade(self.question, answer, self.context)
@@ -261,12 +266,14 @@ class QuestionView:
         return result
 
     def show_answer(self, _button=None) -> None:
+        """Show the right answer and its explanation (the **Show answer** button)."""
         text = answer_text(self.question, self.context)
         self.answer.value = f'<div class="cl-box cl-answer">{markdown_to_html(text)}</div>'
         self.revealed = True
         self._on_change()
 
     def clear(self) -> None:
+        """Back to unanswered: no choice, no feedback, no answer shown."""
         if self.question.type == "many_choice":
             for box in self.input:
                 box.value = False
@@ -278,15 +285,16 @@ class QuestionView:
 
 
 class QuizView(W.VBox):
-    """A whole quiz: a header, one block per question, the score line, a **Start again** button."""
+    """A notebook's quiz (``notebook_id`` as ``quiz.load_bank`` reads it): a header, one block per question,
+    the score line, a **Start again** button. A widget: the last line of a cell displays it."""
 
     live: weakref.WeakSet[QuizView] = weakref.WeakSet()  # views not yet closed, for reset_quizzes()
 
-    def __init__(self, bank: quiz.Bank, context: Mapping | None = None):
-        self.bank, self.context = bank, context
-        self.questions = [QuestionView(q, n, context, on_change=self._update_score)
-                          for n, q in enumerate(bank.questions, 1)]
-        header = W.HTML(f"{_CSS}<h3>Quiz: {html.escape(bank.title)}</h3><p>{len(bank.questions)} questions. Choose "
+    def __init__(self, notebook_id, context: Mapping | None = None):
+        self.bank, self.context = quiz.load_bank(notebook_id), context
+        questions = self.bank.questions
+        self.questions = [QuestionView(q, n, context, on_change=self._update_score) for n, q in enumerate(questions, 1)]
+        header = W.HTML(f"{_CSS}<h3>Quiz: {html.escape(self.bank.title)}</h3><p>{len(questions)} questions. Choose "
                         "or type an answer, then press <b>Check</b>. Nothing is recorded outside this notebook.</p>")
         self.summary = W.HTML("")
         self.reset_button = W.Button(description="Start again", tooltip="Clear every answer")
@@ -334,14 +342,9 @@ def reset_quizzes() -> int:
     return len(views)
 
 
-def quiz_view(notebook_id, context: Mapping | None = None) -> QuizView:
-    """A fresh view of a notebook's quiz (a widget: the last line of a cell displays it)."""
-    return QuizView(quiz.load_bank(notebook_id), context)
-
-
 def show_quiz(notebook_id, context: Mapping | None = None) -> None:
     """Display a notebook's quiz. ``context`` holds the learner's measurements for the measured
     questions (keys in docs/QUIZ_SCHEMA.md); without them those questions ask for the measurement."""
     from IPython.display import display
 
-    display(quiz_view(notebook_id, context))
+    display(QuizView(notebook_id, context))

@@ -163,11 +163,11 @@ def _question_problem(q: dict) -> str | None:
                 return f"{where}: {{{name}}} is neither in 'given' nor an argument of 'answer'"
             if measured and where != "question":  # those texts are filled once, when the bank is loaded
                 return f"{where}: {{{name}}} is measured, and only the question's text may show a measurement"
-    specs = [("answer", q["answer"])] if "answer" in q else []
-    specs += [(f"mistakes[{i}].answer", m["answer"]) for i, m in enumerate(q.get("mistakes", []))]
-    specs += [(f"given.{name}", spec) for name, spec in q.get("given", {}).items()]
-    specs += [(f"verify[{i}]", spec) for i, spec in enumerate(q.get("verify", []))]
-    for where, spec in specs:
+    values = [("answer", q["answer"])] if "answer" in q else []
+    values += [(f"mistakes[{i}].answer", m["answer"]) for i, m in enumerate(q.get("mistakes", []))]
+    values += [(f"given.{name}", spec) for name, spec in q.get("given", {}).items()]
+    values += [(f"verify[{i}]", spec) for i, spec in enumerate(q.get("verify", []))]
+    for where, spec in values:  # every value spec, named by where it is
         check = where.startswith("verify")
         try:  # compute everything now, so that a broken bank never reaches a learner
             value = _resolve(spec, {} if check else _SAMPLE_CONTEXT)  # a check may not use measurements

@@ -1,7 +1,7 @@
 """Interactive controls: sliders and dropdowns -> perf -> a FigureWidget updated in place.
 
 Callbacks here do arithmetic only (perf and serving formulas), never measurements, so they answer
-in well under 50 ms at any setting. Their text comes from pure functions beside the formulas
+in well under 50 ms at any setting. The longer readouts are pure functions beside their formulas
 (``perf.describe_decode``, ``serving.describe_tensor_parallel``) that the tests call directly; bad
 values end up as a friendly message, never as an exception.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -25,8 +24,10 @@ CUSTOM = "custom"
 
 def static_frontend() -> bool:
     """Whether widget charts cannot render here: COURSE_STATIC=1 (0: they can), Colab or VS Code."""
-    forced, keys = os.environ.get("COURSE_STATIC", "").strip(), ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD")
-    return forced == "1" if forced in ("0", "1") else "google.colab" in sys.modules or any(k in os.environ for k in keys)
+    forced = os.environ.get("COURSE_STATIC", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return "google.colab" in sys.modules or any(k in os.environ for k in ("COLAB_RELEASE_TAG", "VSCODE_PID", "VSCODE_CWD"))
 
 
 def as_widget(fig: go.Figure):
@@ -42,9 +43,8 @@ def as_widget(fig: go.Figure):
 
 
 class Explorer(W.VBox):
-    """Controls -> perf -> a readout and a chart updated in place. Subclasses build their
-    controls, call ``self.watch(*controls)`` and implement ``update()``; slow work never runs
-    in a callback (these only do arithmetic). Subclasses have ``self.readout`` and ``self.figure``."""
+    """Controls -> perf -> a readout and a chart updated in place. Subclasses build their controls,
+    ``self.readout`` and ``self.figure``, call ``self.watch(*controls)`` and implement ``update()``."""
 
     children = W.trait_types.TypedTuple(trait=traitlets.Any()).tag(sync=True, **W.widget_serialization)
     NOTE = "<p><i>A static chart at the starting settings: the sliders need JupyterLab with widgets (or Binder).</i></p>"
@@ -61,6 +61,7 @@ class Explorer(W.VBox):
         return {**super()._repr_mimebundle_(**kwargs), "text/html": html}
 
     def watch(self, *controls) -> None:
+        """Update whenever one of ``controls`` changes, and once now."""
         for control in controls:
             control.observe(lambda _: self.update(), names="value")
         self.update()
@@ -114,9 +115,7 @@ class DecodeCalculator(Explorer):
         if self._syncing:
             return
         if change["owner"] in (self.bandwidth, self.memory) and self._preset_values() is None:
-            self.preset.unobserve(self._on_preset, names="value")
             self.preset.value = CUSTOM  # the user moved away from the preset's datasheet figures
-            self.preset.observe(self._on_preset, names="value")
         self.update()
 
     # A log slider snaps to its step (10**0.01, 2.3 %): in a browser the A100's 2,039 GB/s comes
@@ -144,8 +143,8 @@ class DecodeCalculator(Explorer):
         except ValueError:
             return
         fig = self.figure
-        with _batch_update(fig):
-            fig.data[0].x, fig.data[0].y = sizes.tolist(), tps.tolist()  # lists: see RooflineExplorer.update
+        with fig.batch_update():
+            fig.data[0].x, fig.data[0].y = sizes.tolist(), tps.tolist()  # lists: plotly refuses array.array
             fig.data[0].name = f"bound at {bw / 1e9:,.0f} GB/s, {prec}"
             fig.data[1].x, fig.data[1].y = [n], [point]
             fig.data[1].name = "your model" if fits else "your model (does not fit!)"
@@ -153,13 +152,9 @@ class DecodeCalculator(Explorer):
             fig.data[1].marker.symbol = "circle" if fits else "x"
 
 
-def _batch_update(fig):
-    return fig.batch_update() if hasattr(fig, "batch_update") else nullcontext()
-
-
 def _slider(cls, description, **kwargs):
-    style = dict(description_width="130px")
-    return cls(description=description, style=style, layout=W.Layout(width="520px"), continuous_update=True, **kwargs)
+    """A slider as wide as the explorers' others, its label in a 130-pixel column."""
+    return cls(description=description, style={"description_width": "130px"}, layout=W.Layout(width="520px"), **kwargs)
 
 
 class RooflineExplorer(Explorer):
@@ -170,7 +165,7 @@ class RooflineExplorer(Explorer):
 
     SHAPE = PRESETS["7b"]  # a Llama-2-7B-shaped model (32 layers, d 4096, 32 heads)
 
-    def __init__(self, device="A100-80GB", measured=None, price=2.5):
+    def __init__(self, device="A100-80GB", measured=None):
         self.devices = {hw.name: hw for hw in specs.catalog()}
         if measured is not None:
             self.devices[MEASURED] = measured
@@ -181,7 +176,7 @@ class RooflineExplorer(Explorer):
         self.weights = W.Dropdown(options=list(perf.PRECISIONS), value=self.math.value, description="weights")
         self.batch = _slider(W.IntSlider, "batch size", value=1, min=1, max=1024)
         self.context = _slider(W.IntSlider, "context (tokens)", value=0, min=0, max=32768, step=256)
-        self.price = _slider(W.FloatSlider, "$ per GPU-hour", value=price, min=0.0, max=10.0, step=0.05)
+        self.price = _slider(W.FloatSlider, "$ per GPU-hour", value=2.5, min=0.0, max=10.0, step=0.05)
         self.readout = W.HTML()
         self.figure, self._roof = None, None
         super().__init__([W.HBox([self.device, self.weights, self.math]), self.batch, self.context, self.price, self.readout])
@@ -250,7 +245,7 @@ class RooflineExplorer(Explorer):
             self._roof = roof
             self.children = self.children[:5] + (self.figure,)
             return
-        with _batch_update(self.figure):
+        with self.figure.batch_update():
             self.figure.data[1].x, self.figure.data[1].y = [point["intensity"]], [point["flops"] / 1e12]
             self.figure.data[1].text = [point["label"]]
 
@@ -262,9 +257,10 @@ class TensorParallelExplorer(Explorer):
     machine as a device: picking it sets the toy model and the measured link."""
 
     TOY = "cpu-m"
+    MODEL = "70B (80 layers, d 8192)"  # the default, and the model a GPU comes back with from this machine
+    MAX_N = 16  # devices the chart draws
 
-    def __init__(self, model="70B (80 layers, d 8192)", device="H100-SXM", algorithm="one-shot", measured=None,
-                 link=None):
+    def __init__(self, model=MODEL, device="H100-SXM", measured=None, link=None):
         toy = PRESETS[self.TOY]
         self.models = {**serving.REFERENCE_SHAPES, f"toy {self.TOY} ({toy.n_layers} layers, d {toy.d_model})":
                        (toy.n_params(embedding=False), toy.n_layers, toy.d_model)}
@@ -275,8 +271,8 @@ class TensorParallelExplorer(Explorer):
         self.model = W.Dropdown(options=list(self.models), value=model, description="model")
         self.device = W.Dropdown(options=list(self.devices), value=device, description="device")
         self.precision = W.Dropdown(options=list(perf.PRECISIONS), value="fp16", description="precision")
-        self.algorithm = W.Dropdown(options=list(serving.ALLREDUCE_ALGORITHMS), value=algorithm, description="all-reduce")
-        self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=16)
+        self.algorithm = W.Dropdown(options=list(serving.ALLREDUCE_ALGORITHMS), value="one-shot", description="all-reduce")
+        self.n = _slider(W.IntSlider, "devices N", value=2, min=1, max=self.MAX_N)
         self.link = _slider(W.FloatLogSlider, "link GB/s", value=serving.NVLINK_BANDWIDTH / 1e9, base=10, min=-1, max=3,
                             readout_format=",.3g")
         self.latency = _slider(W.FloatLogSlider, "latency α µs", value=serving.NVLINK_LATENCY * 1e6, base=10, min=-1, max=4,
@@ -294,7 +290,7 @@ class TensorParallelExplorer(Explorer):
             here = change["new"] == MEASURED
             latency, bandwidth = (self.link_measured if here and self.link_measured else
                                   (serving.NVLINK_LATENCY, serving.NVLINK_BANDWIDTH))
-            self.model.value = list(self.models)[-1] if here else "70B (80 layers, d 8192)"
+            self.model.value = list(self.models)[-1] if here else self.MODEL
             self.precision.value, self.algorithm.value = ("fp32", "ring") if here else ("fp16", "one-shot")
             self.latency.value, self.link.value = latency * 1e6, bandwidth / 1e9
         self.update()
@@ -302,7 +298,7 @@ class TensorParallelExplorer(Explorer):
     def _args(self):
         n_params, layers, d = self.models[self.model.value]
         return (n_params, self.precision.value, self.devices[self.device.value].bandwidth, layers, d, self.link.value * 1e9,
-                self.latency.value * 1e-6, 16, self.algorithm.value)
+                self.latency.value * 1e-6, self.MAX_N, self.algorithm.value)
 
     def update(self):
         n_params, prec, _, layers, d, link, latency, _, algorithm = args = self._args()
@@ -312,10 +308,10 @@ class TensorParallelExplorer(Explorer):
             fresh = plots.tensor_parallel_bars(*args)
         except ValueError:  # already said in the readout
             return
-        with _batch_update(self.figure):
+        with self.figure.batch_update():
             for trace, new in zip(self.figure.data, fresh.data):
                 trace.y = new.y
-            self.figure.data[0].marker.color = [plots.COLORS[2 if k == self.n.value else 0] for k in range(1, 17)]
+            self.figure.data[0].marker.color = [plots.COLORS[2 if k == self.n.value else 0] for k in range(1, self.MAX_N + 1)]
             self.figure.layout.title.text = fresh.layout.title.text
 
 
@@ -342,7 +338,7 @@ class SpeculativeExplorer(Explorer):
                               f"cost per pass: γ·c + 1 = {g * c + 1:.2f} target steps → "
                               f"speed-up <b>{speedup:.2f}×</b>, {verdict}")
         gammas = list(range(1, 17))
-        with _batch_update(self.figure):
+        with self.figure.batch_update():
             self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
             self.figure.data[0].name = f"α = {a:.2f} (yours)"
             for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves

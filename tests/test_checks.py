@@ -5,7 +5,7 @@ import ipywidgets as W
 import pytest
 
 from course_lib import checks, quiz
-from course_lib.checks import QuizView, markdown_to_html, quiz_view, reset_quizzes, show_quiz
+from course_lib.checks import QuizView, markdown_to_html, reset_quizzes, show_quiz
 
 CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32",
            "ttft": 0.0421, "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4,
@@ -22,7 +22,7 @@ def hidden(button):
 
 @pytest.mark.parametrize("number", quiz.notebook_ids())
 def test_every_bank_builds_a_view_with_the_right_controls(number):
-    view = quiz_view(number)
+    view = QuizView(number)
     assert isinstance(view, W.VBox) and "cl-quiz" in view._dom_classes and "<style>" in view.children[0].value
     for qv in view.questions:
         kind = {"multiple_choice": W.RadioButtons, "many_choice": list, "numeric": W.Text}[qv.question.type]
@@ -32,7 +32,7 @@ def test_every_bank_builds_a_view_with_the_right_controls(number):
 
 
 def test_radio_feedback_show_answer_and_score():
-    view = quiz_view("01")
+    view = QuizView("01")
     n = len(view.questions)
     qv = find(view, "decode-limit")
     wrong = next(i for i, o in enumerate(qv.question.options) if not o.correct)
@@ -51,7 +51,7 @@ def test_radio_feedback_show_answer_and_score():
 
 
 def test_checkboxes_and_text_box():
-    view = quiz_view("01")
+    view = QuizView("01")
     ticks = find(view, "bound-ignores")
     ticks.input[ticks.question.correct_indices[0]].value = True
     ticks.check_button.click()
@@ -69,13 +69,13 @@ def test_checkboxes_and_text_box():
 
 
 def test_measured_question_without_and_with_the_measurement():
-    missing = find(quiz_view("03"), "ridge-yours")
+    missing = find(QuizView("03"), "ridge-yours")
     assert "Run the measurement cell above first" in missing.note.value
     assert "[your measured peak_flops]" in missing.prompt.value
     missing.input.value = "7.7"
     missing.check_button.click()
     assert "run the measurement cell above first" in missing.feedback.value and hidden(missing.show_button)
-    measured = find(quiz_view("03", CONTEXT), "ridge-yours")
+    measured = find(QuizView("03", CONTEXT), "ridge-yours")
     assert "95 GFLOP/s" in measured.prompt.value and "12.4 GB/s" in measured.prompt.value
     measured.input.value = "7.66"
     measured.check_button.click()
@@ -83,8 +83,8 @@ def test_measured_question_without_and_with_the_measurement():
 
 
 def test_start_again_and_reset_quizzes_clear_every_live_view():
-    views = [quiz_view("01"), quiz_view("04")]
-    closed = quiz_view("02")
+    views = [QuizView("01"), QuizView("04")]
+    closed = QuizView("02")
     closed.close()
     for view in views:
         qv = next(v for v in view.questions if v.question.type == "multiple_choice")
@@ -105,7 +105,7 @@ def test_start_again_and_reset_quizzes_clear_every_live_view():
 def test_plain_text_fallback_and_show_quiz(monkeypatch):
     import IPython.display
 
-    view = quiz_view("02")
+    view = QuizView("02")
     text = view._repr_mimebundle_()["text/plain"]
     assert text.startswith("Quiz 02: Prefill vs decode") and all(f"Q{n}. " in text for n in range(1, 9))
     view.close()
@@ -136,11 +136,13 @@ def test_guess_hides_the_result_until_committed(monkeypatch):
     shown = []
     box = checks.Guess("How many ms per token?", units="ms")
     box.reveal(lambda: shown.append(box.value))
-    box.commit("seven", skipped=False)  # not a number: a message, still hidden
+    box.commit("seven")  # not a number: a message, still hidden
     assert not box.committed and shown == [] and "number" in box.message.value
-    box.commit("-1", skipped=False)
+    box.commit("-1")
     assert not box.committed
-    box.commit("7.5", skipped=False)
+    box.commit("1,5")  # read as the quizzes read a number: 1.5 or 15? refused, never guessed
+    assert not box.committed and "without commas" in box.message.value
+    box.commit("7.5 ms")
     assert box.committed and box.value == 7.5 and shown == [7.5] and box.input.disabled
     box.reveal(lambda: shown.append("again"))  # after the commit, results show at once
     assert shown == [7.5, "again"]
@@ -149,9 +151,9 @@ def test_guess_hides_the_result_until_committed(monkeypatch):
 def test_guess_choices_skip_and_test_mode(monkeypatch):
     monkeypatch.delenv("COURSE_REVEAL", raising=False)
     box = checks.Guess("Which bound?", choices=["memory", "compute"])
-    box.commit(None, skipped=False)
+    box.commit(None)
     assert not box.committed and "Pick one" in box.message.value
-    box.commit(None)  # Skip
+    box.skip()
     assert box.committed and box.value is None
     monkeypatch.setenv("COURSE_REVEAL", "1")
     assert checks.Guess("x").committed

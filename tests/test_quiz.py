@@ -101,7 +101,7 @@ def test_a_bank_reads_the_recorded_run_and_goes_without_it_when_there_is_none(mo
         recorded(32, "latency_ratio")
     ids = [q.id for q in quiz.load_bank("03").questions]
     assert "recorded-32" not in ids and len(ids) == len(BANKS["03"].questions) - 1
-    assert len(checks.quiz_view("03", CONTEXT).questions) == len(ids)
+    assert len(checks.QuizView("03", CONTEXT).questions) == len(ids)
 
 
 def test_every_numeric_answer_is_hand_checked():

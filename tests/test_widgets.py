@@ -124,7 +124,8 @@ def test_roofline_explorer_separates_weight_and_math_precision():
 
 
 def test_roofline_explorer_kv_capacity_and_cost():
-    r = widgets.RooflineExplorer(device="A100-80GB", price=2.0)
+    r = widgets.RooflineExplorer(device="A100-80GB")
+    r.price.value = 2.0
     assert "move the context slider" in r.readout.value
     # batch-1 step: 13.15 GB streamed / 2.039 TB/s = 6.45 ms -> 155 tokens/s -> $2 / (155 x 3600 / 1e6) = $3.58
     assert "$3.58 per million tokens" in r.readout.value
