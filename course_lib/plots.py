@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import perf, serving
-from .explain import field, format_value, group_by_context, iqr_of
+from .explain import field, format_value, group_by_context
 
 TEMPLATE = "plotly_white"
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
@@ -200,7 +200,7 @@ def batch_sweep_figure(records, predicted: list[dict], title="Batching on this m
     for i, ((label, ctx), rows) in enumerate(group_by_context(list(records) + list(predicted)).items()):
         name = label if ctx is None else f"{label}, context {ctx}"
         style = dict(dash="dash") if label.startswith("predicted") else {}
-        xs, iqr = [field(r, "batch") for r in rows], [iqr_of(r) / 2 for r in rows]
+        xs, iqr = [field(r, "batch") for r in rows], [(field(r, "iqr_ms") or 0.0) / 2 for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
             ys = [field(r, key) for r in rows]
             bars = iqr if col == 1 else [y * e / field(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
