@@ -46,10 +46,8 @@ def modeled_of(r) -> float:
 
 def _crossing(batches, times, target: float) -> float | None:
     """The batch at which ``times`` first reaches ``target``, interpolated on log batch; None if it never does."""
-    for (b0, t0), (b1, t1) in pairwise(zip(batches, times)):
-        if t1 >= target > t0:
-            return b0 * (b1 / b0) ** ((target - t0) / (t1 - t0))
-    return None
+    steps = pairwise(zip(batches, times))
+    return next((b0 * (b1 / b0) ** ((target - t0) / (t1 - t0)) for (b0, t0), (b1, t1) in steps if t1 >= target > t0), None)
 
 
 def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
@@ -65,7 +63,6 @@ def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
         times = [modeled_of(r) if modeled else field(r, "ms_per_step") for r in rows]
         noise = [0.0 if modeled else (field(r, "iqr_ms") or 0.0) / 2 for r in rows]
         slow, fast = ([t + sign * e for t, e in zip(times, noise)] for sign in (1, -1))
-        # the earliest knee: each step slower by its noise, against batch 1 faster by its own; the latest: the reverse
         knees[ctx] = (_crossing(batches, times, growth * times[0]), _crossing(batches, slow, growth * fast[0]),
                       _crossing(batches, fast, growth * slow[0]))
     return knees
@@ -75,9 +72,9 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     """The batch-sweep reveal: when the step began to grow (measured, modeled, guessed) at the
     shortest context, against the weights-only roofline's knee (``growth`` x the critical batch)."""
     ctx = min(field(r, "context_len") for r in records)
-    rows = [r for r in records if field(r, "context_len") == ctx]
+    rows = sorted((r for r in records if field(r, "context_len") == ctx), key=lambda r: field(r, "batch"))
     (knee, low, high), model = batch_knee(rows, growth)[ctx], batch_knee(rows, growth, modeled=True)[ctx][0]
-    top, roof = max(field(r, "batch") for r in rows), growth * critical
+    first, top, roof = rows[0], field(rows[-1], "batch"), growth * critical  # batch_knee checked: rows[0] is batch 1
     if knee is None or model is None:
         said = [f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences" for x in (knee, model)]
         text = (f"Measured at context {ctx}: {said[0]}, the batch at which a step first took {growth:g}× as long as at "
@@ -87,12 +84,12 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                              "The model of the step").removesuffix(NO_GUESS)
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
-    first = min(rows, key=lambda r: field(r, "batch"))
     if knee is None and top < roof:
         return text + f" That fits: the roofline's knee lies beyond batch {top} too."
     if knee is not None and knee < 0.8 * roof:
-        past = min((r for r in rows if field(r, "batch") >= knee), key=lambda r: field(r, "batch"))
+        past = next(r for r in rows if field(r, "batch") >= knee)  # the first batch past the knee
         grew = {k: v - field(first, "budget").get(k, 0.0) for k, v in field(past, "budget").items()}
+        most = max(grew, key=grew.get)
         jumps = {c: (field(g[1], "ms_per_step") / field(g[0], "ms_per_step"), modeled_of(g[1]) / modeled_of(g[0]),
                      field(g[1], "batch")) for (_, c), g in group_by_context(records).items() if len(g) > 1}
         if all(m > 1.15 * mod for m, mod, _ in jumps.values()):  # at every context alike: the step itself, not noise
@@ -101,7 +98,7 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                 f"{max(v[1] for v in jumps.values()):.2f}×. Likely cause: one sequence runs matrix–vector kernels (GEMV), "
                 "two or more run matrix–matrix kernels (GEMM), which stream the weights at another rate (notebook 02).")
         text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {field(past, 'batch')} "
-                 f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
+                 f"is {_GROWTH_TERMS.get(most, most)}.")
         if model is not None and knee < 0.67 * model:
             text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
                      "batched kernels slower than the measured matmul peak).")
@@ -220,8 +217,7 @@ def explain_decode(r) -> str:
 
 
 def precision_outcome(time_ratio: float, bytes_ratio: float) -> int:
-    """Index into PRECISION_OUTCOMES of a time ratio (lower / higher precision) at a bytes ratio:
-    up to 1.15x the bytes ratio, below 0.95, up to 1.05, or above."""
+    """Index into PRECISION_OUTCOMES of a time ratio at a bytes ratio (each lower precision's over higher's)."""
     return 0 if time_ratio <= 1.15 * bytes_ratio else 1 if time_ratio < 0.95 else 2 if time_ratio <= 1.05 else 3
 
 
@@ -280,13 +276,12 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
         parts.append(f"Then rising, but less than in proportion: from {n[end]} to {n[-1]} tokens "
                      f"({n[-1] / n[end]:.1f}× as many) the time grew {ms[-1] / ms[end]:.1f}×; at these lengths a pass "
                      "is part weight read, part arithmetic, and longer prompts would show the linear part.")
-    first, last = rows[0], rows[-1]
-    if field(first, "compute_ms"):
-        turn = n[0] * field(first, "memory_ms") / field(first, "compute_ms")
+    if field(rows[0], "compute_ms"):
+        turn = n[0] * field(rows[0], "memory_ms") / field(rows[0], "compute_ms")
         parts.append(f"The roofline (the weights once at the streaming read, the FLOPs at the matmul rate measured on "
                      f"large matrices) puts the turn at about {turn:,.0f} tokens. At {n[-1]} tokens the measurement is "
-                     f"{ms[-1] / max(field(last, 'memory_ms'), field(last, 'compute_ms')):.1f}× its prediction "
-                     f"({_flops(field(last, 'flops') / ms[-1] * 1e3)} achieved).")
+                     f"{ms[-1] / max(field(rows[-1], 'memory_ms'), field(rows[-1], 'compute_ms')):.1f}× its prediction "
+                     f"({_flops(field(rows[-1], 'flops') / ms[-1] * 1e3)} achieved).")
     noisy = [str(field(r, "prompt_len")) for r in rows if field(r, "iqr_ms") > 0.15 * field(r, "ms")]
     if noisy:
         parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over 15 % of the "
@@ -298,7 +293,8 @@ def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
     """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
     faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
     n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_token")
-    speed, share = n * tpot / ttft, 1 - ttft / (total := ttft + perf.check_count("answer_tokens", answer_tokens) * tpot)
+    total = ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
+    speed, share = n * tpot / ttft, 1 - ttft / total
     text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
             f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
     text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
@@ -337,14 +333,13 @@ def wrong_way(records, x: str, y: str = "ms_per_step") -> list[str]:
 def batching_claim(records, batch: int = 32) -> dict:
     """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
     records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
-    by_context: dict = {}
-    for r in records:
-        by_context.setdefault(field(r, "context_len"), {})[field(r, "batch")] = field(r, "ms_per_step")
-    for ctx, ms in by_context.items():
+    claim = {}
+    for (_, ctx), rows in group_by_context(records).items():
+        ms = {field(r, "batch"): field(r, "ms_per_step") for r in rows}
         if 1 not in ms or batch not in ms:
             raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
-    return {ctx: {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
-            for ctx, ms in sorted(by_context.items())}
+        claim[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
+    return dict(sorted(claim.items()))
 
 
 def claim_verdict(claim: dict, batch: int = 32) -> list[str]:
