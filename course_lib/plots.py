@@ -9,6 +9,7 @@ from functools import partial
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 
 from . import perf, serving
 from .explain import field, format_value, group_by_context
@@ -71,8 +72,7 @@ def decode_table_figure(rows: list[dict]) -> go.Figure:
                f" · OOM (needs {r['min_devices']})")
 
     columns = [models] + [[text(cell[(m, g)]) for m in models] for g in gpus]
-    fills = [["white"] * len(models)] + [["#fde0dd" if not cell[(m, g)]["fits"] else "white" for m in models]
-                                         for g in gpus]
+    fills = [["white"] * len(models)] + [["white" if cell[(m, g)]["fits"] else "#fde0dd" for m in models] for g in gpus]
     fig = go.Figure(go.Table(header=dict(values=["model (weights)"] + gpus, fill_color="#e8eef7", align="left"),
                              cells=dict(values=columns, fill_color=fills, align="left", height=28)))
     fig.update_layout(height=90 + 30 * len(models), margin=dict(l=10, r=10, t=40, b=10),
@@ -109,11 +109,11 @@ def _bandwidth_line(records, bandwidth: float, unit: float, name: str) -> go.Sca
 def measured_vs_bytes(records, bandwidth: float) -> go.Figure:
     """Measured ms/token (median, IQR error bars) against bytes per token, with the line
     bytes / bandwidth and the modeled budget. Points in cache are drawn hollow."""
-    xs = [r.bytes_per_step / r.batch for r in records]
+    mb = [r.bytes_per_step / r.batch / 1e6 for r in records]
     fig = go.Figure(_bandwidth_line(records, bandwidth, 1e6, f"bytes / {bandwidth / 1e9:.1f} GB/s"))
-    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.modeled_ms / r.batch for r in records], mode="markers",
+    fig.add_scatter(x=mb, y=[r.modeled_ms / r.batch for r in records], mode="markers",
                     name="modeled (the gap budget)", marker=dict(symbol="diamond", size=9, color=COLORS[3]))
-    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
+    fig.add_scatter(x=mb, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],
                                 symbol=["circle-open" if r.fits_in_cache else "circle" for r in records]))
@@ -194,19 +194,17 @@ def batch_sweep_figure(records, predicted: list[dict], title="Batching on this m
     """Measured (and predicted) decode step time and tokens/s against the batch size. Records
     (measure.DecodeRecord, or dicts with a ``label``) carry batch, ms_per_step, tokens_per_s and
     context_len (one line each); those with an ``iqr_ms`` get error bars of half their IQR."""
-    from plotly.subplots import make_subplots
-
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
     for i, ((label, ctx), rows) in enumerate(group_by_context(list(records) + list(predicted)).items()):
-        name = label if ctx is None else f"{label}, context {ctx}"
-        style = dict(dash="dash") if label.startswith("predicted") else {}
+        name = f"{label}, context {ctx}"
+        dash = "dash" if label.startswith("predicted") else None
         xs, iqr = [field(r, "batch") for r in rows], [(field(r, "iqr_ms") or 0.0) / 2 for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
             ys = [field(r, key) for r in rows]
             bars = iqr if col == 1 else [y * e / field(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
                             error_y=dict(type="data", array=bars, visible=any(bars)),
-                            line=dict(color=COLORS[i % 8], **style), row=1, col=col)
+                            line=dict(color=COLORS[i % 8], dash=dash), row=1, col=col)
     fig.update_xaxes(type="log", title="batch size")
     fig.update_yaxes(type="log")
     fig.update_layout(template=TEMPLATE, title=title, height=430, legend=dict(orientation="h", y=-0.25))
