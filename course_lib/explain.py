@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from itertools import pairwise
 
 from . import perf
 
@@ -17,6 +18,7 @@ _GROWTH_TERMS = {"attention (KV reads)": "attention reading each sequence's own 
 GAPS = {"kernel": "the matmul kernel streaming below the memory roof", "overhead": "fixed costs per op (small ops, launches)",
         "attention": "attention reading the KV cache", "compute": "compute past the ridge"}
 NEAR_THE_LINE = "none: the modeled step stays within 25 % of the memory roof"
+NO_GUESS = " (No guess committed: try the next one!)"
 
 # what a lower precision did to the step time, as options for a guess and as verdicts (same order)
 PRECISION_OUTCOMES = ("about half the time", "less time, but not half", "about the same time", "more time")
@@ -24,26 +26,28 @@ _PRECISION_VERDICTS = ("time fell about as much as the bytes", "time fell, but l
                        "time did **not** fall", "it got **slower**")
 
 
-def field(record, key: str):
-    """A field of a record: measure's dataclasses and plain dicts alike."""
-    return record[key] if isinstance(record, dict) else getattr(record, key)
+def field(record, key: str, default=None):
+    """A field of a record: measure's dataclasses and plain dicts (recorded runs, predictions) alike."""
+    return record.get(key, default) if isinstance(record, dict) else getattr(record, key, default)
 
 
 def group_by_context(records) -> dict:
     """Records grouped by (label, context length), each group sorted by batch."""
     groups: dict = {}
     for r in records:
-        key = (r.get("label", "measured") if isinstance(r, dict) else "measured", field(r, "context_len"))
-        groups.setdefault(key, []).append(r)
+        groups.setdefault((field(r, "label", "measured"), field(r, "context_len")), []).append(r)
     return {k: sorted(rows, key=lambda r: field(r, "batch")) for k, rows in groups.items()}
 
 
-def iqr_of(r) -> float:
-    return (r.get("iqr_ms", 0.0) if isinstance(r, dict) else r.iqr_ms) or 0.0
-
-
 def modeled_of(r) -> float:
-    return sum(r["budget"].values()) if isinstance(r, dict) else r.modeled_ms
+    """The modeled step (ms): the sum of a decode record's budget."""
+    return sum(field(r, "budget").values())
+
+
+def _crossing(batches, times, target: float) -> float | None:
+    """The batch at which ``times`` first reaches ``target``, interpolated on log batch; None if it never does."""
+    steps = pairwise(zip(batches, times))
+    return next((b0 * (b1 / b0) ** ((target - t0) / (t1 - t0)) for (b0, t0), (b1, t1) in steps if t1 >= target > t0), None)
 
 
 def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
@@ -51,19 +55,16 @@ def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
     as at batch 1, interpolated on log batch between the sizes measured, as (knee, low, high):
     low and high move every step by half its IQR, the earliest and latest knee the noise allows.
     None where no batch got there. ``modeled``: the modeled steps instead (no noise)."""
-    def cross(batches, times, target):
-        return next((b0 * (b1 / b0) ** ((target - t0) / (t1 - t0)) for (b0, t0), (b1, t1)
-                     in zip(zip(batches, times), zip(batches[1:], times[1:])) if t1 >= target > t0), None)
-
     knees = {}
     for (_, ctx), rows in group_by_context(records).items():
         if field(rows[0], "batch") != 1:
             raise ValueError(f"the records need batch 1 at context {ctx}")
         batches = [field(r, "batch") for r in rows]
         times = [modeled_of(r) if modeled else field(r, "ms_per_step") for r in rows]
-        noise = [0.0 if modeled else iqr_of(r) / 2 for r in rows]
-        knees[ctx] = tuple(cross(batches, [t + sign * e for t, e in zip(times, noise)], growth * (times[0] - sign * noise[0]))
-                           for sign in (0, 1, -1))
+        noise = [0.0 if modeled else (field(r, "iqr_ms") or 0.0) / 2 for r in rows]
+        slow, fast = ([t + sign * e for t, e in zip(times, noise)] for sign in (1, -1))
+        knees[ctx] = (_crossing(batches, times, growth * times[0]), _crossing(batches, slow, growth * fast[0]),
+                      _crossing(batches, fast, growth * slow[0]))
     return knees
 
 
@@ -71,26 +72,24 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     """The batch-sweep reveal: when the step began to grow (measured, modeled, guessed) at the
     shortest context, against the weights-only roofline's knee (``growth`` x the critical batch)."""
     ctx = min(field(r, "context_len") for r in records)
-    rows = [r for r in records if field(r, "context_len") == ctx]
+    rows = sorted((r for r in records if field(r, "context_len") == ctx), key=lambda r: field(r, "batch"))
     (knee, low, high), model = batch_knee(rows, growth)[ctx], batch_knee(rows, growth, modeled=True)[ctx][0]
-    top, roof = max(field(r, "batch") for r in rows), growth * critical
+    first, top, roof = rows[0], field(rows[-1], "batch"), growth * critical  # batch_knee checked: rows[0] is batch 1
     if knee is None or model is None:
         said = [f"no knee up to batch {top}" if x is None else f"{x:.1f} sequences" for x in (knee, model)]
         text = (f"Measured at context {ctx}: {said[0]}, the batch at which a step first took {growth:g}× as long as at "
                 f"batch 1. The model of the step: {said[1]}." + (f" Your guess: {guess:g}." if guess is not None else ""))
     else:
         text = guess_verdict(guess, model, knee, ((high or top) - (low or knee)) / 2, "sequences",
-                             "The model of the step").split(" (No guess")[0]
+                             "The model of the step").removesuffix(NO_GUESS)
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
-    first = min(rows, key=lambda r: field(r, "batch"))
-    fixed = sum(v for k, v in field(first, "budget").items() if k not in ("memory roof", "compute past the ridge",
-                                                                          "attention (KV reads)")) / modeled_of(first)
     if knee is None and top < roof:
         return text + f" That fits: the roofline's knee lies beyond batch {top} too."
     if knee is not None and knee < 0.8 * roof:
-        past = min((r for r in rows if field(r, "batch") >= knee), key=lambda r: field(r, "batch"))
+        past = next(r for r in rows if field(r, "batch") >= knee)  # the first batch past the knee
         grew = {k: v - field(first, "budget").get(k, 0.0) for k, v in field(past, "budget").items()}
+        most = max(grew, key=grew.get)
         jumps = {c: (field(g[1], "ms_per_step") / field(g[0], "ms_per_step"), modeled_of(g[1]) / modeled_of(g[0]),
                      field(g[1], "batch")) for (_, c), g in group_by_context(records).items() if len(g) > 1}
         if all(m > 1.15 * mod for m, mod, _ in jumps.values()):  # at every context alike: the step itself, not noise
@@ -99,12 +98,14 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                 f"{max(v[1] for v in jumps.values()):.2f}×. Likely cause: one sequence runs matrix–vector kernels (GEMV), "
                 "two or more run matrix–matrix kernels (GEMM), which stream the weights at another rate (notebook 02).")
         text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {field(past, 'batch')} "
-                 f"is {_GROWTH_TERMS.get(max(grew, key=grew.get), max(grew, key=grew.get))}.")
+                 f"is {_GROWTH_TERMS.get(most, most)}.")
         if model is not None and knee < 0.67 * model:
             text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
                      "batched kernels slower than the measured matmul peak).")
         return text
     if knee is None or knee > 1.25 * roof:
+        fixed = sum(v for k, v in field(first, "budget").items() if k not in ("memory roof", "compute past the ridge",
+                                                                              "attention (KV reads)")) / modeled_of(first)
         return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
                        "roof, per-op overheads) that do not grow with the batch and hide the growth." if fixed >= 0.2 else
                        " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00.")
@@ -112,6 +113,7 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
 
 
 def format_value(x: float, units: str) -> str:
+    """3 significant figures and the unit: ``4.1 ms``, ``12.5×``."""
     return f"{x:.3g}{'' if units == '×' else ' '}{units}"
 
 
@@ -132,7 +134,7 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
     text = f"Measured: {format_value(measured, units)}" + (f" (± {format_value(spread, units)} of noise)" if spread else "")
     text += f". {source} said {format_value(predicted, units)}, {off(predicted)}."
     if guess is None:
-        return text + " (No guess committed: try the next one!)"
+        return text + NO_GUESS
     text += f" Your guess, {format_value(guess, units)}, was {off(guess)}"
     closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
     return text + (": closer than the formula." if closer else ".")
@@ -148,7 +150,7 @@ def pick_choice(value: float, choices, edges) -> str:
 
 def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
     """A sentence for a multiple-choice guess: ``reading`` (what was measured), the right option, the guess."""
-    tail = " (No guess committed: try the next one!)" if guess is None else f" Your guess was “{guess}”."
+    tail = NO_GUESS if guess is None else f" Your guess was “{guess}”."
     return f"{reading} The answer: **{answer}**." + (" Your guess was right." if guess == answer else tail)
 
 
@@ -215,8 +217,7 @@ def explain_decode(r) -> str:
 
 
 def precision_outcome(time_ratio: float, bytes_ratio: float) -> int:
-    """Index into PRECISION_OUTCOMES of a time ratio (lower / higher precision) at a bytes ratio:
-    up to 1.15x the bytes ratio, below 0.95, up to 1.05, or above."""
+    """Index into PRECISION_OUTCOMES of a time ratio at a bytes ratio (each lower precision's over higher's)."""
     return 0 if time_ratio <= 1.15 * bytes_ratio else 1 if time_ratio < 0.95 else 2 if time_ratio <= 1.05 else 3
 
 
@@ -275,13 +276,12 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
         parts.append(f"Then rising, but less than in proportion: from {n[end]} to {n[-1]} tokens "
                      f"({n[-1] / n[end]:.1f}× as many) the time grew {ms[-1] / ms[end]:.1f}×; at these lengths a pass "
                      "is part weight read, part arithmetic, and longer prompts would show the linear part.")
-    first, last = rows[0], rows[-1]
-    if field(first, "compute_ms"):
-        turn = n[0] * field(first, "memory_ms") / field(first, "compute_ms")
+    if field(rows[0], "compute_ms"):
+        turn = n[0] * field(rows[0], "memory_ms") / field(rows[0], "compute_ms")
         parts.append(f"The roofline (the weights once at the streaming read, the FLOPs at the matmul rate measured on "
                      f"large matrices) puts the turn at about {turn:,.0f} tokens. At {n[-1]} tokens the measurement is "
-                     f"{ms[-1] / max(field(last, 'memory_ms'), field(last, 'compute_ms')):.1f}× its prediction "
-                     f"({_flops(field(last, 'flops') / ms[-1] * 1e3)} achieved).")
+                     f"{ms[-1] / max(field(rows[-1], 'memory_ms'), field(rows[-1], 'compute_ms')):.1f}× its prediction "
+                     f"({_flops(field(rows[-1], 'flops') / ms[-1] * 1e3)} achieved).")
     noisy = [str(field(r, "prompt_len")) for r in rows if field(r, "iqr_ms") > 0.15 * field(r, "ms")]
     if noisy:
         parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over 15 % of the "
@@ -293,7 +293,8 @@ def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
     """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
     faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
     n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_token")
-    speed, share = n * tpot / ttft, 1 - ttft / (total := ttft + perf.check_count("answer_tokens", answer_tokens) * tpot)
+    total = ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
+    speed, share = n * tpot / ttft, 1 - ttft / total
     text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
             f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
     text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
@@ -321,25 +322,24 @@ def explain_context(records) -> str:
                    f" The budget's attention term grew only {_ms(att)}: the rest is something it leaves out (or noise: re-run).")
 
 
-def wrong_way(records, x: str, y: str = "ms_per_step", tolerance: float = 0.05) -> list[str]:
-    """Neighbouring points where more work (prompt, batch, context) took less time by over ``tolerance``: noise, not a finding."""
+def wrong_way(records, x: str, y: str = "ms_per_step") -> list[str]:
+    """Neighbouring points where more work (prompt, batch, context) took over 5 % less time: noise, not a finding."""
     rows = sorted(records, key=lambda r: field(r, x))
     return [f"{x} {field(a, x)} → {field(b, x)}: {field(a, y):.3g} → {field(b, y):.3g} ms, faster with more work: "
             "that is noise (a busy machine, a cache effect), not a property of the model; re-run the cell."
-            for a, b in zip(rows, rows[1:]) if field(b, y) < (1 - tolerance) * field(a, y)]
+            for a, b in pairwise(rows) if field(b, y) < 0.95 * field(a, y)]
 
 
 def batching_claim(records, batch: int = 32) -> dict:
     """Test "``batch`` requests give ``batch``x the throughput at the same latency" on batch-sweep
     records: per context length, the tokens/s gain and the step-time ratio of ``batch`` vs 1."""
-    by_context: dict = {}
-    for r in records:
-        by_context.setdefault(field(r, "context_len"), {})[field(r, "batch")] = field(r, "ms_per_step")
-    for ctx, ms in by_context.items():
+    claim = {}
+    for (_, ctx), rows in group_by_context(records).items():
+        ms = {field(r, "batch"): field(r, "ms_per_step") for r in rows}
         if 1 not in ms or batch not in ms:
             raise ValueError(f"batch={batch!r}: the records need batch 1 and batch {batch} at context {ctx}")
-    return {ctx: {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
-            for ctx, ms in sorted(by_context.items())}
+        claim[ctx] = {"throughput_gain": batch * ms[1] / ms[batch], "latency_ratio": ms[batch] / ms[1]}
+    return dict(sorted(claim.items()))
 
 
 def claim_verdict(claim: dict, batch: int = 32) -> list[str]:

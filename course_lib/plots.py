@@ -1,17 +1,18 @@
-"""Presenting results: pure figure builders (data in, ``plotly`` figure out). The sentences that
-read a learner's own measurements are in explain.py.
-
-No widgets and no measurement here: the notebooks (and widgets.py) pass in records that perf or
-measure computed.
+"""Presenting results: pure figure builders (data in, ``plotly`` figure out), no widgets and no measurement:
+the notebooks (and widgets.py) pass in what perf or measure computed. The sentences that read a learner's own
+measurements are in explain.py.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 
 from . import perf, serving
-from .explain import field, format_value, group_by_context, iqr_of
+from .explain import field, format_value, group_by_context
 
 TEMPLATE = "plotly_white"
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
@@ -35,28 +36,26 @@ if pio.renderers.default in ("plotly_mimetype", "vscode"):
 # ----------------------------------------------------------------------------- notebook 00
 def machine_vs_catalog(measured_bandwidth: float, hardware_list, measured_label="this machine (measured)") -> go.Figure:
     """Horizontal bars of memory bandwidth (GB/s, log scale): the catalogue and this machine."""
-    names = [hw.label or hw.name for hw in hardware_list] + [measured_label]
-    values = [hw.bandwidth / 1e9 for hw in hardware_list] + [measured_bandwidth / 1e9]
-    colors = [COLORS[0]] * len(hardware_list) + [COLORS[1]]
-    order = sorted(range(len(values)), key=values.__getitem__)
-    fig = go.Figure(go.Bar(x=[values[i] for i in order], y=[names[i] for i in order], orientation="h",
-                           marker_color=[colors[i] for i in order],
-                           text=[f"{values[i]:,.0f} GB/s" for i in order], textposition="outside"))
+    bars = sorted([(hw.bandwidth / 1e9, hw.label or hw.name, COLORS[0]) for hw in hardware_list]
+                  + [(measured_bandwidth / 1e9, measured_label, COLORS[1])], key=lambda bar: bar[0])
+    values, names, colors = zip(*bars)
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
+                           text=[f"{v:,.0f} GB/s" for v in values], textposition="outside"))
     return _layout(fig, "Memory bandwidth: your machine vs datasheets", "GB/s (log scale)", "", logx=True,
                    height=120 + 32 * len(names))
 
 
 # ----------------------------------------------------------------------------- notebook 01
-def tokens_vs_size(n_params: float, precision: str, bandwidth: float, fits: bool = True) -> go.Figure:
+def tokens_vs_size(n_params: float, precision: str, bandwidth: float) -> go.Figure:
     """tokens/s vs model size (log-log) for one precision and bandwidth, current model marked.
-    Trace 0 is the curve, trace 1 the marker (widgets.py updates both in place)."""
+    Trace 0 is the curve, trace 1 the marker (widgets.py updates both in place, and marks a model that does not fit)."""
     sizes, tps = perf.size_curve(precision, bandwidth)
     point = perf.tokens_per_second(n_params, precision, bandwidth)
     fig = go.Figure([
         go.Scatter(x=list(sizes), y=list(tps), mode="lines", name=f"bound at {bandwidth / 1e9:,.0f} GB/s, {precision}",
                    line=dict(color=COLORS[0])),
-        go.Scatter(x=[n_params], y=[point], mode="markers", name="your model" if fits else "your model (does not fit!)",
-                   marker=dict(size=14, color=COLORS[2] if fits else COLORS[1], symbol="circle" if fits else "x")),
+        go.Scatter(x=[n_params], y=[point], mode="markers", name="your model",
+                   marker=dict(size=14, color=COLORS[2], symbol="circle")),
     ])
     return _layout(fig, "Batch-1 decode: the bandwidth bound", "parameters", "tokens/s (upper bound)",
                    logx=True, logy=True)
@@ -73,8 +72,7 @@ def decode_table_figure(rows: list[dict]) -> go.Figure:
                f" · OOM (needs {r['min_devices']})")
 
     columns = [models] + [[text(cell[(m, g)]) for m in models] for g in gpus]
-    fills = [["white"] * len(models)] + [["#fde0dd" if not cell[(m, g)]["fits"] else "white" for m in models]
-                                         for g in gpus]
+    fills = [["white"] * len(models)] + [["white" if cell[(m, g)]["fits"] else "#fde0dd" for m in models] for g in gpus]
     fig = go.Figure(go.Table(header=dict(values=["model (weights)"] + gpus, fill_color="#e8eef7", align="left"),
                              cells=dict(values=columns, fill_color=fills, align="left", height=28)))
     fig.update_layout(height=90 + 30 * len(models), margin=dict(l=10, r=10, t=40, b=10),
@@ -86,8 +84,8 @@ def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
     """Share of a decode step's bytes per component, one stacked bar per model."""
     fig = go.Figure()
     names = list(next(iter(parts_by_model.values())))
+    totals = [sum(p.values()) for p in parts_by_model.values()]
     for i, comp in enumerate(names):
-        totals = [sum(p.values()) for p in parts_by_model.values()]
         shares = [100 * p[comp] / t for p, t in zip(parts_by_model.values(), totals)]
         fig.add_bar(y=list(parts_by_model), x=shares, name=comp, orientation="h", marker_color=COLORS[i % 8],
                     hovertemplate=comp + ": %{x:.2f} %<extra></extra>")
@@ -96,33 +94,36 @@ def components_bars(parts_by_model: dict[str, dict[str, float]]) -> go.Figure:
                    height=260 + 60 * len(parts_by_model))
 
 
-def _iqr_bars(records, key: str = "iqr_ms", per: str = "batch"):
+def _iqr_bars(records, per: str = "batch"):
     """Symmetric error bars of half the inter-quartile range (per token where ``per`` is set)."""
-    return dict(type="data", array=[field(r, key) / 2 / (field(r, per) if per else 1) for r in records], visible=True)
+    return dict(type="data", array=[field(r, "iqr_ms") / 2 / (field(r, per) if per else 1) for r in records], visible=True)
 
 
-def measured_vs_bytes(records, bandwidth: float, title="Decode: measured vs predicted") -> go.Figure:
+def _bandwidth_line(records, bandwidth: float, unit: float, name: str) -> go.Scatter:
+    """The line ms = bytes / bandwidth, from 0 past the records' bytes per token; x in ``unit`` bytes (1e6: MB)."""
+    most = max(r.bytes_per_step / r.batch for r in records) * 1.1
+    return go.Scatter(x=[0, most / unit], y=[0, most / bandwidth * 1e3], mode="lines", name=name,
+                      line=dict(color=COLORS[0], dash="dash"))
+
+
+def measured_vs_bytes(records, bandwidth: float) -> go.Figure:
     """Measured ms/token (median, IQR error bars) against bytes per token, with the line
     bytes / bandwidth and the modeled budget. Points in cache are drawn hollow."""
-    xs = [r.bytes_per_step / r.batch for r in records]
-    grid = [max(xs) * 1.1 * i / 49 for i in range(50)]
-    fig = go.Figure()
-    fig.add_scatter(x=[g / 1e6 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
-                    name=f"bytes / {bandwidth / 1e9:.1f} GB/s", line=dict(color=COLORS[0], dash="dash"))
-    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.modeled_ms / r.batch for r in records], mode="markers",
+    mb = [r.bytes_per_step / r.batch / 1e6 for r in records]
+    fig = go.Figure(_bandwidth_line(records, bandwidth, 1e6, f"bytes / {bandwidth / 1e9:.1f} GB/s"))
+    fig.add_scatter(x=mb, y=[r.modeled_ms / r.batch for r in records], mode="markers",
                     name="modeled (the gap budget)", marker=dict(symbol="diamond", size=9, color=COLORS[3]))
-    fig.add_scatter(x=[x / 1e6 for x in xs], y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
+    fig.add_scatter(x=mb, y=[r.ms_per_token for r in records], mode="markers+text", error_y=_iqr_bars(records),
                     text=[r.preset for r in records], textposition="top left", name="measured (median, IQR)",
                     marker=dict(size=11, color=COLORS[1],
                                 symbol=["circle-open" if r.fits_in_cache else "circle" for r in records]))
-    return _layout(fig, title, "MB read per token (weights + KV cache)", "ms per token")
+    return _layout(fig, "Decode: measured vs predicted", "MB read per token (weights + KV cache)", "ms per token")
 
 
 # ----------------------------------------------------------------------------- notebook 02
-def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: float, ridges: dict[str, float],
-                        n_max: int = 4096) -> go.Figure:
-    """Arithmetic intensity of x @ W against the number of tokens n, with device ridge points."""
-    ns = sorted({int(n_max ** (i / 79)) for i in range(80)})  # 80 log-spaced whole numbers from 1 to n_max
+def intensity_vs_tokens(d_in: int, d_out: int, weight_bytes: float, act_bytes: float, ridges: dict[str, float]) -> go.Figure:
+    """Arithmetic intensity of x @ W against the number of tokens n (1 to 4096), with device ridge points."""
+    ns = sorted({int(4096 ** (i / 79)) for i in range(80)})  # 80 log-spaced whole numbers
     fig = go.Figure(go.Scatter(x=ns, y=[perf.linear_intensity(int(n), d_in, d_out, weight_bytes, act_bytes) for n in ns],
                                mode="lines", name=f"linear {d_in}x{d_out}", line=dict(color=COLORS[0], width=3)))
     for i, (name, ridge) in enumerate(ridges.items()):  # lines as traces: hline shapes break log autorange
@@ -183,8 +184,7 @@ def roofline(rooflines: list[dict], points: list[dict] = ()) -> go.Figure:
                         line=dict(color=COLORS[i % 8], dash=roof.get("dash", "solid"), width=2.5))
     for j, p in enumerate(points):  # labels alternate above-left and below-right of the roof: neighbours stay readable
         fig.add_scatter(x=[p["intensity"]], y=[p["flops"] / 1e12], mode="markers+text", name=p["label"],
-                        text=[p["label"]], textposition="bottom right" if j % 2 == 0 else "top left",
-                        showlegend=False,
+                        text=[p["label"]], textposition="bottom right" if j % 2 == 0 else "top left", showlegend=False,
                         marker=dict(size=12, symbol="diamond", color=COLORS[(j + 4) % 8]))
     return _layout(fig, "The roofline: attainable FLOP/s = min(peak, intensity × bandwidth)",
                    "arithmetic intensity (FLOP per byte)", "TFLOP/s", logx=True, logy=True, height=480)
@@ -194,19 +194,17 @@ def batch_sweep_figure(records, predicted: list[dict], title="Batching on this m
     """Measured (and predicted) decode step time and tokens/s against the batch size. Records
     (measure.DecodeRecord, or dicts with a ``label``) carry batch, ms_per_step, tokens_per_s and
     context_len (one line each); those with an ``iqr_ms`` get error bars of half their IQR."""
-    from plotly.subplots import make_subplots
-
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per decode step (ms)", "tokens per second"))
     for i, ((label, ctx), rows) in enumerate(group_by_context(list(records) + list(predicted)).items()):
-        name = label if ctx is None else f"{label}, context {ctx}"
-        style = dict(dash="dash") if label.startswith("predicted") else {}
-        xs, iqr = [field(r, "batch") for r in rows], [iqr_of(r) / 2 for r in rows]
+        name = f"{label}, context {ctx}"
+        dash = "dash" if label.startswith("predicted") else None
+        xs, iqr = [field(r, "batch") for r in rows], [(field(r, "iqr_ms") or 0.0) / 2 for r in rows]
         for col, key in ((1, "ms_per_step"), (2, "tokens_per_s")):
             ys = [field(r, key) for r in rows]
             bars = iqr if col == 1 else [y * e / field(r, "ms_per_step") for y, e, r in zip(ys, iqr, rows)]
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
                             error_y=dict(type="data", array=bars, visible=any(bars)),
-                            line=dict(color=COLORS[i % 8], **style), row=1, col=col)
+                            line=dict(color=COLORS[i % 8], dash=dash), row=1, col=col)
     fig.update_xaxes(type="log", title="batch size")
     fig.update_yaxes(type="log")
     fig.update_layout(template=TEMPLATE, title=title, height=430, legend=dict(orientation="h", y=-0.25))
@@ -226,10 +224,10 @@ def latency_throughput(records, title="Each user's speed against the total: batc
     return _layout(fig, title, "total tokens/s (all sequences)", "tokens/s for each sequence", logx=True, logy=True)
 
 
-def moe_figure(models: dict, precision: str = "fp16", max_batch: int = 512) -> go.Figure:
-    """Share of a mixture-of-experts model's weights one decode step streams, against the batch
+def moe_figure(models: dict, precision: str = "fp16") -> go.Figure:
+    """Share of a mixture-of-experts model's weights one decode step streams, against the batch (1 to 512)
     (``models``: name -> (total, active, experts, top_k), as serving.MOE_MODELS)."""
-    batches = sorted({int(max_batch ** (i / 39)) for i in range(40)})  # log-spaced whole batches, 1 .. max_batch
+    batches = sorted({int(512 ** (i / 39)) for i in range(40)})  # log-spaced whole batches
     fig = go.Figure()
     for i, (name, (total, active, experts, k)) in enumerate(models.items()):
         gb = [serving.moe_step_bytes(total, active, experts, k, precision, b) / 1e9 for b in batches]
@@ -274,7 +272,7 @@ def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link
 def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
     """A measured all-reduce sweep (medians, IQR as error bars) against the fitted alpha-beta line
     (``link``: parallel.LinkResult or its dict), on log axes; the decode message marked."""
-    get = link.get if isinstance(link, dict) else lambda key: getattr(link, key)
+    get = partial(field, link)
     sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
     grid = [min(sizes) * (max(sizes) / min(sizes)) ** (i / 59) for i in range(60)]
     fitted = [serving.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
@@ -288,17 +286,17 @@ def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
                    logx=True, logy=True)
 
 
-def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alphas=(0.5, 0.7, 0.9)) -> go.Figure:
-    """Speed-up of speculative decoding against the draft length γ, for a few acceptance rates
+def speculative_curve(alpha: float, cost_ratio: float, alphas=(0.5, 0.7, 0.9)) -> go.Figure:
+    """Speed-up of speculative decoding against the draft length γ (1 to 16), for a few acceptance rates
     (thin) and the chosen one (thick). Trace 0 is the chosen α (widgets update it in place)."""
-    gammas = list(range(1, max_gamma + 1))
+    gammas = list(range(1, 17))
     fig = go.Figure()
     fig.add_scatter(x=gammas, y=[perf.speculative_speedup(alpha, g, cost_ratio) for g in gammas], mode="lines+markers",
                     name=f"α = {alpha:.2f} (yours)", line=dict(color=COLORS[1], width=4))
     for i, a in enumerate(alphas):
         fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
                         name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
-    fig.add_scatter(x=[1, max_gamma], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
+    fig.add_scatter(x=[1, 16], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
     return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",
                    "draft length γ", "speed-up over plain decoding")
 
@@ -307,9 +305,7 @@ def speculative_curve(alpha: float, cost_ratio: float, max_gamma: int = 16, alph
 def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
     """A recorded GPU's batch-1 decode records, eager and in a CUDA graph, against
     bytes / bandwidth: small models sit far above the line (launch overhead)."""
-    grid = [max(r.bytes_per_step / r.batch for r in eager + graph) * 1.05 * i / 49 for i in range(50)]
-    fig = go.Figure(go.Scatter(x=[g / 1e9 for g in grid], y=[g / bandwidth * 1e3 for g in grid], mode="lines",
-                               name="bytes / read bandwidth", line=dict(color=COLORS[0], dash="dash")))
+    fig = go.Figure(_bandwidth_line(eager + graph, bandwidth, 1e9, "bytes / read bandwidth"))
     for i, (name, rows) in enumerate((("eager PyTorch", eager), ("one CUDA graph per step", graph))):
         fig.add_scatter(x=[r.bytes_per_step / r.batch / 1e9 for r in rows], y=[r.ms_per_token for r in rows],
                         mode="lines+markers+text", text=[r.preset for r in rows], textposition="top left",
@@ -318,7 +314,7 @@ def reference_decode(eager, graph, bandwidth: float, label: str) -> go.Figure:
 
 
 # ----------------------------------------------------------------------------- reading a decode record
-def budget_waterfall(record, title: str | None = None) -> go.Figure:
+def budget_waterfall(record) -> go.Figure:
     """The gap budget of one decode record as a waterfall: from the memory roof, term by term,
     to the modeled time, then the measured time (with its IQR) and the residual between them."""
     terms = {k: v for k, v in record.budget.items() if abs(v) > 1e-4 * record.modeled_ms}
@@ -331,8 +327,8 @@ def budget_waterfall(record, title: str | None = None) -> go.Figure:
     fig.add_bar(x=["measured"], y=[record.ms_per_step], marker_color=COLORS[3], name="measured (median, IQR)",
                 error_y=dict(type="data", array=[record.iqr_ms / 2]), text=[f"{record.ms_per_step:.2f}"],
                 textposition="outside")
-    label = title or f"{record.preset} ({record.precision}, {record.mode}): where the step's time goes"
-    return _layout(fig, label, "", "ms per step", height=400)
+    title = f"{record.preset} ({record.precision}, {record.mode}): where the step's time goes"
+    return _layout(fig, title, "", "ms per step", height=400)
 
 
 def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms",
