@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.benchmark import Measurement, Timer
@@ -111,11 +112,11 @@ def supported_precisions(device) -> list[str]:
 
 def check_precision(device, precision: str) -> str:
     """The canonical precision name, or ValueError if ``device`` cannot run it."""
-    name = normalize_precision(precision)
-    torch_dtype(name)
-    if name not in supported_precisions(device):
+    name, supported = normalize_precision(precision), supported_precisions(device)
+    torch_dtype(name)  # a storage-only format (int4...) gets its own message
+    if name not in supported:
         raise ValueError(f"precision={precision!r} does not run on {torch.device(device).type}; "
-                         f"supported here: {', '.join(supported_precisions(device))}")
+                         f"supported here: {', '.join(supported)}")
     return name
 
 
@@ -139,8 +140,6 @@ def free_memory(device) -> int:
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    import psutil
-
     free = int(psutil.virtual_memory().available)
     v1 = "/sys/fs/cgroup/memory/memory."
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
@@ -159,8 +158,6 @@ def total_memory(device) -> int:
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
-    import psutil
-
     return int(psutil.virtual_memory().total)
 
 
@@ -284,14 +281,14 @@ def graphed(fn, warmup: int = 1):
 
 
 def random_tensor(shape, dtype: torch.dtype, device, seed: int = 0) -> torch.Tensor:
-    """Random values in [-1, 1) (never zeros). On the CPU a 1 Mi-value random block is tiled:
-    memory traffic does not depend on the values, and drawing 256 MiB afresh is slow."""
+    """Random values in [-1, 1) (never zeros): a 1 Mi-value random block, drawn on the CPU, tiled with a shift per
+    tile (memory traffic does not depend on the values, and drawing 256 MiB afresh is slow)."""
     n, gen = math.prod(shape), torch.Generator().manual_seed(seed)
     block = torch.empty(min(n, MiB), dtype=torch.float32).uniform_(-1.0, 1.0, generator=gen).to(dtype)
     x = torch.empty(n, dtype=dtype, device=device)
     for i, start in enumerate(range(0, n, block.numel())):  # chunked: no second full-size copy
-        chunk = block[:n - start]
-        x[start:start + chunk.numel()].copy_(chunk.roll(i) if i else chunk)
+        chunk = block[:n - start].roll(i)
+        x[start:start + chunk.numel()].copy_(chunk)
     return x.view(shape)
 
 
@@ -315,8 +312,7 @@ def make_graphed_decode(model, batch: int = 1) -> Callable[[torch.Tensor, int], 
     The step runs on the static-cache path: fixed shapes, attention over a fixed number of cache slots
     under a mask. One graph per bucket of lengths (``graph_bucket``: 128, 256, ..., max_seq_len), all
     captured now, not at first use: capture then stays out of timed steps, and each graph holds only
-    its activations (weights and cache are shared; the presets have at most 3 buckets). Each call copies
-    the token and position into static input buffers and replays the graph of pos's bucket. The returned
+    its activations (weights and cache are shared; the presets have at most 3 buckets). The returned
     logits are a static buffer that the next call overwrites (clone them to keep them).
 
     Build the graphs before prefilling: warm-up and capture write K and V at cache position 0.

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import machine
 from .machine import MiB
@@ -270,8 +271,6 @@ class MachineProfile:
 
 def measure_profile(device=None, fast: bool | None = None, progress: bool = False) -> MachineProfile:
     """Run every roof on ``device`` and return the profile (nothing is cached)."""
-    from tqdm.auto import tqdm
-
     device, fast = machine.pick_device(device), machine.fast_mode(fast)
 
     def per_op_cost(graph: bool) -> float:  # the profile's one per-op figure: an RMSNorm on the reference width

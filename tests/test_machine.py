@@ -9,7 +9,7 @@ from course_lib import machine
 def test_pick_device_defaults_and_overrides(monkeypatch):
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
     assert machine.pick_device().type == machine.available_kinds()[0]
-    assert machine.pick_device(" CPU ").type == "cpu"
+    assert machine.pick_device(" CPU ").type == "cpu" and machine.pick_device(torch.device("cpu", 0)) == torch.device("cpu")
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     assert machine.pick_device().type == "cpu"
     with pytest.raises(ValueError, match="device='tpu' is not a device kind"):
