@@ -108,17 +108,17 @@ def count_flops(fn, math_backend):
 
 
 @pytest.fixture(scope="module")
-def tiny2():
-    return build_model("tiny", device="cpu", max_batch=2)
+def tiny():
+    return build_model("tiny", device="cpu", max_batch=2)  # every use starts at position 0: the cache can be shared
 
 
 @pytest.mark.parametrize("n_tokens, past", [(24, 0), (1, 24), (5, 24)], ids=["prefill", "decode", "chunk"])
-def test_forward_flops_match_flop_counter(tiny2, n_tokens, past):
-    config = tiny2.config
+def test_forward_flops_match_flop_counter(tiny, n_tokens, past):
+    config = tiny.config
     batch = tokens(2, n_tokens)
     with torch.inference_mode():
         def run():
-            return tiny2(batch, start_pos=past)
+            return tiny(batch, start_pos=past)
         expected = config.forward_flops(n_tokens, past=past, batch=2)
         assert count_flops(run, math_backend=True) == expected
         attention = expected - 2 * 2 * n_tokens * config.matmul_params()
@@ -278,11 +278,6 @@ def test_forward_flops_match_flop_counter_on_cuda(n_kv_heads, n_tokens, past):
 
 # ----------------------------------------------------------------------------- generation
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture
-def tiny():
-    return build_model("tiny", device="cpu", max_batch=2)
 
 
 def decode_logits(model, seq, prompt_len, decode=None):
