@@ -31,7 +31,6 @@ from importlib import resources
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import trange
 
 from .machine import check_memory, check_precision, fast_mode, pick_device, torch_dtype
 from .perf import check_count, check_non_negative
@@ -319,11 +318,11 @@ def sampler(temperature: float = 0.0, top_k: int | None = None, seed: int = 0):
 
 
 @torch.inference_mode()
-def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, progress: bool = False,
-             temperature: float = 0.0, top_k: int | None = None, seed: int = 0) -> torch.Tensor:
+def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
+             top_k: int | None = None, seed: int = 0) -> torch.Tensor:
     """The prompt (B, T) and ``max_new_tokens`` new tokens, (B, T + new): greedy, or sampled with a
-    ``temperature`` > 0 (``sampler``); ``progress``: a tqdm bar. ValueError if the batch or the
-    length exceeds the model's max_batch or max_seq_len."""
+    ``temperature`` > 0 (``sampler``). ValueError if the batch or the length exceeds the model's
+    max_batch or max_seq_len."""
     _check_tokens(model, prompt, "prompt")
     max_new_tokens, pick = check_count("max_new_tokens", max_new_tokens), sampler(temperature, top_k, seed)
     B, T = prompt.shape
@@ -331,7 +330,7 @@ def generate(model: ToyGPT, prompt: torch.Tensor, max_new_tokens: int, progress:
     tokens = torch.empty((B, T + max_new_tokens), dtype=torch.long, device=prompt.device)
     tokens[:, :T] = prompt
     tokens[:, T:T + 1] = pick(prefill(model, prompt))
-    for pos in trange(T, T + max_new_tokens - 1, disable=not progress, desc="decoding", unit="tok"):
+    for pos in range(T, T + max_new_tokens - 1):
         logits = decode_one_token(model, tokens[:, pos:pos + 1], pos)
         tokens[:, pos + 1:pos + 2] = pick(logits)
     return tokens

@@ -12,12 +12,10 @@ the same token, so the ranks stay in lockstep. (Real systems also split the LM h
 Ranks are started with ``torch.multiprocessing.start_processes`` (spawn: works from Jupyter);
 gloo on the CPU, NCCL when there are N GPUs. A failing or hung rank stops them all (spawn_ranks).
 
-Each rank runs one torch thread. The timed step is notebook 01's (``measure.decode_step``): one
-decode step after a random context of 128 tokens, weights in the layout that streams faster here, timed with the course's one
-harness (``machine.time_interleaved``: warm-up, interleaved rounds, median and IQR). Rank 0 times
-the unsplit model in the same rounds: the one-device baseline. The same processes then time
-all-reduces of several sizes and fit the link's alpha and beta (``serving.fit_allreduce``).
-``explain.explain_tensor_parallel`` reads a result, in sentences computed from its numbers.
+Each rank runs one torch thread and times notebook 01's decode step (``measure.decode_step``) with
+the course's one harness (``machine.time_interleaved``); rank 0 times the unsplit model in the same
+rounds: the one-device baseline. The same processes then time all-reduces and fit the link's alpha
+and beta (``serving.fit_allreduce``). ``serving.explain_tensor_parallel`` reads a result.
 
 References: Shoeybi et al., "Megatron-LM" (2019), section 3; the PyTorch tutorial "Writing
 distributed applications with PyTorch"; the torch.distributed / torch.multiprocessing docs.
@@ -279,9 +277,9 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
     plain = times.get("no clocks", timed)
     comm_m = measurement(comm[-rounds * calls:])  # the warm-up steps dropped
     comm_s, comm_iqr = comm_m.median, comm_m.iqr
-    kv_bytes = (context_len + 1) * config.kv_bytes_per_token(precision)
-    lm_head = config.d_model * config.vocab_size * full.dtype.itemsize
-    total = config.weight_bytes(precision) + kv_bytes
+    parts = config.decode_components(precision, context_len + 1)  # the bytes one step reads, by component
+    streamed = sum(parts.values()) - parts["embedding lookup (one row)"]  # (as weight_bytes: the embedding excluded)
+    replicated = parts["norms"] + parts["LM head (vocabulary projection)"]  # read whole by every rank
     return TensorParallelResult(
         preset=preset_name(config), world_size=world_size, backend=dist.get_backend(), device=device.type,
         precision=precision, layout=full.layout, tokens=tokens[0].tolist(), identical_tokens=bool(torch.equal(tokens, reference)),
@@ -290,7 +288,7 @@ def _tp_worker(rank: int, world_size: int, device: torch.device, config: ToyConf
         compute_s=timed.median - comm_s, comm_share=comm_s / timed.median, timed_step_s=timed.median,
         single_device_step_s=single.median, single_device_iqr_s=single.iqr, speedup=single.median / plain.median,
         allreduces_per_step=2 * config.n_layers, allreduce_bytes=config.d_model * full.dtype.itemsize,
-        split_share=(total - lm_head - (2 * config.n_layers + 1) * config.d_model * full.dtype.itemsize) / total,
+        split_share=(streamed - replicated) / streamed,
         cpu_count=os.cpu_count() or 1, link=link)
 
 

@@ -36,8 +36,8 @@ TOLERANCE = {
 RUNNABLE_HERE = [p for p in DTYPES if p in machine.supported_precisions("cpu")]
 
 
-def tokens(batch, length, vocab=256, seed=1):
-    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+def tokens(batch, length, vocab=256, seed=1, device="cpu"):
+    return torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 def meta_model(config, precision="fp32", max_batch=1):
@@ -108,17 +108,17 @@ def count_flops(fn, math_backend):
 
 
 @pytest.fixture(scope="module")
-def tiny2():
-    return build_model("tiny", device="cpu", max_batch=2)
+def tiny():
+    return build_model("tiny", device="cpu", max_batch=2)  # every use starts at position 0: the cache can be shared
 
 
 @pytest.mark.parametrize("n_tokens, past", [(24, 0), (1, 24), (5, 24)], ids=["prefill", "decode", "chunk"])
-def test_forward_flops_match_flop_counter(tiny2, n_tokens, past):
-    config = tiny2.config
+def test_forward_flops_match_flop_counter(tiny, n_tokens, past):
+    config = tiny.config
     batch = tokens(2, n_tokens)
     with torch.inference_mode():
         def run():
-            return tiny2(batch, start_pos=past)
+            return tiny(batch, start_pos=past)
         expected = config.forward_flops(n_tokens, past=past, batch=2)
         assert count_flops(run, math_backend=True) == expected
         attention = expected - 2 * 2 * n_tokens * config.matmul_params()
@@ -277,18 +277,7 @@ def test_forward_flops_match_flop_counter_on_cuda(n_kv_heads, n_tokens, past):
 
 
 # ----------------------------------------------------------------------------- generation
-FP32 = {"rtol": 1e-5, "atol": 1e-5}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def gen_tokens(batch, length, vocab=256, seed=1, device="cpu"):
-    ids = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
-    return ids.to(device)
-
-
-@pytest.fixture
-def tiny():
-    return build_model("tiny", device="cpu", max_batch=2)
 
 
 def decode_logits(model, seq, prompt_len, decode=None):
@@ -300,9 +289,9 @@ def decode_logits(model, seq, prompt_len, decode=None):
 
 
 def test_teacher_forced_logits_match_step_by_step_decode(tiny):
-    seq = gen_tokens(2, 48)
+    seq = tokens(2, 48)
     want = teacher_forced_logits(tiny, seq)[:, 11:]
-    torch.testing.assert_close(decode_logits(tiny, seq, 12), want, **FP32)
+    torch.testing.assert_close(decode_logits(tiny, seq, 12), want, **TOLERANCE["fp32"])
 
 
 def test_sample_greedy_takes_the_argmax():
@@ -311,7 +300,7 @@ def test_sample_greedy_takes_the_argmax():
 
 
 def test_generate_is_greedy_and_consistent_with_teacher_forcing(tiny):
-    prompt = gen_tokens(2, 10)
+    prompt = tokens(2, 10)
     out = generate(tiny, prompt, max_new_tokens=20)
     assert out.shape == (2, 30)
     assert torch.equal(out[:, :10], prompt)
@@ -320,7 +309,7 @@ def test_generate_is_greedy_and_consistent_with_teacher_forcing(tiny):
 
 
 def test_generate_is_deterministic(tiny):
-    prompt = gen_tokens(2, 10)
+    prompt = tokens(2, 10)
     first = generate(tiny, prompt, max_new_tokens=30)
     assert torch.equal(generate(tiny, prompt, max_new_tokens=30), first)  # the cache is reused
     rebuilt = build_model("tiny", device="cpu", max_batch=2)
@@ -330,7 +319,7 @@ def test_generate_is_deterministic(tiny):
 
 
 def test_batch_rows_are_independent(tiny):
-    prompts = gen_tokens(2, 10)
+    prompts = tokens(2, 10)
     batched = generate(tiny, prompts, max_new_tokens=20)
     single = build_model("tiny", device="cpu", max_batch=1)
     for row in range(2):
@@ -338,26 +327,21 @@ def test_batch_rows_are_independent(tiny):
     seq = batched
     both = decode_logits(tiny, seq, 10)
     for row in range(2):
-        torch.testing.assert_close(decode_logits(single, seq[row:row + 1], 10), both[row:row + 1], **FP32)
-
-
-def test_generate_shows_progress(tiny, capsys):
-    generate(tiny, gen_tokens(1, 4), max_new_tokens=5, progress=True)
-    assert "decoding" in capsys.readouterr().err
+        torch.testing.assert_close(decode_logits(single, seq[row:row + 1], 10), both[row:row + 1], **TOLERANCE["fp32"])
 
 
 def test_generate_rejects_what_does_not_fit(tiny):
     with pytest.raises(ValueError, match="max_seq_len=64"):
-        generate(tiny, gen_tokens(1, 60), max_new_tokens=5)
+        generate(tiny, tokens(1, 60), max_new_tokens=5)
     with pytest.raises(ValueError, match="max_batch=2"):
-        generate(tiny, gen_tokens(3, 4), max_new_tokens=5)
+        generate(tiny, tokens(3, 4), max_new_tokens=5)
     with pytest.raises(ValueError, match="max_new_tokens"):
-        generate(tiny, gen_tokens(1, 4), max_new_tokens=0)
+        generate(tiny, tokens(1, 4), max_new_tokens=0)
     with pytest.raises(ValueError, match="torch.long"):
-        generate(tiny, gen_tokens(1, 4).float(), max_new_tokens=5)
+        generate(tiny, tokens(1, 4).float(), max_new_tokens=5)
     with pytest.raises(ValueError, match="2-D"):
-        generate(tiny, gen_tokens(1, 4)[0], max_new_tokens=5)
-    generate(tiny, gen_tokens(1, 60), max_new_tokens=4)  # exactly max_seq_len is fine
+        generate(tiny, tokens(1, 4)[0], max_new_tokens=5)
+    generate(tiny, tokens(1, 60), max_new_tokens=4)  # exactly max_seq_len is fine
 
 
 def test_graphed_decode_needs_cuda(tiny):
@@ -377,7 +361,7 @@ def test_graphed_decode_matches_eager_decode(precision, tol, batch):
     eager = build_model(config, device="cuda", precision=precision, max_batch=batch)
     graphed = build_model(config, device="cuda", precision=precision, max_batch=batch)  # same seed
     decode = make_graphed_decode(graphed, batch=batch)  # before prefill: capture writes position 0
-    seq = gen_tokens(batch, 300, device="cuda")
+    seq = tokens(batch, 300, device="cuda")
     want = decode_logits(eager, seq, 100)
     torch.testing.assert_close(decode_logits(graphed, seq, 100, decode=decode), want, **tol)
     with pytest.raises(ValueError, match="pos=300"):
@@ -387,7 +371,7 @@ def test_graphed_decode_matches_eager_decode(precision, tol, batch):
 @needs_cuda
 def test_generate_on_cuda_matches_teacher_forcing():
     model = build_model("tiny", device="cuda", max_batch=2)
-    out = generate(model, gen_tokens(2, 10, device="cuda"), max_new_tokens=20)
+    out = generate(model, tokens(2, 10, device="cuda"), max_new_tokens=20)
     assert torch.equal(teacher_forced_logits(model, out)[:, 9:-1].argmax(-1), out[:, 10:])
 
 
@@ -480,7 +464,7 @@ def test_missing_weights_are_a_value_error(monkeypatch, tmp_path):
 
 
 def test_sampling_is_seeded_and_greedy_at_temperature_zero(tiny):
-    prompt = gen_tokens(1, 4)
+    prompt = tokens(1, 4)
     greedy = generate(tiny, prompt, max_new_tokens=12)
     assert torch.equal(generate(tiny, prompt, max_new_tokens=12, temperature=0.0, top_k=5), greedy)
     first = generate(tiny, prompt, max_new_tokens=12, temperature=1.0, seed=3)

@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from course_lib import plots, serving, specs
 from course_lib.model import build_model, generate, get_config
-from course_lib.parallel import _weight, run_tensor_parallel, shard_model, spawn_ranks
+from course_lib.parallel import run_tensor_parallel, shard_model, spawn_ranks
 from course_lib.serving import explain_tensor_parallel, formula_step, speedup_range
 
 TINY = get_config("tiny")  # 4 query heads sharing 2 KV heads: a 2-way split gives each rank 2 + 1
@@ -82,8 +82,8 @@ def test_shards_of_an_in_out_model_keep_its_layout():
     full = build_model(TINY, device="cpu", layout="in_out")
     shards = [shard_model(full, rank, 2) for rank in range(2)]
     assert all(s.layout == "in_out" and hasattr(s.layers[0].w_up, "weight_t") for s in shards)
-    whole = _weight(full.layers[0].w_down)
-    assert torch.equal(torch.cat([_weight(s.layers[0].w_down) for s in shards], dim=1), whole)
+    # w_down is split by its input features: the rows of a weight stored (in, out)
+    assert torch.equal(torch.cat([s.layers[0].w_down.weight_t for s in shards]), full.layers[0].w_down.weight_t)
 
 
 def test_one_shard_is_the_model_itself():
