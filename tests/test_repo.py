@@ -88,10 +88,11 @@ def test_imports_point_down_the_stack():
 def test_the_library_stays_small():
     # Issue 12 ("a library a learner can read"): no module over 350 lines. perf split into perf and serving,
     # hardware and presets merged into specs, the readouts beside their formulas, predict boxes with the quizzes
-    # (checks): 15 modules and 4,926 lines. The aim of 14 modules needs ~150 more lines cut first: 14 x 350 with
-    # __main__ at ~250 leaves no room for today's content.
+    # (checks): 15 modules and 4,926 lines; a review of every module for dead and duplicated code (2026-11-29):
+    # 4,916. The aim of 14 modules and ~3,000 lines needs content cut, not code: 14 x 350 with __main__ at ~250
+    # leaves no room for today's. The cap is today's size, so that nothing grows back unnoticed.
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
-    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4950, sizes
+    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4916, sizes
 
 
 def test_ruff_passes():
