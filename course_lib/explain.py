@@ -206,7 +206,7 @@ def explain_decode(r) -> str:
              "attention": "slowed most by attention reading the KV cache",
              "compute": "**compute-bound**: the batch is past the ridge"}[biggest])
     text = f"{head} It is {kind}. The budget: " + (", ".join(named) or "nothing beyond the memory line")
-    text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({r.residual:+.0%})."
+    text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({f'{r.residual:+.0%}'.replace('-', '−')})."
     if abs(r.residual) > 0.15:
         text += (f" The budget leaves {abs(r.residual):.0%} {'unexplained' if r.residual > 0 else 'too much'}: "
                  "something this model of the step does not contain (or a busy machine) is at work.")

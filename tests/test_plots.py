@@ -178,7 +178,7 @@ READINGS = [
     ("benchmarks/results/cpu-2core_2026-11-27.json", "cpu-l", "eager", ["more than the costs this budget", "32% unexplained"]),
     # the recorded H200, 2026-11-29
     ("course_lib/data/reference/nvidia-h200.json", "gpu-1b", "eager", ["**launch-bound**", "waiting for the CPU"]),
-    ("course_lib/data/reference/nvidia-h200.json", "7b", "eager", ["**launch-bound**", "(+7.72 ms)", "(-11%)"]),
+    ("course_lib/data/reference/nvidia-h200.json", "7b", "eager", ["**launch-bound**", "(+7.72 ms)", "(−11%)"]),
     ("course_lib/data/reference/nvidia-h200.json", "gpu-m", "cuda-graph", ["**kernel-bound**", "calling the graph", "(+15%)"]),
     ("course_lib/data/reference/nvidia-h200.json", "7b", "cuda-graph", ["1.6× the weights' memory line", "(+6%)"]),
 ]
