@@ -15,7 +15,7 @@ import sys
 import torch
 from common import provenance
 
-from course_lib import measure, roofs
+from course_lib import machine, roofs
 from course_lib.specs import get_config
 
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     result = {"provenance": provenance(device), "costs_us": {}}
     for name in args.presets.split(","):
         cfg = get_config(name)
-        kv = measure._kv_positions(cfg, args.context, True)
+        kv = machine.graph_bucket(args.context, cfg.max_seq_len)  # the slots the graphed step attends over
         costs = roofs.small_op_costs("cuda", args.precision, cfg, 1, kv, True, torch.get_num_threads(), False)
         result["costs_us"][name] = {k: v * 1e6 for k, v in costs.items()}
         print(name, "  ".join(f"{k} {v * 1e6:.2f}" for k, v in costs.items()), "(µs per call)")
