@@ -262,9 +262,9 @@ class MachineProfile:
                   for p, rate in self.gemv_bandwidth.items()]
         lines += [f"  matmul {p:>5}:                {rate / 1e12:8.3f} TFLOP/s" for p, rate in self.matmul_flops.items()]
         where = "between cold weight streams" if self.device_type == "cpu" else "eager launch"
-        lines.append(f"  per small op (an RMSNorm):     {self.op_cost * 1e6:8.2f} µs ({where})")
+        lines.append(f"  one RMSNorm (a small op):      {self.op_cost * 1e6:8.2f} µs ({where}; budgets price each kind)")
         if self.op_cost_graph is not None:
-            lines.append(f"  per-kernel in a CUDA graph:    {self.op_cost_graph * 1e6:8.2f} µs")
+            lines.append(f"  one RMSNorm in a CUDA graph:   {self.op_cost_graph * 1e6:8.2f} µs")
         lines.append(f"  cache (smaller working sets may beat memory): {self.cache_bytes / MiB:.0f} MiB")
         return "\n".join(lines)
 
@@ -341,8 +341,8 @@ def compare_with_recorded(ref: dict, mine: MachineProfile | None = None) -> list
     rec = ref["profile"]
     rows = [("copy bandwidth (B/s)", rec["copy_bandwidth"], mine and mine.copy_bandwidth),
             ("read bandwidth (B/s)", rec["read_bandwidth"], mine and mine.read_bandwidth),
-            ("per-op cost, eager (s)", rec["op_cost"], mine and mine.op_cost)]
+            ("one RMSNorm, eager (s)", rec["op_cost"], mine and mine.op_cost)]
     rows += [(f"matmul {p} (FLOP/s)", rate, mine and mine.matmul_flops.get(p)) for p, rate in rec["matmul_flops"].items()]
     if rec.get("op_cost_graph"):
-        rows.append(("per-kernel in a CUDA graph (s)", rec["op_cost_graph"], mine and mine.op_cost_graph))
+        rows.append(("one RMSNorm in a CUDA graph (s)", rec["op_cost_graph"], mine and mine.op_cost_graph))
     return rows

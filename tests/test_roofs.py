@@ -131,4 +131,4 @@ def test_compare_with_the_recorded_gpu(fake_profile):
     rows = roofs.compare_with_recorded(specs.load_reference(), fake_profile)
     by_name = {q: (rec, mine) for q, rec, mine in rows}
     assert by_name["read bandwidth (B/s)"] == (pytest.approx(4.47e12, rel=0.01), 14e9)
-    assert by_name["per-kernel in a CUDA graph (s)"][1] is None  # a CPU has no CUDA graphs
+    assert by_name["one RMSNorm in a CUDA graph (s)"][1] is None  # a CPU has no CUDA graphs
