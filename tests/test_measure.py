@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from course_lib import measure, model
+from course_lib import machine, measure, model, specs
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,14 @@ def test_count_ops_by_kind(tiny):
 
 
 def test_a_graph_step_reads_its_bucket_of_the_cache():
-    cfg = model.get_config("gpu-m")  # 512 slots: graphs over 128, 256 and 512
-    assert [measure._kv_positions(cfg, c, True) for c in (0, 127, 128, 300, 511)] == [128, 128, 256, 512, 512]
-    assert [measure._kv_positions(cfg, c, False) for c in (0, 127, 300)] == [1, 128, 301]  # eager: the filled slots
+    # the recorded H200, context 128: a graph step's KV bytes are its bucket's slots (256 where the cache has them),
+    # an eager step's the 128 filled slots and its own
+    ref = specs.load_reference()
+    for mode in ("cuda-graph", "eager"):
+        for r in measure.recorded_decode(ref, mode):
+            cfg = model.get_config(r.preset)
+            slots = machine.graph_bucket(r.context_len, cfg.max_seq_len) if mode == "cuda-graph" else r.context_len + 1
+            assert r.context_len == 128 and r.kv_bytes == slots * cfg.kv_bytes_per_token(r.precision), (r.preset, mode)
 
 
 def test_time_decode_record_by_hand(tiny, fake_machine):
@@ -56,7 +61,7 @@ def test_time_decode_record_by_hand(tiny, fake_machine):
     assert r.budget["attention (KV reads)"] == pytest.approx(cfg.n_layers * 20e-3)
     others = sum(counts.values()) - counts["attention"] - counts["linear"]  # matrix calls: priced in the kernel roof
     assert r.budget["other small ops"] == pytest.approx(others * 2e-3)
-    assert r.modeled_ms == pytest.approx(sum(r.budget.values()))
+    assert r.modeled_ms == pytest.approx((w / 10e9 + cfg.n_layers * 20e-6 + others * 2e-6) * 1e3)  # kernel + calls
     assert r.residual == pytest.approx(r.ms_per_step / r.modeled_ms - 1)
     assert r.ms_per_token == r.ms_per_step and r.tokens_per_s == pytest.approx(1e3 / r.ms_per_step)
     assert r.mbu == pytest.approx((w + kv) / (r.ms_per_step / 1e3) / 14e9)
