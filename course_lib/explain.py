@@ -178,8 +178,7 @@ def biggest_gap(r) -> str:
 
 
 def explain_decode(r) -> str:
-    """What one decode record says, computed from its numbers, with a branch for each case that occurs:
-    in cache, noisy, bandwidth-, kernel- or launch-bound, and a residual the budget does not explain."""
+    """A decode record read from its numbers: in cache, bandwidth-, kernel- or launch-bound, unexplained, noisy."""
     b, gaps = _budget(r)
     roof = b["memory roof"]
     head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
@@ -196,10 +195,11 @@ def explain_decode(r) -> str:
              "calling the graph (copying the token in, the replay, the wait)": b["calling the graph"]}
     named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
     overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
+    fixed_costs = ("**launch-bound**: fixed costs per op outweigh moving the bytes" if r.mode != "cuda-graph" else
+                   "held back most by fixed costs per kernel and graph call, not by moving bytes")
     kind = ("**bandwidth-bound**: close to what memory delivers" if max(r.modeled_ms, r.ms_per_step) <= 1.25 * roof else
             "over the memory line by more than the costs this budget prices" if r.modeled_ms <= 1.25 * roof else
-            ("**launch-bound**: fixed costs per op outweigh moving the bytes" if r.mode != "cuda-graph" else "held back most"
-             " by fixed costs per kernel and graph call, not by moving bytes") if biggest == "overhead" and overhead > roof else
+            fixed_costs if biggest == "overhead" and overhead > roof else
             "over the memory line by several smaller costs, none dominant" if gaps[biggest] < 0.25 * roof else
             {"kernel": "**kernel-bound**: the matmul kernel, not memory, sets the pace",
              "overhead": "slowed most by fixed costs per op (dispatch, launches, small kernels)",
