@@ -19,7 +19,7 @@ from string import ascii_uppercase as LETTERS
 
 import ipywidgets as W
 
-from . import quiz
+from . import perf, quiz
 
 _STYLE = {"correct": ("cl-correct", "✔"), "incorrect": ("cl-incorrect", "✘")}  # other statuses: information
 _CSS = f"<style>{resources.files('course_lib').joinpath('data/quiz.css').read_text('utf-8')}</style>"
@@ -190,7 +190,7 @@ def _describe(spec) -> str:
         return f"{spec.get('fn') or spec['hardware']}({', '.join(f'{k}={_describe(v)}' for k, v in args.items())})"
     if isinstance(spec, str):
         return f"your measured `{spec[1:]}`" if spec.startswith("$") else repr(spec)
-    return quiz.format_number(spec, digits=4)
+    return perf.format_number(spec, digits=4)
 
 
 def answer_text(q: quiz.Question, context: Mapping | None = None) -> str:
@@ -202,13 +202,13 @@ def answer_text(q: quiz.Question, context: Mapping | None = None) -> str:
         expected = q.expected(context)
     except quiz.MissingContext:  # the formula, for the learner's own measurements
         scale = quiz.UNITS.get(q.units, 1.0)
-        factor = f" × {quiz.format_number(1 / scale)}" if scale < 1 else f" / {quiz.format_number(scale)}" if scale > 1 else ""
+        factor = f" × {perf.format_number(1 / scale)}" if scale < 1 else f" / {perf.format_number(scale)}" if scale > 1 else ""
         return f"**Answer: {_describe(q.answer)}{factor}** in {q.units} (depends on the learner's measurements)" \
                f"\n\n{q.explanation}"
     width = quiz.accepted_width(q, expected)
-    accepted = (f"exactly {quiz.format_number(expected, q.units)}" if width == 0 else
-                f"from {quiz.format_number(expected - width)} to {quiz.format_number(expected + width, q.units)}")
-    return f"**Answer: ≈ {quiz.format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
+    accepted = (f"exactly {perf.format_number(expected, q.units)}" if width == 0 else
+                f"from {perf.format_number(expected - width)} to {perf.format_number(expected + width, q.units)}")
+    return f"**Answer: ≈ {perf.format_number(expected, q.units)}** (accepted: {accepted})\n\n{q.explanation}"
 
 
 # ---------------------------------------------------------------------------- widgets

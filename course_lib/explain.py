@@ -9,6 +9,7 @@ import math
 from itertools import pairwise
 
 from . import perf
+from .perf import format_ms, format_number
 
 _GROWTH_TERMS = {"attention (KV reads)": "attention reading each sequence's own KV cache, which no batch shares",
                  "other small ops": "small operations (norms, activations, cache writes) that grow with the batch",
@@ -112,11 +113,6 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
     return text + " This knee lies close to that."
 
 
-def format_value(x: float, units: str) -> str:
-    """3 significant figures and the unit: ``4.1 ms``, ``12.5×``."""
-    return f"{x:.3g}{'' if units == '×' else ' '}{units}"
-
-
 def guess_verdict(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms",
                   source: str = "The formula") -> str:
     """One sentence: the learner's guess and the prediction (``source``) against the measurement (``spread``: its noise)."""
@@ -131,11 +127,11 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
             return f"{max(ratio, 1 / max(ratio, 1e-12)):,.1f}× {'above' if x > measured else 'below'} it"
         return f"{abs(ratio - 1):.0%} {'above' if x > measured else 'below'} it"
 
-    text = f"Measured: {format_value(measured, units)}" + (f" (± {format_value(spread, units)} of noise)" if spread else "")
-    text += f". {source} said {format_value(predicted, units)}, {off(predicted)}."
+    text = f"Measured: {format_number(measured, units)}" + (f" (± {format_number(spread, units)} of noise)" if spread else "")
+    text += f". {source} said {format_number(predicted, units)}, {off(predicted)}."
     if guess is None:
         return text + NO_GUESS
-    text += f" Your guess, {format_value(guess, units)}, was {off(guess)}"
+    text += f" Your guess, {format_number(guess, units)}, was {off(guess)}"
     closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
     return text + (": closer than the formula." if closer else ".")
 
@@ -152,10 +148,6 @@ def choice_verdict(guess: str | None, answer: str, reading: str) -> str:
     """A sentence for a multiple-choice guess: ``reading`` (what was measured), the right option, the guess."""
     tail = NO_GUESS if guess is None else f" Your guess was “{guess}”."
     return f"{reading} The answer: **{answer}**." + (" Your guess was right." if guess == answer else tail)
-
-
-def _ms(x: float) -> str:
-    return f"{x / 1e3:.2f} s" if x >= 1e3 else f"{x:.2f} ms" if x >= 0.1 else f"{x * 1e3:.0f} µs"
 
 
 def _flops(x: float) -> str:
@@ -181,19 +173,19 @@ def explain_decode(r) -> str:
     """A decode record read from its numbers: in cache, bandwidth-, kernel- or launch-bound, unexplained, noisy."""
     b, gaps = _budget(r)
     roof = b["memory roof"]
-    head = (f"**{r.preset}** ({r.precision}, {r.mode}): {_ms(r.ms_per_step)} per step, "
-            f"{r.ms_per_step / roof:.1f}× the weights' memory line ({_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
+    head = (f"**{r.preset}** ({r.precision}, {r.mode}): {format_ms(r.ms_per_step)} per step, "
+            f"{r.ms_per_step / roof:.1f}× the weights' memory line ({format_ms(roof)} for {r.weight_bytes / 1e6:,.0f} MB "
             f"at {r.bandwidth / 1e9:.1f} GB/s).")
     if r.fits_in_cache:
         return head + " Its weights fit in this machine's cache: the memory line does not bind it, nor does this budget."
     per_op, k, bw = b["other small ops"] / max(r.n_ops, 1) * 1e3, r.kernel_bandwidth / 1e9, r.bandwidth / 1e9
     parts = {"the batch-1 matmul kernel streaming " + (f"at {k:.1f} of {bw:.1f} GB/s" if k <= bw else
                                                        f"faster than the plain read ({k:.1f} against {bw:.1f} GB/s)"):
-             b["kernel below the roof"], f"{r.n_ops} ops at {per_op:.1f} µs each": b["other small ops"],
+             b["kernel below the roof"], f"{r.n_ops} small ops at {per_op:.1f} µs each": b["other small ops"],
              "attention reading the KV cache": b["attention (KV reads)"], "compute past the ridge": b["compute past the ridge"],
              "the GPU waiting for the CPU to launch ops": b["waiting for launches"],
              "calling the graph (copying the token in, the replay, the wait)": b["calling the graph"]}
-    named = [f"{text} ({'+' if ms >= 0 else '−'}{_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
+    named = [f"{text} ({'+' if ms >= 0 else '−'}{format_ms(abs(ms))})" for text, ms in parts.items() if abs(ms) >= 0.02 * roof]
     overhead, biggest = gaps["overhead"], max(gaps, key=gaps.get)
     fixed_costs = ("**launch-bound**: fixed costs per op outweigh moving the bytes" if r.mode != "cuda-graph" else
                    "held back most by fixed costs per kernel and graph call, not by moving bytes")
@@ -206,7 +198,8 @@ def explain_decode(r) -> str:
              "attention": "slowed most by attention reading the KV cache",
              "compute": "**compute-bound**: the batch is past the ridge"}[biggest])
     text = f"{head} It is {kind}. The budget: " + (", ".join(named) or "nothing beyond the memory line")
-    text += f"; modeled {_ms(r.modeled_ms)}, measured {_ms(r.ms_per_step)} ({f'{r.residual:+.0%}'.replace('-', '−')})."
+    residual = f"{r.residual:+.0%}".replace("-", "−")
+    text += f"; modeled {format_ms(r.modeled_ms)}, measured {format_ms(r.ms_per_step)} ({residual})."
     if abs(r.residual) > 0.15:
         text += (f" The budget leaves {abs(r.residual):.0%} {'unexplained' if r.residual > 0 else 'too much'}: "
                  "something this model of the step does not contain (or a busy machine) is at work.")
@@ -231,10 +224,10 @@ def explain_precision(records) -> str:
         verdict = _PRECISION_VERDICTS[precision_outcome(time_ratio, bytes_ratio)]
         lines.append(
             f"{r.precision} reads {bytes_ratio:.0%} of {base.precision}'s bytes and took {time_ratio:.0%} of its time "
-            f"({_ms(r.ms_per_step)} vs {_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 {r.precision} kernel "
-            f"streams at {r.kernel_bandwidth / 1e9:.1f} GB/s against {base.kernel_bandwidth / 1e9:.1f} GB/s for "
-            f"{base.precision}, so the kernels alone predict {kernel_ratio:.0%}; with its other ops (attention, norms) "
-            f"priced at {r.precision} too, the gap budget predicts {modeled_ratio:.0%}."
+            f"({format_ms(r.ms_per_step)} vs {format_ms(base.ms_per_step)}): {verdict}. This machine's batch-1 "
+            f"{r.precision} kernel streams at {r.kernel_bandwidth / 1e9:.1f} GB/s against "
+            f"{base.kernel_bandwidth / 1e9:.1f} GB/s for {base.precision}, so the kernels alone predict {kernel_ratio:.0%}; "
+            f"with its other ops (attention, norms) priced at {r.precision} too, the gap budget predicts {modeled_ratio:.0%}."
             + (" ⚠ The timings are noisy: re-run." if r.noisy or base.noisy else ""))
     return "\n\n".join(lines)
 
@@ -255,8 +248,8 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
                      f"the weights at {gb[1]:.1f} GB/s against {gb[0]:.1f}.")
     end = next((i for i in range(base + 1, len(rows)) if ms[i] > 1.25 * ms[base]), len(rows)) - 1  # the flat stretch
     parts.append(f"From {n[base]} to {n[end]} tokens ({n[end] / n[base]:.0f}× as many) the time stayed within 25 % of "
-                 f"{_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
-                 f"(one read at the streaming rate: {_ms(field(rows[base], 'memory_ms'))})." if end > base else
+                 f"{format_ms(ms[base])}: **flat**, since a pass reads the weights once however many tokens share them "
+                 f"(one read at the streaming rate: {format_ms(field(rows[base], 'memory_ms'))})." if end > base else
                  f"No flat stretch: at {n[base + 1]} tokens the time was already {ms[base + 1] / ms[base]:.1f}× that at "
                  f"{n[base]}.")
     floor, read = ms[base] / field(rows[base], "memory_ms"), field(rows[base], "bytes") / field(rows[base], "memory_ms") / 1e6
@@ -270,7 +263,7 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
     if end < len(rows) - 2 and grow - 1 >= 0.8 * (more - 1):  # the extra time about in proportion to the extra tokens
         rate = (field(rows[-1], "flops") - field(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
         parts.append(f"Then **linear**: from {n[-2]} to {n[-1]} tokens ({more:.1f}× as many) the time grew {grow:.1f}×, "
-                     f"about in proportion: each extra token costs {_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
+                     f"about in proportion: each extra token costs {format_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
                      f"({_flops(rate)}), so the arithmetic, not the weight read, sets the pace.")
     elif end < len(rows) - 1:
         parts.append(f"Then rising, but less than in proportion: from {n[end]} to {n[-1]} tokens "
@@ -282,9 +275,9 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
                      f"large matrices) puts the turn at about {turn:,.0f} tokens. At {n[-1]} tokens the measurement is "
                      f"{ms[-1] / max(field(rows[-1], 'memory_ms'), field(rows[-1], 'compute_ms')):.1f}× its prediction "
                      f"({_flops(field(rows[-1], 'flops') / ms[-1] * 1e3)} achieved).")
-    noisy = [str(field(r, "prompt_len")) for r in rows if field(r, "iqr_ms") > 0.15 * field(r, "ms")]
+    noisy = [str(field(r, "prompt_len")) for r in rows if field(r, "iqr_ms") > perf.NOISY * field(r, "ms")]
     if noisy:
-        parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over 15 % of the "
+        parts.append(f"⚠ Noisy at {', '.join(noisy)} tokens (the middle half of the timings spans over {perf.NOISY:.0%} of the "
                      "median): re-run the cell before trusting those points.")
     return " ".join(parts + wrong_way(rows, "prompt_len", "ms"))
 
@@ -295,14 +288,14 @@ def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
     n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_token")
     total = ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
     speed, share = n * tpot / ttft, 1 - ttft / total
-    text = (f"TTFT: {_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {_ms(tpot)} "
+    text = (f"TTFT: {format_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {format_ms(tpot)} "
             f"per generated token ({1e3 / tpot:,.0f} tokens/s). ")
     text += (f"Prefill got through tokens {speed:,.0f}× as fast as decode: it shares each read of the weights among "
              "the prompt's tokens, decode reads them all for every single token. " if speed >= 1.5 else
              f"Prefill got through tokens only {speed:.1f}× as fast as decode here: little gained from sharing "
              "the weight reads (a noisy timing, or fixed costs per pass that dwarf the work?). ")
-    return text + (f"An answer of {answer_tokens} tokens to this prompt takes {_ms(ttft)} + {answer_tokens} × "
-                   f"{_ms(tpot)} = {_ms(total)}, {share:.0%} of it decoding: "
+    return text + (f"An answer of {answer_tokens} tokens to this prompt takes {format_ms(ttft)} + {answer_tokens} × "
+                   f"{format_ms(tpot)} = {format_ms(total)}, {share:.0%} of it decoding: "
                    + ("the answer, not the question, makes you wait." if share > 0.5 else
                       "here the prompt, not the answer, makes you wait."))
 
@@ -314,12 +307,16 @@ def explain_context(records) -> str:
     a, z = (f(records, key=lambda r: r.context_len) for f in (min, max))
     att = z.budget.get("attention (KV reads)", 0) - a.budget.get("attention (KV reads)", 0)
     grew, ratio = z.ms_per_step - a.ms_per_step, z.ms_per_step / a.ms_per_step
-    text = (f"From context {a.context_len} to {z.context_len} the step grew {ratio:.2f}× ({_ms(abs(grew))} "
-            f"{'more' if grew >= 0 else 'less'}); the bytes it reads, {z.predicted_ms / a.predicted_ms:.2f}×.")
-    return text + (" The time grew no more than the bytes did." if ratio <= 1.05 * z.predicted_ms / a.predicted_ms else
-                   f" The budget's attention term (its calls timed alone at each context) grew {_ms(att)}, {att / grew:.0%} "
-                   "of that: attention costs more per call than the KV bytes it reads." if att >= 0.5 * grew else
-                   f" The budget's attention term grew only {_ms(att)}: the rest is something it leaves out (or noise: re-run).")
+    bytes_ratio = z.predicted_ms / a.predicted_ms
+    text = (f"From context {a.context_len} to {z.context_len} the step grew {ratio:.2f}× ({format_ms(abs(grew))} "
+            f"{'more' if grew >= 0 else 'less'}); the bytes it reads, {bytes_ratio:.2f}×.")
+    if ratio <= 1.05 * bytes_ratio:
+        return text + " The time grew no more than the bytes did."
+    if att >= 0.5 * grew:
+        return text + (f" The budget's attention term (its calls timed alone at each context) grew {format_ms(att)}, "
+                       f"{att / grew:.0%} of that: attention costs more per call than the KV bytes it reads.")
+    return text + (f" The budget's attention term grew only {format_ms(att)}: the rest is something it leaves out "
+                   "(or noise: re-run).")
 
 
 def wrong_way(records, x: str, y: str = "ms_per_step") -> list[str]:

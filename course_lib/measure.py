@@ -28,7 +28,6 @@ from .model import build_model, decode_one_token, prefill
 from .roofs import MachineProfile, best_layout, get_profile, kernel_roof, small_op_costs
 from .specs import get_config, preset_name
 
-NOISY = 0.15  # an inter-quartile range above 15 % of the median: call the timing noisy
 HOLD_TOGETHER = 256 * MiB  # a CPU sweep whose models hold more than this rebuilds them round by round
 
 
@@ -49,10 +48,10 @@ class DecodeRecord:
     ms_per_step: float          # median
     iqr_ms: float               # inter-quartile range of the step time
     repeats: int
-    n_ops: int                  # calls besides the matrix products: torch calls and module calls
+    n_ops: int                  # the small ops "other small ops" prices: every call but matrix products and attention
     bandwidth: float            # the streaming-read roof (B/s)
     kernel_bandwidth: float     # the decode GEMV kernel roof at this precision (B/s)
-    budget: dict                # term -> ms (perf.decode_budget): the modeled step, term by term
+    budget: dict                # term -> ms (perf.decode_budget's seconds x 1e3): the modeled step, term by term
     fits_in_cache: bool         # bytes per step below the profile's cache size: may beat DRAM
     datasheet_bandwidth: float | None = None  # the device's catalogue bandwidth, where known
     layout: str = "out_in"      # how the weights were stored: (out, in) for F.linear, (in, out) for x @ W
@@ -71,7 +70,8 @@ class DecodeRecord:
 
     @property
     def predicted_ms(self) -> float:
-        """The bandwidth bound: all bytes at the streaming-read roof."""
+        """The bandwidth bound (perf.decode_time's formula): all bytes, weights and KV, at the streaming-read roof.
+        The budget's "memory roof" is its weights part."""
         return self.bytes_per_step / self.bandwidth * 1e3
 
     @property
@@ -86,11 +86,11 @@ class DecodeRecord:
 
     @property
     def noisy(self) -> bool:
-        return self.iqr_ms > NOISY * self.ms_per_step
+        return self.iqr_ms > perf.NOISY * self.ms_per_step
 
     @property
     def mbu(self) -> float:
-        """Model bandwidth utilisation against the streaming-read roof."""
+        """Model bandwidth utilisation against the streaming-read roof, a fraction (0.55 = 55 %)."""
         return self.bytes_per_step / (self.ms_per_step / 1e3) / self.bandwidth
 
     @property
@@ -168,6 +168,14 @@ def count_ops(model, batch: int = 1, context_len: int = 1, graph: bool = False) 
     return dict(counts)
 
 
+def _op_costs(device: str, precision: str, cfg, batch: int, kv_positions: int, graph: bool, fast: bool):
+    """(seconds per call of each kind of small op, the CPU's seconds to launch each, or None) for a decode step.
+    An eager step on a GPU pays both: the GPU runs each op as in a graph while the CPU issues the later ones."""
+    eager_gpu, threads = device == "cuda" and not graph, torch.get_num_threads()
+    costs = small_op_costs(device, precision, cfg, batch, kv_positions, graph or eager_gpu, threads, fast)
+    return costs, small_op_costs(device, precision, cfg, batch, kv_positions, False, threads, fast) if eager_gpu else None
+
+
 def _random_tokens(model, batch: int, length: int, seed: int = 0) -> torch.Tensor:
     """Random token ids of shape (batch, length) on the model's device (the same on every device)."""
     gen = torch.Generator().manual_seed(seed)
@@ -185,8 +193,9 @@ def _context_len(config, context_len: int | None) -> int:
 
 
 def decode_step(model, batch: int = 1, context_len: int | None = None, graph: bool = False):
-    """A ready-to-time decode step (a callable) after a random context, so attention reads real values;
-    ``graph=True`` replays it from a CUDA graph (captured before the prefill: capture writes slot 0)."""
+    """A ready-to-time decode step (a callable) after a random context, so attention reads real values. Every call
+    runs the same step, at position ``context_len`` (the cache does not grow: 50 calls are 50 timings of one step,
+    not 50 tokens). ``graph=True`` replays it from a CUDA graph (captured before the prefill: capture writes slot 0)."""
     context_len = _context_len(model.config, context_len)
     model.check_fits(batch, context_len + 1)
     step = make_graphed_decode(model, batch) if graph else (lambda tok, pos: decode_one_token(model, tok, pos))
@@ -203,21 +212,20 @@ def decode_record(model, m: Measurement, profile: MachineProfile, batch: int = 1
     kv_positions = _kv_positions(cfg, context_len, graph)
     kv = batch * kv_positions * cfg.kv_bytes_per_token(precision)
     weights, flops = cfg.weight_bytes(precision), cfg.forward_flops(1, past=context_len, batch=batch)
-    device, threads = model.device.type, torch.get_num_threads()
-    kernel = kernel_roof(device, precision, cfg, threads, profile.fast, model.layout)
+    device = model.device.type
+    kernel = kernel_roof(device, precision, cfg, torch.get_num_threads(), profile.fast, model.layout)
     counts = count_ops(model, batch, context_len, graph)
-    shape = (device, precision, cfg, batch, kv_positions)
-    eager_gpu = device == "cuda" and not graph  # the GPU runs each op (as in a graph) while the CPU issues later ones
-    costs = small_op_costs(*shape, graph or eager_gpu, threads, profile.fast)
-    launches = small_op_costs(*shape, False, threads, profile.fast) if eager_gpu else None
-    budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, counts | ({"graph call": 1} if graph else {}),
-                                costs, profile.matmul_flops.get(precision), launches)
+    op_counts = counts | {"graph call": 1} if graph else counts  # a graphed step is also one call of its graph
+    costs, launches = _op_costs(device, precision, cfg, batch, kv_positions, graph, profile.fast)
+    budget = perf.decode_budget(weights, flops, profile.read_bandwidth, kernel, op_counts, costs,
+                                profile.matmul_flops.get(precision), launches)
     datasheet = specs.match(profile.device_name)
     return DecodeRecord(
         preset=preset_name(cfg), device=device, precision=precision, mode="cuda-graph" if graph else "eager",
         batch=batch, context_len=context_len, weight_bytes=weights, kv_bytes=kv, flops=flops,
         ms_per_step=m.median * 1e3, iqr_ms=m.iqr * 1e3, repeats=len(m.times) * m.number_per_run,
-        n_ops=sum(counts.values()), bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
+        n_ops=sum(n for kind, n in counts.items() if kind not in ("linear", "attention")),
+        bandwidth=profile.read_bandwidth, kernel_bandwidth=kernel,
         budget={term: s * 1e3 for term, s in budget.items()}, fits_in_cache=weights + kv < profile.cache_bytes,
         datasheet_bandwidth=datasheet.bandwidth if datasheet else None, layout=model.layout)
 
@@ -236,7 +244,8 @@ def prefill_record(model, m: Measurement, profile: MachineProfile, prompt_len: i
 def _interleave(steps: dict, device, fast: bool | None, rounds: int | None, progress: bool, calls: int | None = None):
     """Time a sweep's points in 3 interleaved rounds (5 in full mode), 5 timed calls each (10 in full mode)."""
     fast = fast_mode(fast)
-    return time_interleaved(steps, device, rounds or (3 if fast else 5), 2, calls or (5 if fast else 10), progress)
+    return time_interleaved(steps, device, rounds or (3 if fast else 5), warmup=2, calls=calls or (5 if fast else 10),
+                            progress=progress)
 
 
 def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batch: int = 1,
@@ -252,8 +261,7 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
     for p, q in pairs:  # measure each model's roofs first: their buffers and the models never share memory
         cfg = get_config(p)
         layouts[p, q] = best_layout(device.type, q, cfg, threads, profile.fast)  # measures both layouts' kernel roofs
-        small_op_costs(device.type, q, cfg, batch, _kv_positions(cfg, _context_len(cfg, context_len), graph), graph,
-                       threads, profile.fast)
+        _op_costs(device.type, q, cfg, batch, _kv_positions(cfg, _context_len(cfg, context_len), graph), graph, profile.fast)
 
     def build(p, q):
         return build_model(p, device=device, precision=q, max_batch=batch, layout=layouts[p, q])
@@ -272,7 +280,8 @@ def decode_sweep(presets, device=None, precision: str | list[str] = "fp32", batc
             release(device)
     n_rounds, times, records = rounds or (3 if fast else 5), [[] for _ in pairs], {}
     for r in trange(n_rounds, desc="decode sweep, interleaved rounds", disable=not progress, leave=False):
-        for i in range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs))):
+        order = range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs)))  # alternate the order, round by round
+        for i in order:
             toy = build(*pairs[i])
             step = decode_step(toy, batch, context_len, graph)
             times[i] += _interleave({i: step}, device, fast, 1, False)[i].times

@@ -9,7 +9,9 @@ The one idea (batch-1 decode streams every weight once per token):
 
 It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real step pays (a
 kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
-measure.py puts that modeled time beside what the toy model really does. Speculative decoding
+measure.py puts that modeled time beside what the toy model really does. A *roof* is a rate no
+step can beat (the memory roof: bytes/s of a plain read); the *ridge* is the FLOPs per byte past
+which arithmetic, not memory, sets the pace (``ridge_point``, notebook 03). Speculative decoding
 (more than one token per pass of the weights) is here too; many users and many devices
 (batching, KV capacity, cost, mixture of experts, tensor parallelism) are in serving.py. At the
 end, the calculator's readout: the bound put in words (``describe_decode``, HTML).
@@ -40,6 +42,8 @@ RUNNABLE: tuple[str, ...] = ("fp32", "fp16", "bf16")
 
 # Model sizes of the course's "models x GPUs" table (parameters).
 MODEL_SIZES: dict[str, float] = {"1.3B": 1.3e9, "7B": 7e9, "13B": 13e9, "70B": 70e9, "405B": 405e9}
+# A timing whose inter-quartile range is above this share of its median is called noisy (and says so).
+NOISY = 0.15
 
 
 # ----------------------------------------------------------------------------- validation
@@ -157,14 +161,15 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
                             in, the replay and the wait, beyond the kernels
     ======================  ==============================================================
 
-    ``op_counts`` and ``op_costs`` map a kind of op to its count per step and its seconds per call.
+    ``op_counts`` and ``op_costs`` map a kind of op to its count per step and its seconds per call;
+    ``peak_flops=None`` (not measured) leaves compute out.
     With ``launch_costs`` (eager on a GPU: the CPU's seconds to issue each kind of op), the GPU
     runs while the CPU issues, so a last term adds only what issuing takes beyond the GPU's work:
     ``waiting for launches`` :math:`= \max(0,\ \sum_k n_k l_k - \text{the terms above})`.
     """
     w = check_positive("weight_bytes", weight_bytes)
     kernel = w / check_positive("kernel_bandwidth", kernel_bandwidth)
-    compute = check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops) if peak_flops else 0.0
+    compute = 0.0 if peak_flops is None else check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops)
     def priced(costs: dict) -> dict:
         missing = set(op_counts) - set(costs)
         if missing:
@@ -300,6 +305,18 @@ def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> li
 
 
 # ----------------------------------------------------------------------------- in words (the calculators' readouts)
+def format_number(x: float, units: str = "", digits: int = 3) -> str:
+    """3 significant figures, whole numbers in full below 1e7, then the unit: ``115 tokens/s``, ``1.3e10``, ``5%``, ``4×``."""
+    whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
+    mantissa, _, exponent = f"{float(x):.{max(digits, whole)}g}".partition("e")
+    return mantissa + (f"e{int(exponent)}" if exponent else "") + ("" if units in ("", "%", "×") else " ") + units
+
+
+def format_ms(ms: float) -> str:
+    """A time given in ms, in the unit that reads best: ``1.20 s``, ``4.10 ms``, ``37 µs``."""
+    return f"{ms / 1e3:.2f} s" if ms >= 1e3 else f"{ms:.2f} ms" if ms >= 0.1 else f"{ms * 1e3:.0f} µs"
+
+
 def error_html(err: Exception) -> str:
     """A refused input as a friendly line of HTML, for a readout (widgets never raise)."""
     return f"<b style='color:#b00'>Cannot compute that:</b> {html.escape(str(err))}"

@@ -12,7 +12,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from . import perf, serving
-from .explain import field, format_value, group_by_context
+from .explain import field, group_by_context
 
 TEMPLATE = "plotly_white"
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
@@ -340,7 +340,7 @@ def guess_figure(guess: float | None, predicted: float, measured: float, spread:
     errors = [0.0] * (len(values) - 1) + [spread]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=COLORS[:len(values)][::-1],
                            error_y=dict(type="data", array=errors, visible=True),
-                           text=[format_value(v, units) for v in values], textposition="outside"))
+                           text=[perf.format_number(v, units) for v in values], textposition="outside"))
     return _layout(fig, title, "", units, height=360)
 
 

@@ -84,13 +84,6 @@ def _resolve(spec, context: Mapping):
     return spec
 
 
-def format_number(x: float, units: str = "", digits: int = 3) -> str:
-    """3 significant figures, whole numbers in full below 1e7, then the unit: ``115 tokens/s``, ``1.3e10``, ``5%``."""
-    whole = math.floor(math.log10(abs(x))) + 1 if 1e-3 <= abs(x) < 1e7 else 0  # digits before the point
-    mantissa, _, exponent = f"{float(x):.{max(digits, whole)}g}".partition("e")
-    return mantissa + (f"e{int(exponent)}" if exponent else "") + ("" if units in ("", "%") else " ") + units
-
-
 # ============================================================================ the bank
 Option = namedtuple("Option", "text correct feedback")  # str, bool (is it right?), str
 
@@ -134,7 +127,7 @@ class Question:
                 value = _resolve(_placeholder(vars(self), name), context or {})
                 if isinstance(value, str):  # a precision
                     return value.upper() if value.lower() in perf.PRECISIONS else value
-                return format_number(perf.check_number(name, value) / UNITS.get(units, 1.0), units)
+                return perf.format_number(perf.check_number(name, value) / UNITS.get(units, 1.0), units)
             except MissingContext as missing:
                 return f"[your measured {missing.key}]"
             except (ValueError, TypeError):  # a measurement the course functions refuse
@@ -326,9 +319,9 @@ def _grade_numeric(q: Question, answer, context: Mapping) -> Result:
     def near(target: float) -> bool:
         return abs(value - target) <= accepted_width(q, target)
 
-    shown = format_number(value, q.units)
+    shown = perf.format_number(value, q.units)
     if near(expected):
-        return Result("correct", f"Correct! The course's model gives {format_number(expected, q.units)}.",
+        return Result("correct", f"Correct! The course's model gives {perf.format_number(expected, q.units)}.",
                       (q.feedback["correct"],))
     for mistake in q.mistakes:
         try:

@@ -252,9 +252,6 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
 
 
 # ----------------------------------------------------------------------------- reading a tensor-parallel run
-NOISY = 0.15  # an IQR above 15 % of the median: noisy (as measure.NOISY)
-
-
 def _fields(run) -> dict:
     """A TensorParallelResult as a dict; a recorded run's dict as it is (older ones lack some keys)."""
     return run if isinstance(run, dict) else asdict(run)
@@ -278,8 +275,8 @@ def formula_step(r) -> tuple[float, float] | None:
                                  link["bandwidth_Bps"], link["latency_s"], r.get("split_share") or 1.0, link["algorithm"])
 
 
-def _ms(x: float) -> str:
-    return f"{x * 1e3:.2f} ms" if x >= 1e-4 else f"{x * 1e6:.0f} µs"
+def _ms(seconds: float) -> str:
+    return perf.format_ms(seconds * 1e3)
 
 
 def explain_tensor_parallel(r) -> str:
@@ -343,7 +340,7 @@ def explain_tensor_parallel(r) -> str:
         if (r.get("timed_step_s") or step) > 1.1 * step:
             text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
                         f"{_ms(r['timed_step_s'])}: the share above is of that slower step.")
-    if max((r.get("step_iqr_s") or 0) / step, (r.get("single_device_iqr_s") or 0) / single) > NOISY:
-        text.append("⚠ Noisy: the middle half of the timings spans more than 15 % of the median (another program "
+    if max((r.get("step_iqr_s") or 0) / step, (r.get("single_device_iqr_s") or 0) / single) > perf.NOISY:
+        text.append(f"⚠ Noisy: the middle half of the timings spans more than {perf.NOISY:.0%} of the median (another program "
                     "was busy?); re-run before drawing conclusions.")
     return " ".join(text)

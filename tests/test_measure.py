@@ -28,6 +28,7 @@ def test_count_ops_by_kind(tiny):
     assert counts["module"] == 4 + 8 * layers
     graph = measure.count_ops(tiny, 1, 8, graph=True)
     assert graph["index_copy_"] == layers and "__setitem__" not in graph  # the static cache's writes
+    assert (graph["linear"], graph["attention"]) == (4 * layers + 1, layers)  # as eager (recorded runs' n_ops rely on it)
     one, four = (measure.count_ops(model.build_model(dataclasses.replace(tiny.config, n_layers=n)), 1, 8)
                  for n in (1, 4))
     assert all(four[k] - counts[k] == 2 * (counts[k] - one[k]) for k in counts)  # every layer makes the same calls
@@ -60,7 +61,7 @@ def test_time_decode_record_by_hand(tiny, fake_machine):
     assert r.budget["compute past the ridge"] == 0.0
     assert r.budget["attention (KV reads)"] == pytest.approx(cfg.n_layers * 20e-3)
     others = sum(counts.values()) - counts["attention"] - counts["linear"]  # matrix calls: priced in the kernel roof
-    assert r.budget["other small ops"] == pytest.approx(others * 2e-3)
+    assert r.budget["other small ops"] == pytest.approx(others * 2e-3) and r.n_ops == others
     assert r.modeled_ms == pytest.approx((w / 10e9 + cfg.n_layers * 20e-6 + others * 2e-6) * 1e3)  # kernel + calls
     assert r.residual == pytest.approx(r.ms_per_step / r.modeled_ms - 1)
     assert r.ms_per_token == r.ms_per_step and r.tokens_per_s == pytest.approx(1e3 / r.ms_per_step)

@@ -428,3 +428,11 @@ def test_tensor_parallel_components_sum():
     # one-shot (the default): 1 latency + 3 x 16384 B / 450 GB/s each
     assert c == pytest.approx(160 * (5e-6 + 3 * 16384 / 450e9))
     assert set(serving.REFERENCE_SHAPES) and all(p > 0 for p, _, _ in serving.REFERENCE_SHAPES.values())
+
+
+def test_format_number_and_format_ms():
+    cases = {115.384: "115", 3.3616: "3.36", 524288: "524288", 0.5: "0.5", 1.3e10: "1.3e10", 2.4e-5: "2.4e-5",
+             0: "0", -8.666: "-8.67", 11: "11"}
+    assert {x: perf.format_number(x) for x in cases} == cases
+    assert [perf.format_number(x, u) for x, u in [(4.1234, "ms"), (25.63, "×"), (12.0, "%")]] == ["4.12 ms", "25.6×", "12%"]
+    assert [perf.format_ms(ms) for ms in (1234.5, 4.1, 0.1, 0.0372)] == ["1.23 s", "4.10 ms", "0.10 ms", "37 µs"]

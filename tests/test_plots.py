@@ -128,7 +128,7 @@ def test_budget_waterfall_goes_from_the_roof_to_the_measurement():
      ["2.0× the weights' memory line", "kernel-bound", "streaming at 10.0 of 12.5 GB/s (+6.00 ms)", "modeled 14.80 ms", "+8%"]),
     (decode("cpu-l", 235e6, 10.0, budget=budget(8.0, kernel=0.8, ops=0.2), iqr=0.02),
      ["bandwidth-bound", "+11%"]),
-    (decode("gpu-s", 23e6, 2.0, budget=budget(0.01, ops=1.9), iqr=0.02), ["launch-bound", "10 ops at 190.0 µs each"]),
+    (decode("gpu-s", 23e6, 2.0, budget=budget(0.01, ops=1.9), iqr=0.02), ["launch-bound", "10 small ops at 190.0 µs each"]),
     (decode("cpu-xs", 7e6, 1.0, fits_in_cache=True, budget=budget(0.5)), ["fit in this machine's cache", "does not bind"]),
     (decode("cpu-m", 117e6, 20.0, budget=budget(8.0, kernel=2.5), iqr=0.3), ["unexplained", "Noisy", "re-run"]),
 ])

@@ -90,9 +90,12 @@ def test_the_library_stays_small():
     # hardware and presets merged into specs, the readouts beside their formulas, predict boxes with the quizzes
     # (checks): 15 modules and 4,926 lines; a review of every module for dead and duplicated code (2026-11-29):
     # 4,916. The aim of 14 modules and ~3,000 lines needs content cut, not code: 14 x 350 with __main__ at ~250
-    # leaves no room for today's. The cap is today's size, so that nothing grows back unnoticed.
+    # leaves no room for today's. A learner's reading of perf and measure (2026-11-29, second session): +13 lines
+    # for terms defined where they are used, units in docstrings, dense lines split, one pricing helper for a
+    # decode step's ops (the sweep warmed a different cache than the record read). The cap is today's size, so
+    # that nothing grows back unnoticed.
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
-    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4916, sizes
+    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4929, sizes
 
 
 def test_ruff_passes():

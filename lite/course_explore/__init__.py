@@ -67,7 +67,7 @@ def _borrow(module: str, *names: str) -> ModuleType:
 
 
 _roofs = _borrow("roofs", "SCHEMA", "MachineProfile", "compare_with_recorded")
-_measure = _borrow("measure", "NOISY", "DecodeRecord", "recorded_decode")
+_measure = _borrow("measure", "DecodeRecord", "recorded_decode")
 MachineProfile, compare_with_recorded = _roofs.MachineProfile, _roofs.compare_with_recorded
 DecodeRecord, recorded_decode = _measure.DecodeRecord, _measure.recorded_decode
 
