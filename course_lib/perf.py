@@ -1,11 +1,11 @@
-r"""The analytical model of LLM inference speed on one device: pure formulas, SI units, no torch.
+"""The analytical model of LLM inference speed on one device: pure formulas, SI units, no torch.
 
 Everything here is arithmetic on sizes and rates, so a slider can call it thousands of times a
 second and a test can check it by hand. Units: bytes, seconds, bytes/s, FLOP, FLOP/s.
 
 The one idea (batch-1 decode streams every weight once per token):
 
-.. math:: t_\text{token} \approx \frac{P \cdot b_\text{param} + \text{KV bytes}}{B_\text{mem}}
+    t_token ≈ (P·b_param + KV bytes) / B_mem
 
 It is a *lower bound*. ``decode_budget`` adds back, term by term, what a real step pays (a
 kernel slower than memory, a fixed cost per op, attention's KV reads, compute past the ridge);
@@ -95,20 +95,20 @@ def bytes_per_param(precision: str) -> float:
 
 
 def weight_bytes(n_params, precision: str) -> float:
-    r"""Bytes of the weights: :math:`P \cdot b_\text{param}`."""
+    """Bytes of the weights: P·b_param."""
     return check_positive("n_params", n_params) * bytes_per_param(precision)
 
 
 def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> float:
-    r"""Bytes the KV cache holds for one token of context:
-    :math:`2 \cdot L \cdot h_{kv} \cdot d_\text{head} \cdot b` (K and V, every layer)."""
+    """Bytes the KV cache holds for one token of context:
+    2·L·h_kv·d_head·b (K and V, every layer)."""
     return (2 * check_count("n_layers", n_layers) * check_count("n_kv_heads", n_kv_heads)
             * check_count("head_dim", head_dim) * bytes_per_param(precision))
 
 
 # ----------------------------------------------------------------------------- decode, batch 1
 def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0) -> float:
-    r"""Seconds per token at batch 1, bandwidth-bound: :math:`t = (P b + \text{kv\_bytes}) / B`.
+    """Seconds per token at batch 1, bandwidth-bound: t = (P·b + kv_bytes) / B.
 
     ``kv_bytes`` is the KV cache read per step (context x bytes per token). A lower bound: real
     runs are slower (decode_budget says by how much and why).
@@ -123,8 +123,8 @@ def tokens_per_second(n_params, precision: str, bandwidth) -> float:
 
 
 def params_for_speed(tokens_per_s, precision: str, bandwidth) -> float:
-    r"""Largest model (parameters) that can still reach ``tokens_per_s`` at batch 1:
-    :math:`P = B / (\text{tokens/s} \cdot b_\text{param})` (the bound solved for P)."""
+    """Largest model (parameters) that can still reach ``tokens_per_s`` at batch 1:
+    P = B / (tokens/s · b_param) (the bound solved for P)."""
     return check_positive("bandwidth", bandwidth) / (check_positive("tokens_per_s", tokens_per_s)
                                                      * bytes_per_param(precision))
 
@@ -136,26 +136,26 @@ def size_curve(precision: str, bandwidth: float):
 
 
 def roofline_time(moved_bytes, flops, bandwidth, peak_flops) -> float:
-    r"""Time of work that moves ``moved_bytes`` and does ``flops``, whichever roof binds:
-    :math:`\max(\text{bytes} / B,\ \text{FLOPs} / \text{peak})`."""
+    """Time of work that moves ``moved_bytes`` and does ``flops``, whichever roof binds:
+    max(bytes / B, FLOPs / peak)."""
     return max(check_non_negative("moved_bytes", moved_bytes) / check_positive("bandwidth", bandwidth),
                check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops))
 
 
 def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_counts: dict, op_costs: dict,
                   peak_flops=None, launch_costs: dict | None = None) -> dict[str, float]:
-    r"""The gap budget of one decode step: from the memory roof to a modeled step time, term by
+    """The gap budget of one decode step: from the memory roof to a modeled step time, term by
     term (seconds), each predicted from microbenchmarks of this machine and the model's shape,
     never from timing the step itself. Their sum is the modeled time.
 
     ======================  ==============================================================
-    memory roof             :math:`W / B_\text{stream}`: weights at what memory delivers
-    kernel below the roof   :math:`W / B_\text{kernel} - W / B_\text{stream}`: the batch-1
+    memory roof             W / B_stream: weights at what memory delivers
+    kernel below the roof   W / B_kernel − W / B_stream: the batch-1
                             matmul kernel streams slower than memory (negative if faster)
-    compute past the ridge  :math:`\max(0,\ \text{FLOPs} / \text{peak} - W / B_\text{kernel})`
+    compute past the ridge  max(0, FLOPs / peak − W / B_kernel)
                             (zero at batch 1; large batches become compute-bound)
-    attention (KV reads)    calls :math:`\times` the cost of one attention call at this context
-    other small ops         :math:`\sum_k n_k t_k` over norms, GELU, adds, cache writes, views,
+    attention (KV reads)    calls × the cost of one attention call at this context
+    other small ops         Σ_k n_k·t_k over norms, GELU, adds, cache writes, views,
                             module calls: each kind's count times its measured cost
     calling the graph       a CUDA-graph step only (kind ``"graph call"``): copying the inputs
                             in, the replay and the wait, beyond the kernels
@@ -165,7 +165,7 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
     ``peak_flops=None`` (not measured) leaves compute out.
     With ``launch_costs`` (eager on a GPU: the CPU's seconds to issue each kind of op), the GPU
     runs while the CPU issues, so a last term adds only what issuing takes beyond the GPU's work:
-    ``waiting for launches`` :math:`= \max(0,\ \sum_k n_k l_k - \text{the terms above})`.
+    ``waiting for launches`` = max(0, Σ_k n_k·l_k − the terms above).
     """
     w = check_positive("weight_bytes", weight_bytes)
     kernel = w / check_positive("kernel_bandwidth", kernel_bandwidth)
@@ -213,10 +213,9 @@ def ridge_point(peak_flops, bandwidth) -> float:
 
 
 def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
-    r"""FLOP/byte of ``x @ W`` for n tokens, W of shape (d_in, d_out):
+    """FLOP/byte of ``x @ W`` for n tokens, W of shape (d_in, d_out):
 
-    .. math:: I = \frac{2 n d_\text{in} d_\text{out}}
-                       {d_\text{in} d_\text{out} b_w + n (d_\text{in} + d_\text{out}) b_a}
+        I = 2·n·d_in·d_out / (d_in·d_out·b_w + n·(d_in + d_out)·b_a)
 
     ``weight_bytes`` and ``act_bytes`` are bytes per element. At n = 1 and 2-byte values this
     is just under 1 FLOP/byte; it grows ~linearly with n until the activations dominate.
@@ -228,7 +227,7 @@ def linear_intensity(n_tokens, d_in, d_out, weight_bytes, act_bytes) -> float:
 
 
 def attainable_flops(intensity, peak_flops, bandwidth) -> float:
-    r"""The roofline: :math:`\min(\text{peak},\ I \cdot B)` FLOP/s at arithmetic intensity I."""
+    """The roofline: min(peak, I·B) FLOP/s at arithmetic intensity I."""
     return min(check_positive("peak_flops", peak_flops),
                check_positive("intensity", intensity) * check_positive("bandwidth", bandwidth))
 
@@ -243,9 +242,9 @@ def roofline_xy(peak_flops: float, bandwidth: float):
 
 
 def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
-    r"""FLOP/byte of attention during decode: each query head does 4·d_head FLOPs per cached
+    """FLOP/byte of attention during decode: each query head does 4·d_head FLOPs per cached
     token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head, so
-    :math:`I = 2 (h / h_{kv}) / b`, whatever the context or batch (each sequence has its own cache).
+    I = 2·(h / h_kv) / b, whatever the context or batch (each sequence has its own cache).
     Grouped-query attention (fewer KV heads) is what raises it."""
     heads, kv_heads = check_count("n_heads", n_heads), check_count("n_kv_heads", n_kv_heads)
     if heads % kv_heads:
@@ -254,8 +253,8 @@ def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
 
 
 def prefill_time(n_params, n_tokens, precision: str, bandwidth, peak_flops) -> float:
-    r"""Seconds to process an n-token prompt in one pass (roofline, attention ignored):
-    :math:`\max(2 P n / \text{peak},\ P b_\text{param} / B)`."""
+    """Seconds to process an n-token prompt in one pass (roofline, attention ignored):
+    max(2·P·n / peak, P·b_param / B)."""
     flops = 2.0 * check_positive("n_params", n_params) * check_count("n_tokens", n_tokens)
     return roofline_time(weight_bytes(n_params, precision), flops, bandwidth, peak_flops)
 
@@ -271,14 +270,14 @@ def _alpha_gamma(alpha, gamma) -> tuple[float, int]:
 
 
 def speculative_expected_tokens(alpha, gamma) -> float:
-    r"""Expected tokens per verification step with draft length gamma and acceptance rate alpha
-    (Leviathan et al., 2023): :math:`\frac{1 - \alpha^{\gamma+1}}{1 - \alpha}`."""
+    """Expected tokens per verification step with draft length gamma and acceptance rate alpha
+    (Leviathan et al., 2023): (1 − α^(γ+1)) / (1 − α)."""
     a, g = _alpha_gamma(alpha, gamma)
     return (1.0 - a ** (g + 1)) / (1.0 - a)
 
 
 def speculative_speedup(alpha, gamma, cost_ratio) -> float:
-    r"""Wall-time speed-up over plain decoding: expected tokens / :math:`(\gamma c + 1)`, where c
+    """Wall-time speed-up over plain decoding: expected tokens / (γ·c + 1), where c
     is the cost of one draft step relative to one target step. Below 1 it is a slow-down."""
     a, g = _alpha_gamma(alpha, gamma)
     return speculative_expected_tokens(a, g) / (g * check_non_negative("cost_ratio", cost_ratio) + 1.0)

@@ -1,4 +1,4 @@
-r"""Many users and many devices: batching, KV-cache capacity, cost, mixture of experts, all-reduces
+"""Many users and many devices: batching, KV-cache capacity, cost, mixture of experts, all-reduces
 and tensor parallelism. Pure Python on perf's formulas (no torch: the browser track has it too), SI units.
 
 perf.py prices one sequence on one device; a server shares each read of the weights among a batch
@@ -40,9 +40,9 @@ MOE_MODELS: dict[str, tuple[float, float, int, int]] = {
 
 # ----------------------------------------------------------------------------- batching (notebook 03)
 def critical_batch(peak_flops, bandwidth, precision: str) -> float:
-    r"""Batch size at which decode turns compute-bound (weights only, no KV reads):
-    :math:`b^* = \frac{\text{peak}}{B} \cdot \frac{b_\text{param}}{2}`, since each weight byte
-    serves :math:`2b / b_\text{param}` FLOPs at batch b.
+    """Batch size at which decode turns compute-bound (weights only, no KV reads):
+    b* = (peak / B) · (b_param / 2), since each weight byte
+    serves 2b / b_param FLOPs at batch b.
 
     ``precision`` is the *weights'* format; ``peak_flops`` is the peak of the format the math
     runs in. W4A16 (int4 weights, fp16 math): fp16's peak with 0.5 B, a quarter of fp16's b*.
@@ -59,8 +59,8 @@ def decode_intensity(n_params, precision: str, batch=1, kv_bytes_per_seq=0.0) ->
 
 
 def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1, kv_bytes_per_seq=0.0) -> float:
-    r"""Seconds per decode step for ``batch`` sequences (roofline):
-    :math:`\max(2 P b / \text{peak},\ (P b_\text{param} + b \cdot \text{kv}) / B)`.
+    """Seconds per decode step for ``batch`` sequences (roofline):
+    max(2·P·b / peak, (P·b_param + b·kv) / B).
 
     Tokens/s is ``batch / batched_decode_time(...)``: it rises ~linearly with the batch while
     the step is memory-bound and flattens once it is compute-bound.
@@ -72,8 +72,8 @@ def batched_decode_time(n_params, precision: str, bandwidth, peak_flops, batch=1
 
 
 def max_sequences(n_params, precision: str, memory, kv_bytes_per_seq) -> int:
-    r"""How many sequences' KV caches fit beside the weights:
-    :math:`\lfloor (\text{memory} - P b_\text{param}) / \text{KV bytes per sequence} \rfloor`
+    """How many sequences' KV caches fit beside the weights:
+    ⌊(memory − P·b_param) / KV bytes per sequence⌋
     (0 when the weights alone do not fit). Activations and the runtime need room too, so a
     server fits fewer; PagedAttention gets closer to this number by wasting less of the memory
     to fragmentation, not by reading fewer bytes per step."""
@@ -82,17 +82,17 @@ def max_sequences(n_params, precision: str, memory, kv_bytes_per_seq) -> int:
 
 
 def cost_per_million_tokens(price_per_hour, tokens_per_s) -> float:
-    r"""Dollars per million generated tokens on a device rented at ``price_per_hour``:
-    :math:`\text{price} / (\text{tokens/s} \cdot 3600 / 10^6)`. Batching divides it by the
+    """Dollars per million generated tokens on a device rented at ``price_per_hour``:
+    price / (tokens/s · 3600 / 10⁶). Batching divides it by the
     throughput gain."""
     return check_non_negative("price_per_hour", price_per_hour) / (check_positive("tokens_per_s", tokens_per_s)
                                                                    * 3600 / 1e6)
 
 
 def moe_experts_touched(n_experts, top_k, batch=1) -> float:
-    r"""Expected number of distinct experts one layer reads in a decode step of ``batch``
+    """Expected number of distinct experts one layer reads in a decode step of ``batch``
     tokens, each picking ``top_k`` of ``n_experts`` uniformly at random:
-    :math:`E\,(1 - (1 - k/E)^b)`: k at batch 1, approaching E as the batch grows. Real routers
+    E·(1 − (1 − k/E)^b): k at batch 1, approaching E as the batch grows. Real routers
     are less even, which touches fewer experts."""
     e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
     if k > e:
@@ -101,10 +101,10 @@ def moe_experts_touched(n_experts, top_k, batch=1) -> float:
 
 
 def moe_step_bytes(total_params, active_params, n_experts, top_k, precision: str, batch=1) -> float:
-    r"""Weight bytes a mixture-of-experts decode step streams: the shared part (attention,
+    """Weight bytes a mixture-of-experts decode step streams: the shared part (attention,
     embeddings, shared experts) plus the experts the batch touches. With expert size
-    :math:`p_e = (P_\text{total} - P_\text{active}) / (E - k)` and shared part
-    :math:`P_\text{active} - k p_e`, the bytes run from the active parameters at batch 1 up to
+    p_e = (P_total − P_active) / (E − k) and shared part
+    P_active − k·p_e, the bytes run from the active parameters at batch 1 up to
     the total as the batch grows."""
     total, active = check_positive("total_params", total_params), check_positive("active_params", active_params)
     e, k = check_count("n_experts", n_experts), check_count("top_k", top_k)
@@ -138,18 +138,18 @@ def _allreduce_terms(n_devices, algorithm: str) -> tuple[int, float]:
 
 
 def allreduce_time(message_bytes, n_devices, link_bandwidth, link_latency, algorithm: str = "ring") -> float:
-    r"""Seconds of one all-reduce (every device ends with the sum of all devices' ``message_bytes``)
+    """Seconds of one all-reduce (every device ends with the sum of all devices' ``message_bytes``)
     over N devices in the alpha-beta model: a message costs the latency alpha (``link_latency``:
     start-up and synchronisation) plus bytes / beta (``link_bandwidth``, into one device). Zero for N = 1.
 
     ``"ring"`` (Patarasuk & Yuan, 2009; Thakur, Rabenseifner & Gropp, 2005): reduce-scatter, then
     all-gather around a ring, N-1 steps each; each step passes m/N bytes on and waits one latency:
-    :math:`t = 2(N-1)\,\alpha + \frac{2(N-1)}{N} \cdot \frac{m}{\beta}`.
+    t = 2(N−1)·α + (2(N−1)/N)·m/β.
 
     ``"one-shot"`` (NVSwitch servers' small-message all-reduce, e.g. vLLM's custom all-reduce,
     ``cross_device_reduce_1stage``): every device reads the other N-1 whole buffers at once through
     the switch and sums them itself: one latency, N-1 messages into each device:
-    :math:`t = \alpha + (N-1) \cdot \frac{m}{\beta}`. The latency stays put as N grows, the bytes
+    t = α + (N−1)·m/β. The latency stays put as N grows, the bytes
     do not (vLLM switches to a two-stage algorithm above ~256-512 KB).
 
     With one alpha for both, ring is the pessimistic case for decode's small messages: real ring
@@ -190,9 +190,9 @@ def tensor_parallel_components(n_params, precision: str, bandwidth, n_devices, n
 
 def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, n_layers, d_model,
                                 link_bandwidth, link_latency, algorithm: str = "one-shot") -> float:
-    r"""Batch-1 decode step with Megatron-style tensor parallelism over N devices:
+    """Batch-1 decode step with Megatron-style tensor parallelism over N devices:
 
-    .. math:: t = \frac{P b_\text{param}}{N B} + 2 L \cdot t_\text{allreduce}(d \cdot b_a)
+        t = P·b_param / (N·B) + 2L·t_allreduce(d·b_a)
 
     Each device streams 1/N of the weights; every layer needs two all-reduces of the hidden state
     (after attention and after the MLP). Decode's messages are small: the default is the one-shot
@@ -204,9 +204,9 @@ def tensor_parallel_decode_time(n_params, precision: str, bandwidth, n_devices, 
 
 def tensor_parallel_split(single_step, n_devices, n_allreduces, message_bytes, link_bandwidth, link_latency,
                           split_share=1.0, algorithm: str = "ring") -> tuple[float, float]:
-    r"""(compute, communication) seconds of a *measured* one-device step split over N devices: its
+    """(compute, communication) seconds of a *measured* one-device step split over N devices: its
     split share s divides by N, the rest (work every device repeats) does not, plus the all-reduces:
-    :math:`t_1 (1 - s + s / N) + n_\text{allreduce} \cdot t_\text{allreduce}(m)`."""
+    t_1·(1 − s + s/N) + n_allreduce·t_allreduce(m)."""
     single, share = check_positive("single_step", single_step), check_number("split_share", split_share)
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"split_share={split_share!r} must be between 0 and 1")

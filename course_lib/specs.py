@@ -95,9 +95,9 @@ class ToyConfig:
         return self.n_params() * bytes_per_param(precision) + self.kv_cache_bytes(batch, precision)
 
     def forward_flops(self, n_tokens: int, past: int = 0, batch: int = 1) -> float:
-        r"""Matmul FLOPs of a forward pass over ``n_tokens`` new tokens after ``past`` cached ones:
+        """Matmul FLOPs of a forward pass over ``n_tokens`` new tokens after ``past`` cached ones:
 
-        .. math:: 2\,b\,n\,P_\text{matmul} + 4\,b\,L\,h\,d_\text{head}\,n\,(\text{past} + n)
+            2·b·n·P_matmul + 4·b·L·h·d_head·n·(past + n)
 
         The second term is attention (QK^T and AV over every key position, causal mask not
         subtracted, as a dense kernel computes it). Norms, softmax, GELU and residual adds are
