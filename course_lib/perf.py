@@ -101,14 +101,14 @@ def weight_bytes(n_params, precision: str) -> float:
 
 def kv_cache_bytes_per_token(n_layers, n_kv_heads, head_dim, precision: str) -> float:
     """Bytes the KV cache holds for one token of context:
-    2·L·h_kv·d_head·b (K and V, every layer)."""
+    2·L·h_kv·d_head·b (K and V, every layer; b: bytes per value at ``precision``)."""
     return (2 * check_count("n_layers", n_layers) * check_count("n_kv_heads", n_kv_heads)
             * check_count("head_dim", head_dim) * bytes_per_param(precision))
 
 
 # ----------------------------------------------------------------------------- decode, batch 1
 def decode_time(n_params, precision: str, bandwidth, kv_bytes=0.0) -> float:
-    """Seconds per token at batch 1, bandwidth-bound: t = (P·b + kv_bytes) / B.
+    """Seconds per token at batch 1, bandwidth-bound: t = (P·b_param + kv_bytes) / B.
 
     ``kv_bytes`` is the KV cache read per step (context x bytes per token). A lower bound: real
     runs are slower (decode_budget says by how much and why).
@@ -243,7 +243,7 @@ def roofline_xy(peak_flops: float, bandwidth: float):
 
 def decode_attention_intensity(n_heads, n_kv_heads, precision: str) -> float:
     """FLOP/byte of attention during decode: each query head does 4·d_head FLOPs per cached
-    token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head, so
+    token (QK^T and AV) while the cache supplies 2·d_head·b bytes per KV head (b per value), so
     I = 2·(h / h_kv) / b, whatever the context or batch (each sequence has its own cache).
     Grouped-query attention (fewer KV heads) is what raises it."""
     heads, kv_heads = check_count("n_heads", n_heads), check_count("n_kv_heads", n_kv_heads)
