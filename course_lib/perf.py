@@ -167,9 +167,10 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
     runs while the CPU issues, so a last term adds only what issuing takes beyond the GPU's work:
     ``waiting for launches`` = max(0, Σ_k n_k·l_k − the terms above).
     """
-    w = check_positive("weight_bytes", weight_bytes)
-    kernel = w / check_positive("kernel_bandwidth", kernel_bandwidth)
-    compute = 0.0 if peak_flops is None else check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops)
+    w = check_positive("weight_bytes", weight_bytes)  # the times below are seconds
+    kernel_s = w / check_positive("kernel_bandwidth", kernel_bandwidth)
+    compute_s = 0.0 if peak_flops is None else check_non_negative("flops", flops) / check_positive("peak_flops", peak_flops)
+
     def priced(costs: dict) -> dict:
         missing = set(op_counts) - set(costs)
         if missing:
@@ -180,8 +181,8 @@ def decode_budget(weight_bytes, flops, stream_bandwidth, kernel_bandwidth, op_co
     ops = priced(op_costs)
     attention, call = ops.pop("attention", 0.0), ops.pop("graph call", None)
     budget = {"memory roof": w / check_positive("stream_bandwidth", stream_bandwidth),
-              "kernel below the roof": kernel - w / stream_bandwidth,
-              "compute past the ridge": max(0.0, compute - kernel),
+              "kernel below the roof": kernel_s - w / stream_bandwidth,
+              "compute past the ridge": max(0.0, compute_s - kernel_s),
               "attention (KV reads)": attention, "other small ops": sum(ops.values())}
     if call is not None:
         budget["calling the graph"] = call
