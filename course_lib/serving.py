@@ -233,8 +233,9 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
            "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
     lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
              f"device{'s' if need > 1 else ''} for the weights alone)",
-             f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
-             f"{algorithm} all-reduces ({comm / t:.0%}) → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
+             (f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
+              f"{algorithm} all-reduces ({comm / t:.0%})" if n > 1 else f"step {1e3 * t:,.3g} ms, all streaming (one device: "
+              "no all-reduces)") + f" → <b>{1 / t:,.1f} tokens/s</b> per sequence"]
     one = "one device" + (" (if one could hold the weights)" if need > 1 else "")
     if n > 1:
         lines.append(f"<b>{t1 / t:.2f}× faster</b> than {one}" if t1 > 1.02 * t else
@@ -242,7 +243,7 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
                      "than the streaming they save" if t > 1.02 * t1 else f"about as fast as {one}")
     lines.append(f"fastest N from 1 to {max_devices}: <b>{best}</b> ({1e3 * sum(parts[best]):,.3g} ms)" +
                  ("; beyond it each extra device adds more all-reduce time than it saves" if best < max_devices
-                  else "; streaming still dominates"))
+                  else f"; adding devices still helps at N = {max_devices}"))
     lines.append(f"with {other_name} all-reduces instead: {1e3 * other[n]:,.3g} ms at N = {n}; fastest N "
                  f"{min(other, key=other.get)}")
     if hw.kind == "measured":
@@ -288,6 +289,7 @@ def explain_tensor_parallel(r) -> str:
     n, step, single, comm = r["world_size"], r["step_s"], r["single_device_step_s"], r["comm_s"]
     share, count, gloo = r.get("comm_share") or comm / step, r["allreduces_per_step"], r["backend"] == "gloo"
     low, high = speedup_range(r)
+    noisy_single = (r.get("single_device_iqr_s") or 0) / single > perf.NOISY
     text = [f"**{n} ranks ({r['backend']}), {r['preset']}**: a decode step took {_ms(step)} split and "
             f"{_ms(single)} in one process: a speed-up of **{single / step:.2f}×**."]
     spread = "the quartiles" if r.get("step_iqr_s") is not None else "the medians (no spread was recorded)"
@@ -298,7 +300,7 @@ def explain_tensor_parallel(r) -> str:
         text.append(f"Tensor parallelism **won**: even the least favourable reading of {spread} gives {low:.2f}×.")
     elif high < 1:
         text.append(f"Tensor parallelism **lost**: the split step took {step / single:.2f}× the time of the unsplit one "
-                    f"(at best {high:.2f}× from {spread}).")
+                    f"(at best {1 / high:.2f}× from {spread}).")
     else:
         text.append(f"Within the noise that is **no clear difference**: {spread} allow {low:.2f}× to {high:.2f}×.")
     text.append(f"Of the split step, {_ms(comm)} ({share:.0%}) was spent inside the {count} all-reduces of "
@@ -310,9 +312,10 @@ def explain_tensor_parallel(r) -> str:
         text.append(f"The computing part took {_ms(r['compute_s'])}, {ratio:.1f}× the {_ms(ideal)} that dividing the split "
                     f"{split_share:.0%} of the bytes by {n} predicts: " + (
                         "it scaled as the bytes do." if 0.85 <= ratio <= 1.15 else
+                        "less: the one-process step it divides was noisy (below)." if ratio < 0.85 and noisy_single else
                         "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
-                        "each rank still runs every small op (norms, attention, additions) and the replicated LM head"
-                        + (", and a busy or shared core slows it." if gloo else ".")))
+                        "each rank still runs as many small ops (norms, attention, additions) as one process, and their "
+                        "fixed cost does not divide" + (", and a busy or shared core slows it." if gloo else ".")))
     if predicted := formula_step(r):
         link, each, fitted = r["link"], comm / count, predicted[1] / count
         per = link.get("allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
@@ -328,19 +331,19 @@ def explain_tensor_parallel(r) -> str:
         text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
                     f"predicts {single / sum(predicted):.2f}×.")
     cores = r.get("cpu_count")
-    if gloo:
+    if gloo:  # (runs of version 1 did not record the cores)
         text.append((f"This machine has {cores} CPU cores, so the {n} ranks (one thread each) take all of them and share "
                      "them with every other program on the machine: a rank that loses its core for a moment makes the "
-                     "others wait in the next all-reduce, and that waiting counts as communication."
-                     if cores and cores <= n else f"This machine has {cores} CPU cores: each rank can have one to itself.")
-                    + " All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
+                     "others wait in the next all-reduce, and that waiting counts as communication. " if cores and cores <= n
+                     else f"This machine has {cores} CPU cores: each rank can have one to itself. " if cores else "")
+                    + "All ranks read from the same memory: on one CPU tensor parallelism divides the bytes per rank, "
                       "not the memory bandwidth, so it helps only as far as one core alone cannot use all of it.")
     else:
         text.append("Each rank has its own GPU and its own memory: the bytes and the bandwidth are both divided.")
         if (r.get("timed_step_s") or step) > 1.1 * step:
             text.append(f"With clocks around every all-reduce (they synchronise the GPU) the step took "
-                        f"{_ms(r['timed_step_s'])}: the share above is of that slower step.")
-    if max((r.get("step_iqr_s") or 0) / step, (r.get("single_device_iqr_s") or 0) / single) > perf.NOISY:
+                        f"{_ms(r['timed_step_s'])}: the share and the computing part above are of that slower step.")
+    if (r.get("step_iqr_s") or 0) / step > perf.NOISY or noisy_single:
         text.append(f"⚠ Noisy: the middle half of the timings spans more than {perf.NOISY:.0%} of the median (another program "
                     "was busy?); re-run before drawing conclusions.")
     return " ".join(text)

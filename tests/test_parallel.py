@@ -160,21 +160,25 @@ def test_explanation_of_a_win_by_hand():
 @pytest.mark.parametrize("changes, expected, absent", [
     # 10 / 12.5 = 0.80x, at best 10.2 / 12.4 = 0.82: lost; 6.5 of 12.5 ms in all-reduces
     ({"step_s": 12.5e-3, "timed_step_s": 12.5e-3, "comm_s": 6.5e-3, "comm_share": 0.52},
-     ["**lost**", "1.25× the time", "communication **dominates**", "other 4.87 ms inside them was waiting"], ["won"]),
+     ["**lost**", "1.25× the time", "at best 1.22× from", "communication **dominates**", "other 4.87 ms inside them was waiting"],
+     ["won"]),
     # quartiles spanning 1: no clear difference, and noisy (3 ms of 10 is 30 %)
     ({"step_s": 9.5e-3, "single_device_iqr_s": 3e-3}, ["no clear difference", "Noisy"], ["won", "lost"]),
     # computing took 9 ms against 6: small ops and a shared core; few all-reduces: a small share
     ({"compute_s": 9e-3, "comm_s": 0.5e-3, "comm_share": 0.05, "step_s": 9.5e-3, "timed_step_s": 9.5e-3},
-     ["1.5× the 6.00 ms", "every small op", "busy or shared core", "a small share", "more than was measured"], []),
+     ["1.5× the 6.00 ms", "as many small ops", "busy or shared core", "a small share", "more than was measured"], []),
     # the same on GPUs: the small ops, but no shared core
-    ({"backend": "nccl", "compute_s": 9e-3}, ["1.5× the 6.00 ms", "replicated LM head."], ["busy or shared core"]),
+    ({"backend": "nccl", "compute_s": 9e-3}, ["1.5× the 6.00 ms", "fixed cost does not divide."], ["busy or shared core"]),
     # a GPU run in CUDA graphs, communication timed alone: 3.2 ms / 16 = 0.20 ms per all-reduce in the chain against
     # 2 x 50 us + 2048 B / 1 GB/s = 0.10 ms from the link: the fit underprices the chain, no rank arrived late
     ({"backend": "nccl", "graphs": True, "comm_s": 3.2e-3, "step_s": 9.2e-3, "timed_step_s": 9.2e-3},
      ["chain took 0.20 ms each, 2.0× the 0.10 ms of α + m/β", "short graphs underprices a chain of 16"], ["arrived late"]),
     ({"backend": "nccl", "graphs": True, "comm_s": 3.2e-3, "link": {**LINK, "allreduces_per_graph": 8}},
      ["short graphs of 8 underprices a chain of 16"], ["arrived late"]),
-    ({"compute_s": 3e-3}, ["0.5× the 6.00 ms", "faster cache"], []),
+    ({"compute_s": 3e-3}, ["0.5× the 6.00 ms", "faster cache"], ["Noisy"]),
+    # the same, but the one-process step it divides was noisy (3 ms of 10): noise, not a cache
+    ({"compute_s": 3e-3, "single_device_iqr_s": 3e-3}, ["was noisy (below)", "Noisy"], ["faster cache"]),
+    ({"cpu_count": None}, ["same memory"], ["None", "CPU cores"]),  # a gloo run of version 1: no cores recorded
     ({"cpu_count": 8}, ["8 CPU cores: each rank can have one to itself"], ["take all of them"]),
     ({"link": None, "split_share": None}, [], ["α =", "predicts", "dividing the split"]),
     ({"backend": "nccl", "timed_step_s": 9e-3}, ["its own GPU", "the step took 9.00 ms", "**won**"], ["CPU cores"]),

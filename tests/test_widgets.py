@@ -192,7 +192,9 @@ def test_describe_tensor_parallel_by_hand():
     assert "step 6.22 ms = 5.22 ms streaming + 1 ms in 160 one-shot all-reduces (16%)" in text
     assert "(if one could hold the weights)" in text
     one = serving.describe_tensor_parallel(7e9, "fp16", h100, 1, 32, 4096, 450e9, 6e-6)
-    assert "faster" not in one and "slower" not in one and "0 ms in 64" in one
+    assert "faster" not in one and "slower" not in one and "all streaming (one device: no all-reduces)" in one
+    # 7B at 16 devices: 14 GB / 16 / 3.35 TB/s = 0.26 ms + 64 x (6 us + 15 x 8 kB / 450 GB/s) = 0.40 ms, the fastest N
+    assert "fastest N from 1 to 16: <b>16</b>" in one and "adding devices still helps at N = 16" in one
     assert "Cannot compute" in serving.describe_tensor_parallel(7e9, "fp16", h100, 2, 32, 4096, 450e9, 6e-6, "tree")
 
 
