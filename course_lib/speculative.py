@@ -187,8 +187,11 @@ class DraftResult:
 
     @property
     def round_cost(self) -> float:
-        """What one round cost, in target decode steps: guesses made per round × c + v."""
-        return self.stats.proposed / self.stats.rounds * self.cost_ratio + self.verify_ratio
+        """What one round cost, in target decode steps: guesses made per round × c, plus v for a pass over the
+        guesses, or 1 for a round that proposed nothing (its pass checks one token: a decode step)."""
+        st = self.stats
+        return st.proposed / st.rounds * self.cost_ratio + ((st.rounds - st.empty_rounds) * self.verify_ratio
+                                                            + st.empty_rounds) / st.rounds
 
     @property
     def modeled_speedup(self) -> float:
@@ -208,12 +211,14 @@ def explain(r: DraftResult) -> str:
         e = (full * e + st.empty_rounds) / st.rounds
         text += (f" In {st.empty_rounds} of {st.rounds} rounds it found no earlier match and proposed nothing: those"
                  f" passes made 1 token each, and counting them the formula gives {e:.2f}.")
-    if abs(st.tokens_per_pass / e - 1) > 0.05:  # independent guesses: a fraction alpha**gamma of rounds keeps all
-        text += (f" {st.kept_all / full:.0%} of the rounds kept all their guesses; independent guesses (the formula's"
-                 f" assumption) would give {st.alpha ** r.gamma:.0%}: here right guesses came"
-                 f" {'in runs' if st.kept_all / full > st.alpha ** r.gamma else 'more scattered'}.")
-    text += (f" A round cost {st.proposed / st.rounds:.2f} guesses × c = {r.cost_ratio:.2f} plus a verification pass"
-             f" of v = {r.verify_ratio:.2f} decode steps (the formula counts 1): {r.round_cost:.2f} steps for"
+    kept, independent = st.kept_all / full, st.alpha ** r.gamma  # independent guesses: alpha**gamma of rounds keep all
+    if abs(st.tokens_per_pass / e - 1) > 0.05 and abs(kept - independent) > 0.05:
+        text += (f" {kept:.0%} of the rounds that proposed kept all their guesses; independent guesses (the formula's"
+                 f" assumption) would give {independent:.0%}: here right guesses came"
+                 f" {'in runs' if kept > independent else 'more scattered'}.")
+    text += (f" A round cost {st.proposed / st.rounds:.2f} guesses at c = {r.cost_ratio:.2f} each, plus a verification"
+             f" pass of v = {r.verify_ratio:.2f} decode steps (the formula counts 1"
+             + ("; 1 where nothing was proposed" if st.empty_rounds else "") + f"): {r.round_cost:.2f} steps for"
              f" {st.tokens_per_pass:.2f} tokens, {r.modeled_speedup:.2f}× (the formula: {r.predicted_speedup:.2f}×).")
     if r.bytes_ratio and r.cost_ratio > 1.5 * r.bytes_ratio:
         text += (f" The draft reads {r.bytes_ratio:.0%} of the target's weight bytes per step, yet a guess cost"

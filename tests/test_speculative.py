@@ -151,6 +151,9 @@ def test_explain_follows_the_numbers():
     text = explain(result())  # 2.20 tokens per pass vs 2.18 expected; modeled 0.88x, measured 0.80x
     assert "α = 0.60" in text and "expects 2.18" in text and "made 2.20" in text and "no earlier match" not in text
     assert "all their guesses" not in text  # within 5 %
+    # every guess kept but a shorter last round (10 tokens, gamma 3: 3 + 1, 3 + 1, 1 + 1): kept-all is what alpha says
+    short = result(alpha_counts=(7, 0), rounds=3, kept_all=3, new_tokens=10)
+    assert short.stats.tokens_per_pass != short.expected_tokens and "all their guesses" not in explain(short)
     assert "more scattered" in explain(result(alpha_counts=(30, 20), rounds=30, kept_all=1))  # 1.83 per pass vs 2.18
     assert "2.50 steps" in text and "0.88×" in text and "took 10% longer" in text
     assert "reads 25%" in text and "a guess cost 50%" in text  # c = 0.5 is twice the bytes share
@@ -163,7 +166,9 @@ def test_explain_counts_empty_rounds_and_kept_together():
                bytes_ratio=0.0)
     text = explain(r)  # alpha 0.5: 1.875 expected; with 10 empty rounds of 30: (20 * 1.875 + 10) / 30 = 1.58
     assert "In 10 of 30 rounds" in text and "the formula gives 1.58" in text
-    assert "made 1.67" in text and "40% of the rounds kept all" in text and "would give 12%" in text
+    assert "made 1.67" in text and "40% of the rounds that proposed kept all" in text and "would give 12%" in text
+    # 60 guesses in 30 rounds at c = 0.01, 20 passes over guesses at v = 1.1 and 10 over one token at 1 step each
+    assert r.round_cost == pytest.approx(60 / 30 * 0.01 + (20 * 1.1 + 10) / 30) and "; 1 where nothing" in text
     assert "came in runs" in text and text.endswith("A real speed-up.")
 
 
