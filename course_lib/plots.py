@@ -318,9 +318,9 @@ def budget_waterfall(record) -> go.Figure:
     """The gap budget of one decode record as a waterfall: from the memory roof, term by term,
     to the modeled time, then the measured time (with its IQR) and the residual between them."""
     terms = {k: v for k, v in record.budget.items() if abs(v) > 1e-4 * record.modeled_ms}
-    names = list(terms) + ["modeled", "measured"]
-    fig = go.Figure(go.Waterfall(x=names, y=[*terms.values(), 0, 0], measure=["relative"] * len(terms) + ["total"] * 2,
-                                 text=[f"{v:+.2f}" for v in terms.values()] + [f"{record.modeled_ms:.2f}", ""],
+    names = list(terms) + ["modeled"]  # "measured" is a bar of its own (a waterfall's total would be the modeled sum)
+    fig = go.Figure(go.Waterfall(x=names, y=[*terms.values(), 0], measure=["relative"] * len(terms) + ["total"],
+                                 text=[f"{v:+.2f}" for v in terms.values()] + [f"{record.modeled_ms:.2f}"],
                                  textposition="outside", connector=dict(line=dict(color="#bbb")),
                                  increasing=dict(marker_color=COLORS[1]), decreasing=dict(marker_color=COLORS[2]),
                                  totals=dict(marker_color=COLORS[0])))
@@ -334,7 +334,7 @@ def budget_waterfall(record) -> go.Figure:
 def guess_figure(guess: float | None, predicted: float, measured: float, spread: float = 0.0, units: str = "ms",
                  title: str = "Your guess, the formula and this machine", labels=("formula", "measured here")) -> go.Figure:
     """Three bars side by side: the learner's guess (if any), the prediction and the measurement (named
-    by ``labels``, e.g. a recorded run's), with its spread (e.g. the IQR) as an error bar."""
+    by ``labels``, e.g. a recorded run's), with ``spread`` as its error bar (half the IQR, as every error bar here)."""
     names = (["your guess"] if guess is not None else []) + list(labels)
     values = ([guess] if guess is not None else []) + [predicted, measured]
     errors = [0.0] * (len(values) - 1) + [spread]

@@ -118,8 +118,10 @@ def test_budget_waterfall_goes_from_the_roof_to_the_measurement():
     fig = plots.budget_waterfall(r)
     steps = fig.data[0]
     assert list(steps.x) == ["memory roof", "kernel below the roof", "attention (KV reads)", "other small ops",
-                             "modeled", "measured"]  # the zero compute term is left out
+                             "modeled"]  # the zero compute term is left out
     assert list(steps.y[:4]) == [8.0, 6.0, 0.3, 0.5] and steps.text[4] == "14.80"
+    # the measurement is a bar of its own (a waterfall's total there would draw the modeled 14.8 ms under it)
+    assert list(fig.data[1].x) == ["measured"] and len(fig.data) == 2
     assert fig.data[1].y[0] == 16.0 and fig.data[1].error_y.array[0] == pytest.approx(0.32)
 
 
