@@ -111,6 +111,8 @@ def _estimate(args, parser) -> int:
         return 0
     print(f"{args.params:.3g} parameters at {result['precision']} on {device} ({bandwidth / 1e9:,.0f} GB/s)")
     print(f"  weights:        {result['weight_bytes'] / 1e9:,.2f} GB")
+    if result["kv_bytes"]:
+        print(f"  KV cache read:  {result['kv_bytes'] / 1e9:,.2f} GB per token (counted in the bound and in the fit)")
     print(f"  bound:          {result['ms_per_token']:.2f} ms/token  = {result['tokens_per_s']:,.1f} tokens/s "
           "(batch 1, bandwidth only: a lower bound on time)")
     if memory is not None:
@@ -202,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--hardware", help=f"a catalogue device: {', '.join(hw.name for hw in specs.catalog())}")
     device.add_argument("--bandwidth", type=float, help="memory bandwidth in bytes/s, e.g. 2e12")
     est.add_argument("--memory", type=float, help="device memory in bytes (with --bandwidth)")
-    est.add_argument("--kv-bytes", type=float, default=0.0, help="KV-cache bytes read per token")
+    est.add_argument("--kv-bytes", type=float, default=0.0,
+                     help="KV-cache bytes read per generated token (context length x bytes per token of context)")
     est.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="measure this machine's roofs and the toy model's decode speed")
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")

@@ -46,16 +46,17 @@ def modeled_of(r) -> float:
 
 
 def _crossing(batches, times, target: float) -> float | None:
-    """The batch at which ``times`` first reaches ``target``, interpolated on log batch; None if it never does."""
+    """The batch at which ``times`` first reaches ``target``, on log batch (the first if it starts there; None if never)."""
+    if times[0] >= target:  # (the earliest knee noisy timings allow can be batch 1 itself)
+        return batches[0]
     steps = pairwise(zip(batches, times))
     return next((b0 * (b1 / b0) ** ((target - t0) / (t1 - t0)) for (b0, t0), (b1, t1) in steps if t1 >= target > t0), None)
 
 
 def batch_knee(records, growth: float = 1.25, modeled: bool = False) -> dict:
-    """Per context length, the batch at which a decode step first takes ``growth`` times as long
-    as at batch 1, interpolated on log batch between the sizes measured, as (knee, low, high):
-    low and high move every step by half its IQR, the earliest and latest knee the noise allows.
-    None where no batch got there. ``modeled``: the modeled steps instead (no noise)."""
+    """Per context length, the batch at which a decode step first takes ``growth`` times as long as at batch 1,
+    interpolated on log batch between the sizes measured, as (knee, low, high): low and high move every step by half its
+    IQR, the earliest and latest knee the noise allows. None where no batch got there. ``modeled``: the modeled steps."""
     knees = {}
     for (_, ctx), rows in group_by_context(records).items():
         if field(rows[0], "batch") != 1:
@@ -85,6 +86,8 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                              "The model of the step").removesuffix(NO_GUESS)
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
+    if noisy := [str(field(r, "batch")) for r in rows if field(r, "iqr_ms") > perf.NOISY * field(r, "ms_per_step")]:
+        text += f" ⚠ Noisy at batch {', '.join(noisy)}: read this knee loosely, or re-run the cell."
     if knee is None and top < roof:
         return text + f" That fits: the roofline's knee lies beyond batch {top} too."
     if knee is not None and knee < 0.8 * roof:
@@ -100,15 +103,15 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                 "two or more run matrix–matrix kernels (GEMM), which stream the weights at another rate (notebook 02).")
         text += (f" This step grew sooner. In the model of the step, most of the growth up to batch {field(past, 'batch')} "
                  f"is {_GROWTH_TERMS.get(most, most)}.")
-        if model is not None and knee < 0.67 * model:
+        if model is None or knee < 0.67 * model:
             text += (" It grew sooner than that model, too: something it leaves out is at work (a busy machine, or "
                      "batched kernels slower than the measured matmul peak).")
         return text
     if knee is None or knee > 1.25 * roof:
         fixed = sum(v for k, v in field(first, "budget").items() if k not in ("memory roof", "compute past the ridge",
                                                                               "attention (KV reads)")) / modeled_of(first)
-        return text + (f" This step grew later: {fixed:.0%} of a batch-1 step is fixed costs (a kernel below the memory "
-                       "roof, per-op overheads) that do not grow with the batch and hide the growth." if fixed >= 0.2 else
+        return text + (f" This step grew later: {fixed:.0%} of the modeled batch-1 step is costs that grow little with the "
+                       "batch (a kernel below the memory roof, per-op overheads) and hide the growth." if fixed >= 0.2 else
                        " This step grew later: the batched matmuls ran faster than the matmul peak measured in notebook 00.")
     return text + " This knee lies close to that."
 
@@ -133,7 +136,7 @@ def guess_verdict(guess: float | None, predicted: float, measured: float, spread
         return text + NO_GUESS
     text += f" Your guess, {format_number(guess, units)}, was {off(guess)}"
     closer = abs(math.log(max(guess, 1e-12) / measured)) < abs(math.log(max(predicted, 1e-12) / measured))
-    return text + (": closer than the formula." if closer else ".")
+    return text + (f": closer than {source[0].lower()}{source[1:]}." if closer else ".")
 
 
 def pick_choice(value: float, choices, edges) -> str:
@@ -260,7 +263,7 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
                          f": the GEMV timed alone streams at {gemv / 1e9:,.1f} GB/s ({gemv / 1e9 / read:.0%} of the read), "
                          f"a roof that accounts for {read / floor * 1e9 / gemv:.0%} of the time measured." if gemv else "."))
     grow, more = ms[-1] / ms[-2], n[-1] / n[-2]
-    if end < len(rows) - 2 and grow - 1 >= 0.8 * (more - 1):  # the extra time about in proportion to the extra tokens
+    if end < len(rows) - 1 and grow - 1 >= 0.8 * (more - 1):  # the extra time about in proportion to the extra tokens
         rate = (field(rows[-1], "flops") - field(rows[-2], "flops")) / (ms[-1] - ms[-2]) * 1e3
         parts.append(f"Then **linear**: from {n[-2]} to {n[-1]} tokens ({more:.1f}× as many) the time grew {grow:.1f}×, "
                      f"about in proportion: each extra token costs {format_ms((ms[-1] - ms[-2]) / (n[-1] - n[-2]))} "
@@ -285,7 +288,7 @@ def explain_prefill(records, gemv_bandwidth: dict | None = None) -> str:
 def explain_ttft_tpot(prefill, decode, answer_tokens: int = 200) -> str:
     """TTFT (a prefill record or dict) and TPOT (a decode record or dict) of one request, how much
     faster prefill gets through tokens, and what the wait for an answer of ``answer_tokens`` is made of."""
-    n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_token")
+    n, ttft, tpot = field(prefill, "prompt_len"), field(prefill, "ms"), field(decode, "ms_per_step")  # a sequence's step
     total = ttft + perf.check_count("answer_tokens", answer_tokens) * tpot
     speed, share = n * tpot / ttft, 1 - ttft / total
     text = (f"TTFT: {format_ms(ttft)} for the {n}-token prompt ({n / ttft * 1e3:,.0f} prompt tokens/s). TPOT: {format_ms(tpot)} "

@@ -134,13 +134,8 @@ def use_threads(n: int | None = None) -> int:
     return n
 
 
-def free_memory(device) -> int:
-    """Bytes that can still be allocated on ``device``: GPU memory, or RAM within any container
-    limit (Binder, Docker: cgroup v2 or v1)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    free = int(psutil.virtual_memory().available)
+def container_limit() -> tuple[int, int] | None:
+    """(limit, usage) in bytes of this container's memory (Binder, Docker: cgroup v2 or v1), or None if unlimited."""
     v1 = "/sys/fs/cgroup/memory/memory."
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                          (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
@@ -149,16 +144,26 @@ def free_memory(device) -> int:
         except (OSError, ValueError):
             continue
         if cap.isdigit() and int(cap) < 1 << 60:
-            return min(free, max(int(cap) - used, 0))
-    return free
+            return int(cap), used
+    return None
+
+
+def free_memory(device) -> int:
+    """Bytes that can still be allocated on ``device``: GPU memory, or RAM within any container limit."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    free, limit = int(psutil.virtual_memory().available), container_limit()
+    return free if limit is None else min(free, max(limit[0] - limit[1], 0))
 
 
 def total_memory(device) -> int:
-    """Total bytes of the device's memory (RAM on CPU and MPS, which share it)."""
+    """Total bytes of the device's memory (RAM on CPU and MPS, which share it; within any container limit)."""
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
-    return int(psutil.virtual_memory().total)
+    total, limit = int(psutil.virtual_memory().total), container_limit()
+    return total if limit is None else min(total, limit[0])
 
 
 # build_model asks for this much more memory than weights + KV cache, for activations (logits of

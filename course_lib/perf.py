@@ -197,13 +197,14 @@ def fits(n_params, precision: str, memory, kv_bytes=0.0) -> bool:
     return needed <= check_positive("memory", memory)
 
 
-def min_devices(n_params, precision: str, device_memory) -> int:
-    """Fewest devices whose memory holds the weights: ``ceil(weights / device_memory)``.
+def min_devices(n_params, precision: str, device_memory, kv_bytes=0.0) -> int:
+    """Fewest devices whose memory holds the weights (plus ``kv_bytes`` of cache): ``ceil(bytes / device_memory)``.
 
-    Weights only: the KV cache, activations and the runtime need room too, so real
-    deployments use more (and tensor parallelism likes powers of two).
+    Activations and the runtime need room too, so real deployments use more (and tensor
+    parallelism likes powers of two).
     """
-    ratio = weight_bytes(n_params, precision) / check_positive("device_memory", device_memory)
+    needed = weight_bytes(n_params, precision) + check_non_negative("kv_bytes", kv_bytes)
+    ratio = needed / check_positive("device_memory", device_memory)
     return max(1, math.ceil(ratio - 1e-12))  # tolerance: 160e9 / 80e9 is exactly 2 devices
 
 
@@ -293,7 +294,7 @@ def decode_estimate(n_params, precision: str, bandwidth, memory=None, kv_bytes=0
             "weight_bytes": weight_bytes(n_params, precision), "kv_bytes": kv_bytes,
             "ms_per_token": t * 1e3, "tokens_per_s": 1.0 / t,
             "fits": None if memory is None else fits(n_params, precision, memory, kv_bytes),
-            "min_devices": None if memory is None else min_devices(n_params, precision, memory)}
+            "min_devices": None if memory is None else min_devices(n_params, precision, memory, kv_bytes)}
 
 
 def decode_table(hardware_list, model_sizes=None, precision: str = "fp16") -> list[dict]:
@@ -330,7 +331,7 @@ def describe_decode(n_params: float, precision: str, bandwidth: float, memory: f
         return error_html(err), False
     gb = estimate["weight_bytes"] / 1e9
     lines = [
-        f"<b>{n_params / 1e9:,.2f} B parameters</b> × {bytes_per_param(precision):g} B "
+        f"<b>{n_params / 1e9:,.2f} billion parameters</b> × {bytes_per_param(precision):g} bytes "
         f"({precision}) = <b>{gb:,.1f} GB</b> of weights to stream per token",
         f"at {bandwidth / 1e9:,.0f} GB/s → <b>{estimate['ms_per_token']:,.2f} ms/token</b> → "
         f"<b>{estimate['tokens_per_s']:,.1f} tokens/s</b> at best (batch 1; against datasheet bandwidth, real systems reach "

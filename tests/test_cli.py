@@ -16,6 +16,9 @@ def test_estimate_preset_and_json():
     assert out.returncode == 0 and "14.00 GB" in out.stdout and "6.87 ms/token" in out.stdout
     data = json.loads(cli("estimate", "--params", "70e9", "--hardware", "A100", "--json").stdout)
     assert data["fits"] is False and data["min_devices"] == 2 and data["weight_bytes"] == 140e9
+    # with 80 GB of KV cache read per token: (14 + 80) GB at 2,039 GB/s = 46.1 ms; 94 GB do not fit in 85.9 GB: 2 devices
+    out = cli("estimate", "--params", "7e9", "--hardware", "A100-80GB", "--kv-bytes", "80e9").stdout
+    assert "KV cache read:  80.00 GB" in out and "46.10 ms/token" in out and "needs at least 2 such devices" in out
 
 
 def test_estimate_with_bandwidth():

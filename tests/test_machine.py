@@ -29,9 +29,12 @@ def test_precisions_and_dtypes():
         machine.check_precision("cpu", "fp5")
 
 
-def test_memory_and_name():
+def test_memory_and_name(monkeypatch):
     assert 0 < machine.free_memory("cpu") <= machine.total_memory("cpu")
     assert machine.device_name("cpu")
+    # in a 2 GB container (Binder) with 1.5 GB used: the calculator's "this machine" holds 2 GB, 0.5 GB are free
+    monkeypatch.setattr(machine, "container_limit", lambda: (2_000_000_000, 1_500_000_000))
+    assert machine.total_memory("cpu") == 2_000_000_000 and machine.free_memory("cpu") <= 500_000_000
 
 
 def test_use_threads(monkeypatch):

@@ -167,6 +167,7 @@ def test_min_devices_405b():
     assert perf.min_devices(405e9, "fp16", 80e9) == 11
     assert perf.min_devices(1e9, "fp16", 80e9) == 1
     assert perf.min_devices(80e9, "fp16", 80e9) == 2
+    assert perf.min_devices(7e9, "fp16", 80e9, kv_bytes=80e9) == 2  # 14 GB of weights + 80 GB of cache = 94 GB
 
 
 def test_ring_allreduce_by_hand():

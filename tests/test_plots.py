@@ -388,6 +388,11 @@ def test_batch_knee_interpolates_on_log_batch():
     (knee, low, high), = explain.batch_knee(sweep([10, 10, 11, 15], iqr=0.1)).values()
     assert low < knee < high  # the noise widens it both ways
     assert explain.batch_knee(sweep([10, 10, 11, 12])) == {16: (None, None, None)}
+    # IQR 25 % of each step: batch 1 alone may already read 11.25 ms against 1.25 x 8.75 = 10.94: the earliest knee is 1
+    noisy = sweep([10, 10.5, 11, 15], iqr=0.25)
+    assert explain.batch_knee(noisy)[16] == (pytest.approx(4 * 2 ** 0.375), 1, None)
+    assert "⚠ Noisy at batch 1, 2, 4, 8" in explain.explain_knee(noisy, None, 40.0)
+    assert "Noisy" not in explain.explain_knee(sweep([10, 10, 11, 15]), None, 40.0)
     with pytest.raises(ValueError, match="batch 1"):
         explain.batch_knee(sweep([10, 10])[1:])
 
@@ -404,7 +409,7 @@ def test_explain_knee_on_the_recorded_h200_and_cpu_like_sweeps():
     ops = [decode(batch=2 ** i, ms=t, budget={"memory roof": 9.0, "other small ops": 1.0 + 0.5 * i}, context_len=16)
            for i, t in enumerate([10, 11, 14, 16])]  # measured: 2 x 2**(1.5 / 3) = 2.83; modeled (10 ... 11.5): none
     text = explain.explain_knee(ops, None, 40.0)
-    assert "up to batch 4 is small operations" in text and "than that model" not in text
+    assert "up to batch 4 is small operations" in text and "than that model, too" in text  # the model has no knee
     ops[3].budget["other small ops"] = 4.0  # modeled 13 at batch 8: knee 4 x 2**(1.5 / 2) = 6.7, far above 2.83
     assert "grew sooner than that model, too" in explain.explain_knee(ops, None, 40.0)
     assert "No guess" not in explain.explain_knee(ref["batch_sweep"], None, critical)
@@ -452,3 +457,8 @@ def test_explain_context_needs_two_contexts():
     one = SimpleNamespace(context_len=128, ms_per_step=2.0, predicted_ms=1.0, budget={})
     with pytest.raises(ValueError, match="two or more context lengths"):
         explain.explain_context([one, one])
+
+
+def test_guess_verdict_names_its_source():
+    text = explain.guess_verdict(33, 34.5, 32.1, 2.4, "sequences", "The model of the step")
+    assert "was within the measurement's noise: closer than the model of the step." in text

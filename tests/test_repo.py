@@ -92,10 +92,11 @@ def test_the_library_stays_small():
     # 4,916. The aim of 14 modules and ~3,000 lines needs content cut, not code: 14 x 350 with __main__ at ~250
     # leaves no room for today's. A learner's reading of perf and measure (2026-11-29, second session): +13 lines
     # for terms defined where they are used, units in docstrings, dense lines split, one pricing helper for a
-    # decode step's ops (the sweep warmed a different cache than the record read). The cap is today's size, so
-    # that nothing grows back unnoticed.
+    # decode step's ops (the sweep warmed a different cache than the record read); +20 for defects three audits of
+    # the readings found (a container's memory limit, min_devices with the KV cache, a noisy knee, the round cost of
+    # an empty speculative round...), each with its test. The cap is today's size, so that nothing grows back unnoticed.
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
-    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4929, sizes
+    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4949, sizes
 
 
 def test_ruff_passes():
