@@ -49,7 +49,7 @@ class Check:
 def run_checks() -> list[Check]:
     """Every pre-flight check, in the order printed."""
     ok = sys.version_info >= (3, 10)
-    checks = [Check("Python", ok, platform.python_version(), "" if ok else "install Python 3.10 or newer")]
+    checks = [Check("Python", ok, platform.python_version(), "" if ok else "install Python 3.10 to 3.13")]
     for dist, purpose in REQUIRED_PACKAGES.items():
         try:
             checks.append(Check(dist, True, metadata.version(dist)))

@@ -55,8 +55,8 @@ _UNIT_ALIASES = {"×": ("x", "times"), "tokens/s": ("tok/s", "token/s", "tokens 
                  "ms": ("milliseconds", "millisecond"), "FLOP/byte": ("FLOP/B", "FLOPs/byte"), "GPUs": ("GPU",)}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?::([^{}]+))?\}")  # {name} or {name:unit}
 # A plausible learner's measurements (docs/QUIZ_SCHEMA.md): loading a bank computes measured values with them.
-_SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32", "ttft": 0.0421,
-                   "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 4, "sweep_context": 16,
+_SAMPLE_CONTEXT = {"bandwidth": 12.4e9, "peak_flops": 95e9, "model_params": 25.2e6, "precision": "fp32", "ttft": 0.150,
+                   "prompt_tokens": 256, "acceptance_rate": 0.71, "draft_length": 3, "sweep_context": 16,
                    "step_time_1": 5.2e-3, "step_time_16": 7.9e-3}
 _DATA = resources.files("course_lib").joinpath("data")
 _SCHEMA = jsonschema.Draft202012Validator(json.loads(_DATA.joinpath("quiz.schema.json").read_text("utf-8")))
