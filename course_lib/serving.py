@@ -24,10 +24,8 @@ __all__ = [
 # Shapes of public model families for the tensor-parallel explorer: (parameters, layers, d_model).
 # Llama 2 7B and 70B, Llama 3.1 405B, from their published model configurations.
 REFERENCE_SHAPES: dict[str, tuple[float, int, int]] = {
-    "7B (32 layers, d 4096)": (7e9, 32, 4096),
-    "70B (80 layers, d 8192)": (70e9, 80, 8192),
-    "405B (126 layers, d 16384)": (405e9, 126, 16384),
-}
+    "7B (32 layers, d 4096)": (7e9, 32, 4096), "70B (80 layers, d 8192)": (70e9, 80, 8192),
+    "405B (126 layers, d 16384)": (405e9, 126, 16384)}
 
 # Mixture-of-experts models: (total parameters, active per token, routed experts per layer, experts
 # each token picks). Mixtral 8x7B: Jiang et al. 2024 ("47B parameters, 13B active"); DeepSeek-V3:
@@ -315,14 +313,16 @@ def explain_tensor_parallel(r) -> str:
                         "less: the one-process step it divides was noisy (below)." if ratio < 0.85 and noisy_single else
                         "less, as if each rank's share of the weights now came from a faster cache." if ratio < 0.85 else
                         "each rank still runs as many small ops (norms, attention, additions) as one process, and their "
-                        "fixed cost does not divide" + (", and a busy or shared core slows it." if gloo else ".")))
+                        "fixed cost does not divide" + ("; a busy or shared core slows it too." if gloo else ".")))
     if predicted := formula_step(r):
         link, each, fitted = r["link"], comm / count, predicted[1] / count
         per = link.get("allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
+        alone = dict(zip(link["message_bytes"], link.get("seconds") or [])).get(r["allreduce_bytes"])  # timed in the sweep
         late = (f"the {count} all-reduces in the step's chain took {_ms(each)} each, {each / fitted:.1f}× the {_ms(fitted)} "
                 f"of α + m/β. They were timed alone in a graph, where no rank arrives late: the link fitted to the "
                 f"sweep's short graphs{per and f' of {per}'} underprices a chain of {count}." if r.get("graphs") else
-                f"the other {_ms(comm - predicted[1])} inside them was waiting for a rank that arrived late.")
+                f"the other {_ms(comm - count * (alone or fitted))} inside them was waiting for a rank that arrived late"
+                + (f" (the sweep timed one of this size alone: {_ms(alone)}, {alone / fitted:.1f}× the fit)." if alone else "."))
         text.append(f"The link, fitted to all-reduces of {len(link['message_bytes'])} sizes ({link['algorithm']} "
                     f"model): α = {_ms(link['latency_s'])}, β = {link['bandwidth_Bps'] / 1e9:.2f} GB/s. It prices "
                     f"the step's all-reduces at {_ms(predicted[1])}; " + (

@@ -162,6 +162,11 @@ def test_explanation_of_a_win_by_hand():
     ({"step_s": 12.5e-3, "timed_step_s": 12.5e-3, "comm_s": 6.5e-3, "comm_share": 0.52},
      ["**lost**", "1.25× the time", "at best 1.22× from", "communication **dominates**", "other 4.87 ms inside them was waiting"],
      ["won"]),
+    # the sweep timed the step's 2048-byte all-reduce alone at 0.15 ms, 1.47x the fit's 2 x 50 us + 2048 B / 1 GB/s:
+    # 6.5 - 16 x 0.15 = 4.10 ms left for waiting
+    ({"step_s": 12.5e-3, "timed_step_s": 12.5e-3, "comm_s": 6.5e-3, "comm_share": 0.52,
+      "link": {**LINK, "seconds": [6e-5, 1.5e-4, 2e-4]}},
+     ["other 4.10 ms inside them was waiting", "alone: 0.15 ms, 1.5× the fit"], []),
     # quartiles spanning 1: no clear difference, and noisy (3 ms of 10 is 30 %)
     ({"step_s": 9.5e-3, "single_device_iqr_s": 3e-3}, ["no clear difference", "Noisy"], ["won", "lost"]),
     # computing took 9 ms against 6: small ops and a shared core; few all-reduces: a small share
