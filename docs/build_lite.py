@@ -183,8 +183,9 @@ REWRITES = [
     (r"\bget_profile\(device, progress=True\)", "picked.profile"),
     (r"^(\w+) = specs\.custom\(widgets\.MEASURED,.*?\)$",
      r"\1 = picked.hardware  # its roofs as an explorer entry (None: no memory size recorded)"),
-    (r"plots\.machine_vs_catalog\(profile\.read_bandwidth, specs\.catalog\(\)\)",
-     'plots.machine_vs_catalog(profile.read_bandwidth, specs.catalog(), f"{picked.name} (recorded)")'),
+    (r'plots\.machine_vs_catalog\(profile\.read_bandwidth, specs\.catalog\(\), f"this machine\{threads\} \(measured\)"\)',
+     'plots.machine_vs_catalog(profile.read_bandwidth, specs.catalog(), f"{picked.name}{threads} (recorded)")'),
+    (r'f"Your machine\'s streaming read\{threads\}:', 'f"The recorded {picked.name}\'s streaming read{threads}:'),
     (r"^records = measure\.decode_sweep\(presets, .*?\)$",
      "records = [r for r in picked.decode if r.preset in presets]  # the recorded machine's batch-1 decode sweep\n"
      "assert [r.preset for r in records] == presets, f\"{picked.name} has no record of some of {presets}\""),

@@ -99,6 +99,17 @@ def test_the_rule_keeps_every_calculator_explorer_and_quiz(explored, name):
             assert kept is not None or cell.source in explore[f"lite-{cell.id}"].source, f"{name}: {cell.id} vanished"
 
 
+def test_every_rewrite_still_matches_a_notebook():
+    # a rewrite whose cell changed matches nothing and silently stops relabelling (the bandwidth chart once called the
+    # recorded machine "this machine (measured)" that way)
+    import re
+    cells = [c.source for name in NAMES for c in nbformat.read(build_lite.NOTEBOOKS / name, as_version=4).cells
+             if c.cell_type == "code"]
+    unmatched = [pattern for pattern, _ in build_lite.REWRITES
+                 if not any(re.search(pattern, cell, flags=re.M | re.S) for cell in cells)]
+    assert not unmatched, unmatched
+
+
 def test_recorded_cells_replace_cells_that_measure():
     for (stem, cell_id), (_, code) in build_lite.RECORDED_CELLS.items():
         cell = next((c for c in _original(f"{stem}.ipynb").cells if c.id == cell_id), None)
