@@ -270,14 +270,14 @@ def tensor_parallel_bars(n_params, precision, bandwidth, n_layers, d_model, link
 
 
 def allreduce_fit(link, decode_bytes: int | None = None) -> go.Figure:
-    """A measured all-reduce sweep (medians, IQR as error bars) against the fitted alpha-beta line
+    """A measured all-reduce sweep (medians, half the IQR as error bars) against the fitted alpha-beta line
     (``link``: parallel.LinkResult or its dict), on log axes; the decode message marked."""
     get = partial(field, link)
     sizes, n, algorithm = get("message_bytes"), get("world_size"), get("algorithm")
     grid = [min(sizes) * (max(sizes) / min(sizes)) ** (i / 59) for i in range(60)]
     fitted = [serving.allreduce_time(m, n, get("bandwidth_Bps"), get("latency_s"), algorithm) * 1e6 for m in grid]
     fig = go.Figure(go.Scatter(x=sizes, y=[t * 1e6 for t in get("seconds")], mode="markers", name="measured (median, IQR)",
-                               error_y=dict(type="data", array=[q * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
+                               error_y=dict(type="data", array=[q / 2 * 1e6 for q in get("iqr_s")]), marker=dict(size=10)))
     fig.add_scatter(x=grid, y=fitted, mode="lines", name=f"fit: α = {get('latency_s') * 1e6:.0f} µs, "
                     f"β = {get('bandwidth_Bps') / 1e9:.2f} GB/s ({algorithm})", line=dict(color=COLORS[1]))
     if decode_bytes:
@@ -297,8 +297,11 @@ def speculative_curve(alpha: float, cost_ratio: float, alphas=(0.5, 0.7, 0.9)) -
         fig.add_scatter(x=gammas, y=[perf.speculative_speedup(a, g, cost_ratio) for g in gammas], mode="lines",
                         name=f"α = {a}", line=dict(color=COLORS[(i + 2) % 8], width=1.5, dash="dot"))
     fig.add_scatter(x=[1, 16], y=[1.0, 1.0], mode="lines", name="no speed-up", line=dict(color="gray"))
-    return _layout(fig, f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})",
-                   "draft length γ", "speed-up over plain decoding")
+    return _layout(fig, speculative_title(cost_ratio), "draft length γ", "speed-up over plain decoding")
+
+
+def speculative_title(cost_ratio: float) -> str:
+    return f"Speculative decoding: speed-up vs draft length (draft cost c = {cost_ratio:.2f})"
 
 
 # ----------------------------------------------------------------------------- recorded GPU runs

@@ -229,8 +229,8 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
     t, best = stream + comm, min(parts, key=lambda k: sum(parts[k]))
     fit = ("✅ each device holds" if per_device <= hw.memory else
            "<b style='color:#b00'>⚠ does not fit:</b> each device would need")
-    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.0f} GB each; at least {need} "
-             f"device{'s' if need > 1 else ''} for the weights alone)",
+    lines = [f"{fit} {per_device / 1e9:,.1f} GB of weights ({hw.memory / 1e9:,.1f} GB each, as the device reports it; at "
+             f"least {need} device{'s' if need > 1 else ''} for the weights alone)",
              (f"step {1e3 * t:,.3g} ms = {1e3 * stream:,.3g} ms streaming + {1e3 * comm:,.3g} ms in {2 * n_layers} "
               f"{algorithm} all-reduces ({comm / t:.0%})" if n > 1 else f"step {1e3 * t:,.3g} ms, all streaming (one device: "
               "no all-reduces)") + f" → <b>{1 / t:,.1f} tokens/s</b> per sequence"]

@@ -198,11 +198,13 @@ class RooflineExplorer(Explorer):
         intensity = serving.decode_intensity(n_params, wp, b, kv_seq)
         step = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, b, kv_seq)
         batch1 = serving.batched_decode_time(n_params, wp, hw.bandwidth, peak, 1, kv_seq)
+        crit, r_kv = serving.critical_batch(peak, hw.bandwidth, wp), kv_seq * peak / hw.bandwidth  # r_kv: ridge x cache bytes
         return {"hw": hw, "peak": peak, "intensity": intensity, "step_s": step, "tokens_per_s": b / step,
                 "kv_seq": kv_seq, "weights_held": perf.weight_bytes(self.SHAPE.n_params(), wp),
                 "fit": serving.max_sequences(self.SHAPE.n_params(), wp, hw.memory, kv_seq) if kv_seq else None,
                 "attained": perf.attainable_flops(intensity, peak, hw.bandwidth),
-                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": serving.critical_batch(peak, hw.bandwidth, wp),
+                "ridge": perf.ridge_point(peak, hw.bandwidth), "critical_batch": crit,  # and with the caches' reads too:
+                "compute_from": crit * 2 * n_params / (2 * n_params - r_kv) if r_kv < 2 * n_params else float("inf"),
                 "batch1_step_s": batch1, "cost": serving.cost_per_million_tokens(self.price.value, b / step),
                 "cost1": serving.cost_per_million_tokens(self.price.value, 1 / batch1)}
 
@@ -222,16 +224,19 @@ class RooflineExplorer(Explorer):
             f"<b>{s['tokens_per_s']:,.0f} tokens/s</b> in total, {1 / s['step_s']:,.1f} per sequence; "
             f"at ${self.price.value:.2f} per GPU-hour: <b>${s['cost']:,.3g} per million tokens</b> (batch 1: ${s['cost1']:,.3g})"]
         memory = f"{hw.memory / 1e9:,.1f} GB (as the device reports it)"
-        if s["fit"] is None:
+        if s["fit"] == 0 or s["weights_held"] > hw.memory:
+            room = "do not fit in" if s["weights_held"] > hw.memory else "leave no room for KV caches in"
+            lines.append(f"<b style='color:#b00'>⚠ the weights ({s['weights_held'] / 1e9:,.1f} GB) {room} {memory}</b>")
+        elif s["fit"] is None:
             lines.append("move the context slider to see how many sequences' KV caches fit in memory")
-        elif s["fit"] == 0:
-            lines.append(f"<b style='color:#b00'>⚠ the weights ({s['weights_held'] / 1e9:,.1f} GB) leave no room for "
-                         f"KV caches in {memory}</b>")
         else:
-            cap = "memory caps the batch before compute does" if s["fit"] < crit else "compute caps the batch first"
+            start = s["compute_from"]  # the batch from which compute binds, with these caches read (inf: never)
+            cap = ("memory caps the batch before compute does" if s["fit"] < start else "compute caps the batch first") + (
+                f" (compute-bound from batch {start:,.0f} with these caches)" if start < float("inf") else
+                " (caches this long never let the step turn compute-bound)")
             lines.append(f"{memory} holds the weights ({s['weights_held'] / 1e9:,.1f} GB) and the KV caches of at most "
                          f"<b>{s['fit']:,} sequences</b> of {self.context.value:,} tokens ({s['kv_seq'] / 1e9:,.2f} GB "
-                         f"each): {cap} ({crit:,.0f})")
+                         f"each): {cap}")
             if b > s["fit"]:
                 lines.append(f"<b style='color:#b00'>⚠ Out of memory:</b> {b:,} sequences' caches do not fit")
         self.readout.value = "<br>".join(lines)
@@ -340,6 +345,6 @@ class SpeculativeExplorer(Explorer):
         gammas = list(range(1, 17))
         with self.figure.batch_update():
             self.figure.data[0].y = [perf.speculative_speedup(a, k, c) for k in gammas]
-            self.figure.data[0].name = f"α = {a:.2f} (yours)"
+            self.figure.data[0].name, self.figure.layout.title.text = f"α = {a:.2f} (yours)", plots.speculative_title(c)
             for trace, alpha in zip(self.figure.data[1:], self.COMPARE):  # the thin comparison curves
                 trace.y = [perf.speculative_speedup(alpha, k, c) for k in gammas]

@@ -236,6 +236,7 @@ def test_allreduce_fit_figure_by_hand():
     link = {"world_size": 2, "backend": "gloo", "algorithm": "ring", "message_bytes": [4, 2048, 1 << 20],
             "seconds": [100e-6, 102e-6, 1.1e-3], "iqr_s": [5e-6, 5e-6, 50e-6], "latency_s": 50e-6, "bandwidth_Bps": 1e9}
     fig = plots.allreduce_fit(link, decode_bytes=2048)
-    assert list(fig.data[0].y) == pytest.approx([100, 102, 1100]) and list(fig.data[0].error_y.array) == [5, 5, 50]
+    assert list(fig.data[0].y) == pytest.approx([100, 102, 1100])
+    assert list(fig.data[0].error_y.array) == pytest.approx([2.5, 2.5, 25])  # half the IQR, as every error bar
     # the line at 1 MiB: 2 x 50 us + 1048576 B / 1 GB/s = 1148.6 us
     assert fig.data[1].y[-1] == pytest.approx(1148.576) and "α = 50 µs, β = 1.00 GB/s (ring)" in fig.data[1].name

@@ -94,9 +94,11 @@ def test_the_library_stays_small():
     # for terms defined where they are used, units in docstrings, dense lines split, one pricing helper for a
     # decode step's ops (the sweep warmed a different cache than the record read); +20 for defects three audits of
     # the readings found (a container's memory limit, min_devices with the KV cache, a noisy knee, the round cost of
-    # an empty speculative round...), each with its test. The cap is today's size, so that nothing grows back unnoticed.
+    # an empty speculative round...), each with its test; +8 for the explorers (a critical batch with the caches' reads,
+    # weights that do not fit at context 0, a title that follows its slider). The cap is today's size, so that nothing
+    # grows back unnoticed.
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
-    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4949, sizes
+    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4957, sizes
 
 
 def test_ruff_passes():

@@ -132,12 +132,23 @@ def test_roofline_explorer_kv_capacity_and_cost():
     r.context.value = 4096
     # (85.9 - 13.4) GB (weights with the embedding) / 2.147 GB = 33.8: 33 sequences, far below the critical batch
     assert "at most <b>33 sequences</b>" in r.readout.value and "memory caps the batch" in r.readout.value
+    # 2.15 GB of cache per sequence x ridge 153 = 329 GFLOP of reach per sequence, above the 2P = 13.1 GFLOP it brings:
+    # intensity 2Pb / (W + b kv) stays under the ridge at any batch
+    assert "never let the step turn compute-bound" in r.readout.value
+    r.context.value = 64  # 33.6 MB each: b = 153 x 13.15 / (13.15 - 153 x 0.0336) = 251
+    assert "compute caps the batch first (compute-bound from batch 251 with these caches)" in r.readout.value
+    r.context.value = 4096
     r.batch.value = 34
     assert "Out of memory" in r.readout.value
     r.device.value = "L4"  # (24.15 - 13.41) GB / 2.147 GB = 5.003: 5 such caches
     assert "at most <b>5 sequences</b>" in r.readout.value
     r.device.value, r.weights.value = "RTX-4090", "fp32"  # 26.9 GB of weights in 25.8 GB
-    assert "leave no room" in r.readout.value
+    assert "do not fit in 25.8 GB" in r.readout.value
+    r.context.value = 0  # no caches at all: the weights still do not fit, and the readout still says so
+    assert "do not fit in 25.8 GB" in r.readout.value
+    # L4: 17.2 GB of cache for one sequence of 32768 tokens, 10.7 GB free beside the weights
+    r.device.value, r.weights.value, r.context.value = "L4", "fp16", 32768
+    assert "leave no room for KV caches in 24.2 GB" in r.readout.value
 
 
 def test_tensor_parallel_explorer():
@@ -202,7 +213,7 @@ def test_speculative_explorer():
     s = widgets.SpeculativeExplorer(alpha=0.8, gamma=4, cost_ratio=0.1)
     assert "3.36" in s.readout.value and "2.40×" in s.readout.value
     s.alpha.value, s.cost.value = 0.1, 1.0
-    assert "slow-down" in s.readout.value
+    assert "slow-down" in s.readout.value and "draft cost c = 1.00" in s.figure.layout.title.text  # the title follows c
     texts = _drive_to_extremes([s.alpha, s.gamma, s.cost], s.readout, s.figure)
     assert len(texts) > 3
 
