@@ -205,13 +205,15 @@ INTRO = ("**Explore in the browser.** This copy of the notebook runs in your bro
          "its code; to run it on your own machine, open the full course (Binder, Colab, or `python3 course.py open`).")
 PICKER = "import course_explore as explore\n\nexplore.picker()  # the cells below read the machine picked here"
 NOTES = {"measure": "**Measured in the full course.** This cell runs the toy model or times your machine, which needs "
-                    "PyTorch: the browser cannot run it.",
+                    "PyTorch: the browser cannot run it (the text below may speak of its output, which only the full "
+                    "course shows).",
          "recorded": "**Recorded.** In the full course this cell measures your machine; here the picked machine's "
                      "recorded run answers (the cell after this note). The original code:",
          "shape": "**Measured in the full course.** This cell runs the toy model, which needs PyTorch. The cell after "
                   "this note gives the toy's shape (its sizes, from `course_lib.specs`), which is all the cells "
                   "below read of it. The original code:",
-         "depends": "**Skipped in the browser.** This cell reads {} from a measurement above.",
+         "depends": "**Skipped in the browser.** This cell reads {} from a measurement above (the text below may "
+                    "speak of its output, which only the full course shows).",
          "predict": "**Skipped in the browser.** This predict box asks about a measurement that needs PyTorch (below): "
                     "the browser could not show you the answer."}
 # the setup cell's toy model (notebook 02 builds it there): its shape only, which is what the cells that run here read
@@ -367,6 +369,8 @@ def _explore(nb, name: str, unrevealed: set[str]):
         if "google.colab" in source:
             continue
         new = _setup_cell(source) if "pick_device()" in source else _rewrite(source)
+        if "picked.decode" in new and "picked.decode" not in source:  # a measurement answered by the recorded run: say so
+            cells.append(_note("recorded", source, cell.id))
         if needs_torch(ast.parse(new), known):
             kind, stand_in = RECORDED_CELLS.get((name, cell.id), ("measure", None))
             cells.append(_note(kind, source, cell.id))

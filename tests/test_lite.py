@@ -110,6 +110,14 @@ def test_every_rewrite_still_matches_a_notebook():
     assert not unmatched, unmatched
 
 
+def test_a_measurement_answered_by_the_recorded_run_says_so():
+    cells = build_lite.explore_notebook(nbformat.read(build_lite.NOTEBOOKS / "01_the_bottleneck.ipynb", as_version=4),
+                                        "01_the_bottleneck").cells
+    ids = [c.id for c in cells]
+    note, cell = cells[ids.index("c020") - 1], cells[ids.index("c020")]
+    assert note.id == "lite-c020" and note.source.startswith("**Recorded.**") and "picked.decode" in cell.source
+
+
 def test_recorded_cells_replace_cells_that_measure():
     for (stem, cell_id), (_, code) in build_lite.RECORDED_CELLS.items():
         cell = next((c for c in _original(f"{stem}.ipynb").cells if c.id == cell_id), None)
