@@ -214,6 +214,8 @@ NOTES = {"measure": "**Measured in the full course.** This cell runs the toy mod
                   "below read of it. The original code:",
          "depends": "**Skipped in the browser.** This cell reads {} from a measurement above (the text below may "
                     "speak of its output, which only the full course shows).",
+         "quiz": "**In the browser** this track has no measurement of {}: the questions about those ask for a "
+                 "measurement it cannot make. Answer the others, or open the full course to measure them.",
          "predict": "**Skipped in the browser.** This predict box asks about a measurement that needs PyTorch (below): "
                     "the browser could not show you the answer."}
 # the setup cell's toy model (notebook 02 builds it there): its shape only, which is what the cells that run here read
@@ -320,6 +322,13 @@ def _what_it_can(source: str, known: set[str]) -> str:
     return "\n".join(line for line in source.splitlines() if line.strip())
 
 
+def _quiz_keys(source: str) -> set[str]:
+    """The measurements a ``show_quiz(..., context={...})`` call in ``source`` passes (its dict literal's keys)."""
+    return {k.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "show_quiz"
+            for kw in n.keywords if kw.arg == "context" and isinstance(kw.value, ast.Dict)
+            for k in kw.value.keys if isinstance(k, ast.Constant)}
+
+
 def _is_tool(call: ast.Call) -> bool:
     """A call that makes an explorer or a calculator (``widgets.DecodeCalculator(...)``)."""
     return isinstance(call.func, ast.Attribute) and call.func.attr.endswith(("Explorer", "Calculator"))
@@ -382,6 +391,9 @@ def _explore(nb, name: str, unrevealed: set[str]):
             cells.append(_note("predict", source, cell.id))
             continue
         new = _what_it_can(new, known)
+        if dropped := _quiz_keys(source) - _quiz_keys(new):  # measured questions that will ask for what it cannot have
+            cells.append(nbformat.v4.new_markdown_cell(NOTES["quiz"].format(", ".join(f"`{k}`" for k in sorted(dropped))),
+                                                       id=f"lite-{cell.id}-quiz"))
         missing = _missing(ast.parse(new), known)
         if missing or not new.strip():
             cells.append(_note("depends", source, cell.id, missing))

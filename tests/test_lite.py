@@ -118,6 +118,13 @@ def test_a_measurement_answered_by_the_recorded_run_says_so():
     assert note.id == "lite-c020" and note.source.startswith("**Recorded.**") and "picked.decode" in cell.source
 
 
+def test_a_quiz_says_which_measurements_the_browser_lacks():
+    cells = build_lite.explore_notebook(nbformat.read(build_lite.NOTEBOOKS / "02_prefill_vs_decode.ipynb", as_version=4),
+                                        "02_prefill_vs_decode").cells
+    notes = [c.source for c in cells if c.id.endswith("-quiz")]
+    assert len(notes) == 1 and "`prompt_tokens`, `ttft`" in notes[0] and "`bandwidth`" not in notes[0]
+
+
 def test_recorded_cells_replace_cells_that_measure():
     for (stem, cell_id), (_, code) in build_lite.RECORDED_CELLS.items():
         cell = next((c for c in _original(f"{stem}.ipynb").cells if c.id == cell_id), None)
