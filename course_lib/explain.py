@@ -86,7 +86,7 @@ def explain_knee(records, guess: float | None, critical: float, growth: float = 
                              "The model of the step").removesuffix(NO_GUESS)
     text += (f" By the weights-only roofline the step stays flat up to the critical batch, {critical:.1f}, "
              f"and grows {growth:g}× by {roof:.1f}.")
-    if noisy := [str(field(r, "batch")) for r in rows if field(r, "iqr_ms") > perf.NOISY * field(r, "ms_per_step")]:
+    if noisy := [str(field(r, "batch")) for r in rows if (field(r, "iqr_ms") or 0) > perf.NOISY * field(r, "ms_per_step")]:
         text += f" ⚠ Noisy at batch {', '.join(noisy)}: read this knee loosely, or re-run the cell."
     if knee is None and top < roof:
         return text + f" That fits: the roofline's knee lies beyond batch {top} too."

@@ -393,6 +393,9 @@ def test_batch_knee_interpolates_on_log_batch():
     assert explain.batch_knee(noisy)[16] == (pytest.approx(4 * 2 ** 0.375), 1, None)
     assert "⚠ Noisy at batch 1, 2, 4, 8" in explain.explain_knee(noisy, None, 40.0)
     assert "Noisy" not in explain.explain_knee(sweep([10, 10, 11, 15]), None, 40.0)
+    unspread = [{"batch": 2 ** i, "context_len": 16, "ms_per_step": t, "iqr_ms": None, "budget": {"memory roof": t}}
+                for i, t in enumerate([10, 10, 11, 15])]  # a run that recorded no spread
+    assert "Noisy" not in explain.explain_knee(unspread, None, 40.0)
     with pytest.raises(ValueError, match="batch 1"):
         explain.batch_knee(sweep([10, 10])[1:])
 
