@@ -49,6 +49,7 @@ class DecodeRecord:
     iqr_ms: float               # inter-quartile range of the step time
     repeats: int
     n_ops: int                  # the small ops "other small ops" prices: every call but matrix products and attention
+                                # (version 1's recorded runs: every kernel, which their "per-op overhead" priced)
     bandwidth: float            # the streaming-read roof (B/s)
     kernel_bandwidth: float     # the decode GEMV kernel roof at this precision (B/s)
     budget: dict                # term -> ms (perf.decode_budget's seconds x 1e3): the modeled step, term by term

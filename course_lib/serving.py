@@ -251,14 +251,10 @@ def describe_tensor_parallel(n_params, precision, hw, n, n_layers, d_model, link
 
 
 # ----------------------------------------------------------------------------- reading a tensor-parallel run
-def _fields(run) -> dict:
-    """A TensorParallelResult as a dict; a recorded run's dict as it is (older ones lack some keys)."""
-    return run if isinstance(run, dict) else asdict(run)
-
-
+# (each reads a TensorParallelResult as a dict, and a recorded run's dict as it is: older ones lack some keys)
 def speedup_range(r) -> tuple[float, float]:
     """The speed-up's spread: the least and most favourable reading of the two medians ± half their IQRs."""
-    r = _fields(r)
+    r = r if isinstance(r, dict) else asdict(r)
     single, step = r["single_device_step_s"], r["step_s"]
     s_half, t_half = (r.get("single_device_iqr_s") or 0.0) / 2, (r.get("step_iqr_s") or 0.0) / 2
     return max(single - s_half, 0.0) / (step + t_half), (single + s_half) / max(step - t_half, 1e-12)
@@ -267,7 +263,7 @@ def speedup_range(r) -> tuple[float, float]:
 def formula_step(r) -> tuple[float, float] | None:
     """(compute, communication) seconds that ``tensor_parallel_split`` predicts from the run's
     own one-device step and fitted link; None without a link."""
-    r = _fields(r)
+    r = r if isinstance(r, dict) else asdict(r)
     if not (link := r.get("link")):
         return None
     return tensor_parallel_split(r["single_device_step_s"], r["world_size"], r["allreduces_per_step"], r["allreduce_bytes"],
@@ -283,7 +279,7 @@ def explain_tensor_parallel(r) -> str:
     each case that occurs: faster, no clear difference or slower; communication's share; the
     computing part against 1/N of the bytes; the link's price against the time inside the
     all-reduces; CPU cores shared or GPUs of their own; noise."""
-    r = _fields(r)
+    r = r if isinstance(r, dict) else asdict(r)
     n, step, single, comm = r["world_size"], r["step_s"], r["single_device_step_s"], r["comm_s"]
     share, count, gloo = r.get("comm_share") or comm / step, r["allreduces_per_step"], r["backend"] == "gloo"
     low, high = speedup_range(r)
@@ -318,16 +314,18 @@ def explain_tensor_parallel(r) -> str:
         link, each, fitted = r["link"], comm / count, predicted[1] / count
         per = link.get("allreduces_per_graph") or ""  # all-reduces in each sweep graph (gpu_tp.py's results)
         alone = dict(zip(link["message_bytes"], link.get("seconds") or [])).get(r["allreduce_bytes"])  # timed in the sweep
+        price = alone if alone and not r.get("graphs") else fitted  # one all-reduce of the step's size, outside the step
         late = (f"the {count} all-reduces in the step's chain took {_ms(each)} each, {each / fitted:.1f}× the {_ms(fitted)} "
                 f"of α + m/β. They were timed alone in a graph, where no rank arrives late: the link fitted to the "
                 f"sweep's short graphs{per and f' of {per}'} underprices a chain of {count}." if r.get("graphs") else
-                f"the other {_ms(comm - count * (alone or fitted))} inside them was waiting for a rank that arrived late"
+                f"the other {_ms(comm - count * price)} inside them was waiting for a rank that arrived late"
                 + (f" (the sweep timed one of this size alone: {_ms(alone)}, {alone / fitted:.1f}× the fit)." if alone else "."))
         text.append(f"The link, fitted to all-reduces of {len(link['message_bytes'])} sizes ({link['algorithm']} "
                     f"model): α = {_ms(link['latency_s'])}, β = {link['bandwidth_Bps'] / 1e9:.2f} GB/s. It prices "
                     f"the step's all-reduces at {_ms(predicted[1])}; " + (
-                        late if each > 1.25 * fitted else f"about the {_ms(comm)} measured." if each >= 0.8 * fitted else
-                        "more than was measured inside the step (the sweep ran at a busier moment)."))
+                        late if each > 1.25 * price else f"the {_ms(comm)} measured is no more than the sweep found for this "
+                        f"size alone ({_ms(alone)} each)." if each > 1.25 * fitted else f"about the {_ms(comm)} measured."
+                        if each >= 0.8 * fitted else "more than was measured inside the step (the sweep ran at a busier time)."))
         text.append(f"From the one-process step and that link, the formula t₁(1 − s + s/N) + {count} all-reduces "
                     f"predicts {single / sum(predicted):.2f}×.")
     cores = r.get("cpu_count")
