@@ -169,7 +169,8 @@ def test_explanation_of_a_win_by_hand():
      ["other 4.10 ms inside them was waiting", "alone: 0.15 ms, 1.5× the fit"], []),
     # 3.2 ms / 16 = 0.20 ms each, 2x the fit's 0.10 ms but under the 0.30 ms the sweep found alone at 2048 bytes: no waiting
     ({"comm_s": 3.2e-3, "link": {**LINK, "seconds": [6e-5, 3e-4, 4e-4]}},
-     ["the 3.20 ms measured is no more than the sweep found for this size alone (0.30 ms each)"], ["arrived late", "was waiting for a rank"]),
+     ["the 3.20 ms measured is no more than the sweep found for this size alone (0.30 ms each)"],
+     ["arrived late", "was waiting for a rank"]),
     # quartiles spanning 1: no clear difference, and noisy (3 ms of 10 is 30 %)
     ({"step_s": 9.5e-3, "single_device_iqr_s": 3e-3}, ["no clear difference", "Noisy"], ["won", "lost"]),
     # computing took 9 ms against 6: small ops and a shared core; few all-reduces: a small share
