@@ -98,7 +98,7 @@ def test_the_library_stays_small():
     # weights that do not fit at context 0, a title that follows its slider). The cap is today's size, so that nothing
     # grows back unnoticed.
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "course_lib").glob("*.py")}
-    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4957, sizes
+    assert len(sizes) <= 16 and max(sizes.values()) <= 350 and sum(sizes.values()) <= 4956, sizes
 
 
 def test_ruff_passes():
